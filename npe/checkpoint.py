@@ -1,0 +1,33 @@
+"""Loading MMEngine checkpoints on torch >= 2.6 (``weights_only=True`` by default).
+
+MMEngine checkpoints carry the message hub (``HistoryBuffer``) and numpy scalars/arrays besides the
+weights. Instead of turning ``weights_only`` off, the few harmless types MMEngine itself writes are
+added to torch's allow-list, so loading stays restricted for everything else.
+"""
+from __future__ import annotations
+
+import functools
+
+
+@functools.lru_cache(maxsize=None)
+def allow_mmengine_checkpoints() -> None:
+    """Allow-list the non-tensor types that MMEngine writes into its checkpoints (idempotent)."""
+    import torch
+
+    add = getattr(getattr(torch, 'serialization', None), 'add_safe_globals', None)
+    if add is None:  # torch < 2.4: weights_only is off by default, nothing to do
+        return
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    safe: list = [HistoryBuffer, np.ndarray, np.dtype]
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+    safe += [_reconstruct, scalar]
+    # numpy >= 1.25 pickles dtypes by their classes (np.dtypes.Float64DType, ...).
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        safe += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
+    add(safe)

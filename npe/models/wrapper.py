@@ -1,0 +1,244 @@
+"""``MultiHeadWrapper``: a decode head plus prior estimator modules (NPE.md sections 1 and 3)."""
+from __future__ import annotations
+
+import copy
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.losses import accuracy
+from mmseg.registry import MODELS
+
+from npe.errors import UserError
+
+#: Decode heads the wrapper accepts (the reference's list).
+SUPPORTED_HEADS = (
+    'FCNHead', 'UPerHead', 'ASPPHead', 'DepthwiseSeparableASPPHead', 'PSPHead', 'DNLHead',
+    'NLHead', 'APCHead', 'ANNHead', 'SETRUPHead', 'EMAHead',
+)
+PEM_TYPES = ('auto', 'FCNHead')
+
+# Keys of a head config that BaseDecodeHead itself understands; everything else is head-specific.
+_BASE_KEYS = ('in_channels', 'channels', 'num_classes', 'out_channels', 'threshold', 'dropout_ratio',
+              'conv_cfg', 'act_cfg', 'in_index', 'input_transform', 'ignore_index', 'sampler',
+              'align_corners')
+
+
+def _head_type(cfg: dict) -> str:
+    head_type = cfg.get('type', '')
+    if not isinstance(head_type, str):
+        head_type = getattr(head_type, '__name__', str(head_type))
+    return head_type.split('.')[-1]
+
+
+def _loss_list(loss_decode: Any) -> list:
+    if loss_decode is None:
+        return []
+    if isinstance(loss_decode, (list, tuple)):
+        return list(loss_decode)
+    return [loss_decode]
+
+
+def find_ce_loss(loss_decode: Any) -> dict:
+    """Return the CrossEntropyLoss config in ``loss_decode`` or raise :class:`UserError`."""
+    for loss in _loss_list(loss_decode):
+        if isinstance(loss, dict) and _head_type(loss) == 'CrossEntropyLoss':
+            if loss.get('use_sigmoid', False) or loss.get('use_mask', False):
+                raise UserError('decode_head.loss_decode: NPE needs a softmax CrossEntropyLoss '
+                                '(use_sigmoid=False); change the base config')
+            return loss
+    names = [_head_type(loss) if isinstance(loss, dict) else type(loss).__name__
+             for loss in _loss_list(loss_decode)]
+    raise UserError(f'decode_head.loss_decode is {names or "empty"}: NPE needs a CrossEntropyLoss '
+                    '(alone or in a list); change the base config')
+
+
+def check_head(cfg: dict) -> None:
+    """Raise :class:`UserError` unless ``cfg`` is a head the wrapper supports with a CE loss."""
+    head_type = _head_type(cfg)
+    if head_type not in SUPPORTED_HEADS:
+        raise UserError(f'decode_head type {head_type!r} is not supported by NPE; supported: '
+                        f'{", ".join(SUPPORTED_HEADS)}')
+    find_ce_loss(cfg.get('loss_decode', dict(type='CrossEntropyLoss')))
+
+
+def _last(value: Any) -> Any:
+    return value[-1] if isinstance(value, (list, tuple)) else value
+
+
+def pem_config(head_cfg: dict, pem_type: str) -> dict:
+    """The config of one prior estimator module: BN-free copy of the head, or a light FCNHead."""
+    if pem_type == 'auto':
+        cfg = copy.deepcopy(dict(head_cfg))
+        cfg['norm_cfg'] = None
+        cfg.pop('init_cfg', None)
+        return cfg
+    if pem_type == 'FCNHead':
+        return dict(
+            type='FCNHead',
+            in_channels=_last(head_cfg['in_channels']),
+            in_index=_last(head_cfg.get('in_index', -1)),
+            channels=head_cfg['channels'],
+            num_convs=1,
+            concat_input=False,
+            dropout_ratio=head_cfg.get('dropout_ratio', 0.1),
+            num_classes=head_cfg['num_classes'],
+            norm_cfg=None,
+            align_corners=head_cfg.get('align_corners', False),
+            loss_decode=copy.deepcopy(head_cfg.get('loss_decode', dict(type='CrossEntropyLoss'))),
+        )
+    raise UserError(f'unknown pem_type {pem_type!r}; choose one of {", ".join(PEM_TYPES)}')
+
+
+@MODELS.register_module()
+class MultiHeadWrapper(BaseDecodeHead):
+    """The original decode head (``main_head``) plus ``num_pem`` prior estimator modules (``pems``).
+
+    Training: returns ``(z, [u_1..u_M])``; losses are CE (and any other original loss) on ``z`` plus
+    the one-way logistic loss on every ``u_m``. Eval: returns
+    ``z + (1/M) * sum_m (U_m - mean(U_m)) / s`` (NPE-LA), and, if ``log_prior`` is given,
+    ``- log_prior / s`` (classic logit adjustment with counted priors).
+
+    Args:
+        main_head: config of the original decode head.
+        num_pem: number of prior estimator modules M (0 = no adjustment).
+        pem_type: ``'auto'`` (BN-free copy of the main head) or ``'FCNHead'``.
+        scale_factor: s; only used at inference.
+        pem_weight: weight of the PEM loss (default: the CE ``loss_weight``).
+        pem_loss: extra options of ``OneWayLogisticLoss`` (e.g. ``avg_non_ignore``, ``class_weight``).
+        log_prior: optional per-class log prior for counted-prior logit adjustment at inference.
+        init_std: std of the reference init applied to every Conv2d/Linear after construction.
+    """
+
+    def __init__(self,
+                 main_head: dict,
+                 num_pem: int = 1,
+                 pem_type: str = 'auto',
+                 scale_factor: float = 1.0,
+                 pem_weight: float | None = None,
+                 pem_loss: dict | None = None,
+                 log_prior: Sequence[float] | None = None,
+                 init_std: float | None = 0.001,
+                 **kwargs) -> None:
+        main_head = dict(main_head)
+        check_head(main_head)
+        if int(num_pem) < 0:
+            raise UserError(f'num_pem must be >= 0, got {num_pem}')
+        if pem_type not in PEM_TYPES:
+            raise UserError(f'unknown pem_type {pem_type!r}; choose one of {", ".join(PEM_TYPES)}')
+        if float(scale_factor) <= 0:
+            raise UserError(f'scale_factor must be > 0, got {scale_factor}')
+        base = {k: copy.deepcopy(main_head[k]) for k in _BASE_KEYS if k in main_head}
+        base['loss_decode'] = copy.deepcopy(main_head.get('loss_decode', dict(type='CrossEntropyLoss')))
+        if isinstance(base.get('in_channels'), (list, tuple)) and base.get('input_transform') is None:
+            # UPerHead / ANNHead set this inside their own __init__; BaseDecodeHead needs it explicitly.
+            base['input_transform'] = 'multiple_select'
+        base.update(kwargs)
+        super().__init__(init_cfg=None, **base)
+        # The wrapper never classifies by itself: drop the unused classifier (DDP would trip on it).
+        self.conv_seg = None
+
+        self.num_pem = int(num_pem)
+        self.pem_type = pem_type
+        self.scale_factor = float(scale_factor)
+        self.main_head = MODELS.build(main_head)
+        self.pems = nn.ModuleList(MODELS.build(pem_config(main_head, pem_type))
+                                  for _ in range(self.num_pem))
+        ce = find_ce_loss(base['loss_decode'])
+        loss_cfg = dict(type='OneWayLogisticLoss', align_corners=self.align_corners)
+        loss_cfg['loss_weight'] = float(ce.get('loss_weight', 1.0) if pem_weight is None else pem_weight)
+        loss_cfg['avg_non_ignore'] = bool(ce.get('avg_non_ignore', False))
+        loss_cfg.update(pem_loss or {})
+        self.pem_loss = MODELS.build(loss_cfg)
+        if log_prior is not None:
+            log_prior = torch.as_tensor(list(log_prior), dtype=torch.float32)
+            if log_prior.numel() != self.num_classes:
+                raise UserError(f'log_prior has {log_prior.numel()} entries but the model has '
+                                f'{self.num_classes} classes')
+        self.register_buffer('log_prior', log_prior, persistent=False)
+        self._prior_sum: torch.Tensor | None = None
+        self._prior_count = 0
+        if init_std is not None:
+            self._reference_init(init_std)
+
+    def _reference_init(self, std: float) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(module.weight, 0.0, std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    # ----------------------------------------------------------------- forward
+    def _pem_maps(self, inputs, size) -> list[torch.Tensor]:
+        return [F.interpolate(pem(inputs), size=size, mode='bilinear', align_corners=self.align_corners)
+                for pem in self.pems]
+
+    def adjust(self, z: torch.Tensor, pem_maps: Sequence[torch.Tensor],
+               scale_factor: float | None = None) -> torch.Tensor:
+        """NPE-LA: ``z + (1/M) sum_m (U_m - mean(U_m)) / s`` with one mean per image and map."""
+        s = self.scale_factor if scale_factor is None else float(scale_factor)
+        out = z
+        if pem_maps:
+            centred = torch.stack([u - u.mean(dim=(1, 2, 3), keepdim=True) for u in pem_maps]).mean(0)
+            self._record_prior(centred)
+            out = out + centred / s
+        if self.log_prior is not None:
+            out = out - self.log_prior.to(out.dtype).view(1, -1, 1, 1) / s
+        return out
+
+    def forward(self, inputs):
+        z = self.main_head(inputs)
+        if self.training:
+            return z, [pem(inputs) for pem in self.pems]
+        return self.adjust(z, self._pem_maps(inputs, z.shape[2:]))
+
+    # ----------------------------------------------------------------- losses
+    def loss(self, inputs, batch_data_samples, train_cfg) -> dict:
+        z = self.main_head(inputs)
+        pem_logits = [pem(inputs) for pem in self.pems]
+        return self.loss_by_feat((z, pem_logits), batch_data_samples)
+
+    def loss_by_feat(self, seg_logits, batch_data_samples) -> dict:
+        z, pem_logits = seg_logits
+        seg_label = self._stack_batch_gt(batch_data_samples)
+        size = seg_label.shape[2:]
+        z = F.interpolate(z, size=size, mode='bilinear', align_corners=self.align_corners)
+        seg_weight = self.sampler.sample(z, seg_label) if self.sampler is not None else None
+        seg_label = seg_label.squeeze(1)
+        losses: dict = {}
+        loss_fns = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) else [self.loss_decode]
+        for loss_fn in loss_fns:
+            value = loss_fn(z, seg_label, weight=seg_weight, ignore_index=self.ignore_index)
+            losses[loss_fn.loss_name] = losses.get(loss_fn.loss_name, 0) + value
+        adjusted = z
+        if pem_logits:
+            losses[self.pem_loss.loss_name] = self.pem_loss(
+                pem_logits, seg_label, weight=seg_weight, ignore_index=self.ignore_index)
+            maps = [F.interpolate(u, size=size, mode='bilinear', align_corners=self.align_corners)
+                    for u in pem_logits]
+            adjusted = z + torch.stack(maps).sum(0) / (len(maps) * self.scale_factor)
+        losses['acc_seg'] = accuracy(adjusted.detach(), seg_label, ignore_index=self.ignore_index)
+        return losses
+
+    # ----------------------------------------------------------------- learned prior
+    def start_prior_recording(self) -> None:
+        """Start accumulating the per-class mean of the centred PEM output at inference."""
+        self._prior_sum = None
+        self._prior_count = 0
+        self._recording = True
+
+    def stop_prior_recording(self) -> list[float] | None:
+        """Stop recording; return the per-class mean of the centred PEM output (None without PEMs)."""
+        self._recording = False
+        if self._prior_sum is None or self._prior_count == 0:
+            return None
+        return (self._prior_sum / self._prior_count).tolist()
+
+    def _record_prior(self, centred: torch.Tensor) -> None:
+        if not getattr(self, '_recording', False):
+            return
+        total = centred.detach().double().sum(dim=(0, 2, 3)).cpu()
+        self._prior_sum = total if self._prior_sum is None else self._prior_sum + total
+        self._prior_count += centred.shape[0] * centred.shape[2] * centred.shape[3]
