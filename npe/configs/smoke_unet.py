@@ -1,0 +1,9 @@
+# Small UNet + FCN head on the generated `smoke` set (npe-data prepare smoke).
+# Not one of the paper's datasets: the reference protocol keeps this config's own schedule.
+_base_ = ['./_base_/models/small_unet_fcn.py', './_base_/datasets/smoke.py',
+          './_base_/runtime/cpu_runtime.py']
+model = dict(data_preprocessor=dict(size=(64, 64)), decode_head=dict(num_classes=3))
+optimizer = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0005)
+optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=20, val_interval=10)
+param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=20, by_epoch=False)]

@@ -1,0 +1,282 @@
+"""Figures beside the tables: per-class IoU, learned prior vs. class frequency, training loss.
+
+Drawn with matplotlib's object API on an Agg canvas (no pyplot state, no display needed). PNGs carry
+no software/date metadata, so the same inputs give the same bytes with the same matplotlib.
+A figure whose inputs are absent is skipped, and a stale copy of it is removed, so the folder always
+mirrors the current result files.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from npe.recipes import COUNTED_LA, Recipe
+from npe.tables import RunResult, Row, group_results, summarize
+
+DPI = 100
+_SAVE = {"dpi": DPI, "metadata": {"Software": None}}
+FIGURES = ("per_class_iou", "prior", "loss")
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties sharing their average rank (as Spearman's rho needs)."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), dtype=float)
+    sorted_vals = values[order]
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (Pearson correlation of tie-averaged ranks); NaN if undefined."""
+    ra, rb = _rank(np.asarray(a, dtype=float)), _rank(np.asarray(b, dtype=float))
+    if ra.size < 2:
+        return math.nan
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = math.sqrt(float((ra ** 2).sum() * (rb ** 2).sum()))
+    return float((ra * rb).sum() / denom) if denom > 0 else math.nan
+
+
+def prior_fit(learned_prior: Sequence[float], share: Sequence[float]) -> dict:
+    """How well a learned prior matches the counted one.
+
+    Returns ``spearman`` (rank correlation of the prior with log(share); theory: -1), and ``slope`` /
+    ``intercept`` of the least-squares line prior = slope * (-log share) + intercept (theory: slope 1;
+    a slope above 1 means NPE-LA at s = 1 over-corrects, and s = slope undoes it), and ``n``, the number
+    of classes used (those with a finite prior and a share > 0). Undefined values are NaN.
+    """
+    prior = np.asarray(learned_prior, dtype=float)
+    share = np.asarray(share, dtype=float)
+    if prior.shape != share.shape:
+        raise ValueError(f"learned_prior has {prior.size} classes, share has {share.size}")
+    keep = np.isfinite(prior) & np.isfinite(share) & (share > 0)
+    y, x = prior[keep], -np.log(share[keep])
+    out = {"spearman": math.nan, "slope": math.nan, "intercept": math.nan, "n": int(keep.sum())}
+    if y.size < 2:
+        return out
+    out["spearman"] = spearman(y, -x)
+    if np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y, 1)
+        out["slope"], out["intercept"] = float(slope), float(intercept)
+    return out
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    FigureCanvasAgg(fig)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", **_SAVE)
+    tmp.replace(path)
+    return path
+
+
+def _skip(path: Path) -> None:
+    if path.is_file():
+        path.unlink()
+
+
+def _class_order(share: np.ndarray | None, n: int) -> np.ndarray:
+    if share is None or share.size != n:
+        return np.arange(n)
+    return np.argsort(-share, kind="stable")
+
+
+def _mean_vector(runs: Sequence[RunResult], get) -> np.ndarray | None:
+    vectors = [v for v in (get(r) for r in runs if r.ok) if v is not None]
+    if not vectors or len({v.size for v in vectors}) != 1:
+        return None
+    stack = np.vstack(vectors)
+    with np.errstate(invalid="ignore"):
+        counts = np.sum(~np.isnan(stack), axis=0)
+        sums = np.nansum(stack, axis=0)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _best(rows: Sequence[Row], metric: str) -> Row | None:
+    """The row with the highest mean primary metric; ties go to the earlier row (s = 1 first)."""
+    best = None
+    for r in rows:
+        mean = r.stats[metric].mean
+        if mean is not None and (best is None or mean > best.stats[metric].mean):
+            best = r
+    return best
+
+
+def plot_per_class_iou(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path | None:
+    """Grouped bars of per-class IoU (mean over seeds): baseline, best counted LA, best NPE row.
+
+    "Best" = highest mean primary metric over the rows of that kind (fixed s and auto alike); the
+    legend names the chosen variant and s. Classes are sorted by training pixel share, most frequent
+    first.
+    """
+    summary = summarize(recipe, results)
+    groups = group_results(results)
+    metric = recipe.primary_metric
+    base = recipe.baseline
+    candidates = [
+        ("baseline", [r for r in summary.rows if base is not None and r.variant == base.name and r.in_recipe]),
+        ("counted LA", [r for r in summary.rows if r.variant == COUNTED_LA and r.in_recipe]),
+        ("NPE-LA", [r for r in summary.rows if r.in_recipe and r.variant not in (COUNTED_LA, getattr(base, "name", None))]),
+    ]
+    series = []
+    for kind, rows in candidates:
+        row = _best(rows, metric)
+        if row is None:
+            continue
+        runs = list(groups.get((row.variant, row.s_label), {}).values())
+        iou = _mean_vector(runs, lambda r: r.per_class("IoU"))
+        if iou is not None:
+            if kind == "baseline":
+                label = kind
+            elif kind == "counted LA":
+                label = f"{kind}, s={row.s_label}"
+            else:
+                label = f"{kind}: {row.variant}, s={row.s_label}"
+            series.append((label, iou, row.n))
+    if not series or len({s[1].size for s in series}) != 1:
+        _skip(path)
+        return None
+    n_classes = series[0][1].size
+    order = _class_order(summary.share, n_classes)
+    names = summary.class_names or [str(i) for i in range(n_classes)]
+
+    width_in = min(40.0, max(8.0, 0.18 * n_classes * len(series) + 4.0))
+    fig = Figure(figsize=(width_in, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(n_classes)
+    bar = 0.8 / len(series)
+    for i, (label, iou, n) in enumerate(series):
+        ax.bar(x + (i - (len(series) - 1) / 2) * bar, np.nan_to_num(iou[order], nan=0.0), width=bar,
+               label=f"{label} (n={n})")
+    ax.set_xticks(x)
+    ax.set_xticklabels([names[k] for k in order], rotation=90 if n_classes > 8 else 0,
+                       fontsize=8 if n_classes > 30 else 9)
+    ax.set_xlim(-0.6, n_classes - 0.4)
+    ax.set_ylabel("IoU (%)")
+    ax.set_xlabel("class (most frequent in training first)")
+    ax.set_title(f"{recipe.name}: per-class IoU, mean over seeds")
+    # outside the axes: bars reach every height, so no corner inside is free
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def learned_priors(recipe: Recipe, results: Sequence[RunResult]) -> list[tuple[str, np.ndarray, int]]:
+    """(label, mean learned prior over seeds, number of seeds) per trained NPE model group.
+
+    The learned prior does not depend on s, and variants sharing a ``train_key`` share the model, so
+    each (train_key, seed) counts once, under the first variant listed with that key.
+    """
+    by_variant: dict[str, dict[int, RunResult]] = {}
+    for r in results:
+        if r.ok and r.vector("learned_prior") is not None:
+            by_variant.setdefault(r.variant, {}).setdefault(r.seed, r)
+    out = []
+    seen_keys: set[str] = set()
+    for v in recipe.variants:
+        if v.is_baseline or v.train_key in seen_keys or v.name not in by_variant:
+            continue
+        seen_keys.add(v.train_key)
+        runs = [by_variant[v.name][seed] for seed in sorted(by_variant[v.name])]
+        mean = _mean_vector(runs, lambda r: r.vector("learned_prior"))
+        if mean is not None:
+            out.append((v.name, mean, len(runs)))
+    return out
+
+
+def plot_prior(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path | None:
+    """Learned prior (mean over seeds) against log training pixel share, one series per NPE model,
+    with the Spearman correlation and the slope against -log share printed for each."""
+    summary = summarize(recipe, results)
+    share = summary.share
+    priors = [p for p in learned_priors(recipe, results) if share is not None and p[1].size == share.size]
+    if share is None or not priors:
+        _skip(path)
+        return None
+    fig = Figure(figsize=(7.0, 5.0))
+    ax = fig.add_subplot(1, 1, 1)
+    keep = share > 0
+    logs = np.log(np.where(keep, share, np.nan))
+    lines = []
+    for i, (label, prior, n) in enumerate(priors):
+        fit = prior_fit(prior, share)
+        ax.scatter(logs[keep], prior[keep], s=22, color=f"C{i % 10}", label=f"{label} (n={n})",
+                   marker="os^Dv<>ph*"[i // 10 % 10])
+        lines.append(f"{label}: Spearman {fit['spearman']:+.3f}, slope vs -log share {fit['slope']:.3f}")
+    # theory: centred prior = -log share + const (slope -1 against log share); drawn through the mean
+    ref = priors[0][1]
+    ok = keep & np.isfinite(ref)
+    if ok.sum() >= 2:
+        xs = np.linspace(np.nanmin(logs[ok]), np.nanmax(logs[ok]), 2)
+        c = float(np.mean(ref[ok] + logs[ok]))
+        ax.plot(xs, -xs + c, "--", color="0.4", linewidth=1, label="theory: -log share + const")
+    ax.set_xlabel("log(training pixel share)")
+    ax.set_ylabel("learned prior (mean centred PEM output)")
+    ax.set_title(f"{recipe.name}: learned prior vs class frequency")
+    ax.text(0.02, 0.02, "\n".join(lines), transform=ax.transAxes, fontsize=8, va="bottom", ha="left",
+            family="monospace", bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_loss(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path | None:
+    """Training loss against iteration, one colour per trained model group, one line per seed."""
+    variant_key = {v.name: v.train_key for v in recipe.variants}
+    label_of: dict[str, str] = {}
+    for v in recipe.variants:
+        label_of.setdefault(v.train_key, v.name)
+    curves: dict[tuple[str, int], np.ndarray] = {}
+    for r in results:
+        loss = (r.data.get("log") or {}).get("loss")
+        if not r.ok or not isinstance(loss, list) or not loss or r.variant == COUNTED_LA:
+            continue
+        key = r.data.get("train_key") or variant_key.get(r.variant) or r.variant
+        try:
+            arr = np.array([[float(a), float(b)] for a, b in loss], dtype=float)
+        except (TypeError, ValueError):
+            continue
+        curves.setdefault((key, r.seed), arr)
+    if not curves:
+        _skip(path)
+        return None
+    keys = sorted({k for k, _ in curves}, key=lambda k: (list(label_of).index(k) if k in label_of else 10**6, k))
+    fig = Figure(figsize=(7.0, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    for i, key in enumerate(keys):
+        seeds = sorted(seed for k, seed in curves if k == key)
+        for j, seed in enumerate(seeds):
+            arr = curves[(key, seed)]
+            ax.plot(arr[:, 0], arr[:, 1], color=f"C{i % 10}", linewidth=1, alpha=0.8,
+                    label=f"{label_of.get(key, key)} (seeds {', '.join(map(str, seeds))})" if j == 0 else None)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"{recipe.name}: training loss")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def make_figures(recipe: Recipe, results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
+    """Draw all figures of a recipe into ``out_dir`` as ``<recipe>_<figure>.png``; return those drawn."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = []
+    for name, fn in (("per_class_iou", plot_per_class_iou), ("prior", plot_prior), ("loss", plot_loss)):
+        path = fn(recipe, results, out / f"{recipe.name}_{name}.png")
+        if path is not None:
+            drawn.append(path)
+    return drawn

@@ -1,0 +1,450 @@
+"""Run a recipe: data -> training (once per distinct configuration and seed) -> evaluation at every
+scale factor -> one result file per (variant, seed, s) -> tables and figures.
+
+Reads top to bottom: :func:`plan_runs`, :func:`describe_plan`, :func:`prepare_inputs`,
+:func:`build_train_config`, :func:`train`, :func:`evaluate_job`, :func:`write_result`, and
+:func:`run_recipe` tying them together. Finished runs are skipped; an interrupted training resumes
+from its last checkpoint (MMEngine's own resume).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from npe import paths
+from npe.errors import UserError
+from npe.recipes import AUTO, COUNTED_LA, Recipe, Variant, result_stem, scale_label
+
+SCHEMA = 'npe-result/1'
+TRAIN_MARKER = 'npe_train_done.json'
+
+
+# ----------------------------------------------------------------------------- the plan
+@dataclass
+class TrainJob:
+    """One training run: a distinct training configuration at one seed, shared by ``variants``."""
+
+    train_key: str
+    seed: int
+    variants: list[Variant]
+    work_dir: Path
+
+    @property
+    def representative(self) -> Variant:
+        return self.variants[0]
+
+    def expected(self, recipe: Recipe) -> list[tuple[str, float | str]]:
+        """(variant, s) pairs this job produces result files for."""
+        out = []
+        for variant in self.variants:
+            out += [(variant.name, s) for s in recipe.scales_of(variant.name)]
+            if variant.is_baseline and recipe.counted_la:
+                out += [(COUNTED_LA, s) for s in recipe.counted_la_scales()]
+        return out
+
+
+def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+              work_root: Path | None = None) -> list[TrainJob]:
+    """The training jobs of a recipe, restricted to ``variants`` / ``seeds`` when given."""
+    if variants:
+        known = {v.name for v in recipe.variants}
+        unknown = [v for v in variants if v not in known]
+        if unknown:
+            raise UserError(f'{recipe.path}: no variant named {", ".join(unknown)}; '
+                            f'variants: {", ".join(sorted(known))}')
+    chosen_seeds = list(seeds) if seeds else list(recipe.seeds)
+    root = paths.work_root(work_root) / recipe.name
+    jobs = []
+    for key, group in recipe.train_groups().items():
+        group = [v for v in group if not variants or v.name in variants]
+        if not group:
+            continue
+        for seed in chosen_seeds:
+            jobs.append(TrainJob(key, seed, group, root / f'{group[0].name}__seed{seed}'))
+    return jobs
+
+
+def result_path(results_dir: Path, recipe: Recipe, variant: str, seed: int, s) -> Path:
+    return results_dir / recipe.name / f'{result_stem(variant, seed, s)}.json'
+
+
+def _is_done(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get('status') == 'ok'
+    except (OSError, ValueError):
+        return False
+
+
+def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results_dir: Path) -> str:
+    """Human-readable plan: runs, iterations, evaluations, data and checkpoints to fetch, cost."""
+    from npe import datasets
+
+    spec = datasets.get(recipe.dataset)
+    cfg = build_train_config(recipe, jobs[0], data_root, None, quiet=True) if jobs else None
+    iters = int(cfg.train_cfg.max_iters) if cfg is not None else 0
+    batch = int(cfg.train_dataloader.batch_size) if cfg is not None else 0
+    lines = [f'recipe {recipe.name}: {recipe.title}',
+             f'  file {recipe.path} (sha256 {recipe.sha256[:12]}), protocol {recipe.protocol}, '
+             f'base config {recipe.base_config}']
+    prepared = spec.is_prepared(data_root)
+    lines.append(f'  data: {recipe.dataset} -> {spec.path(data_root)} '
+                 f'({"prepared" if prepared else "to prepare"})')
+    if not prepared:
+        for src in spec.files_to_fetch():
+            lines.append(f'    fetch {src.url}')
+    if recipe.load_from:
+        lines.append(f'  initial checkpoint: {recipe.load_from.url}')
+    n_done = n_eval = 0
+    lines.append(f'  training runs ({len(jobs)}), {iters} iterations x batch {batch} each:')
+    for job in jobs:
+        expected = job.expected(recipe)
+        done = sum(_is_done(result_path(results_dir, recipe, v, job.seed, s)) for v, s in expected)
+        n_done += done
+        n_eval += len(expected)
+        v = job.representative
+        names = ', '.join(x.name for x in job.variants)
+        lines.append(f'    seed {job.seed}: [{names}] num_pem={v.num_pem} pem_type={v.pem_type} '
+                     f'freeze_backbone={v.freeze_backbone} freeze_decode={v.freeze_decode} '
+                     f'protocol={v.protocol} -> {len(expected)} result files ({done} done)')
+    lines.append(f'  cost: {len(jobs) * iters} training iterations ({len(jobs) * iters * batch} images), '
+                 f'{n_eval} result files ({n_done} already done), results in {results_dir / recipe.name}')
+    return '\n'.join(lines)
+
+
+# ----------------------------------------------------------------------------- inputs
+def prepare_inputs(recipe: Recipe, data_root: Path, mirror: str | None = None,
+                   offline: bool = False) -> Path | None:
+    """Prepare the recipe's dataset and fetch its initial checkpoint; return the checkpoint path."""
+    from npe import datasets
+
+    datasets.get(recipe.dataset).prepare(data_root, mirror=mirror, offline=offline)
+    if recipe.load_from is None:
+        return None
+    return datasets.fetch_checkpoint(recipe.load_from.url, checksum=recipe.load_from.sha256,
+                                     data_root=data_root, mirror=mirror, offline=offline)
+
+
+def counted_log_prior(recipe: Recipe, data_root: Path) -> tuple[list[float], list[float]]:
+    """Training-set pixel shares and their logs (the counted prior of classic logit adjustment)."""
+    from npe import datasets
+
+    counts = [int(c) for c in datasets.get(recipe.dataset).class_pixel_counts(data_root, 'training')]
+    total = sum(counts)
+    share = [c / total for c in counts]
+    return share, [math.log(max(p, 1e-12)) for p in share]
+
+
+# ----------------------------------------------------------------------------- training
+def build_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint: Path | None,
+                       quiet: bool = False):
+    """The MMSeg config of one training job: base config -> NPE -> recipe/variant options -> paths."""
+    import io
+
+    from npe import datasets
+    from npe.cli.common import merge_cfg_options
+    from npe.config import apply_npe, load_base_config, set_data_root
+
+    variant = job.representative
+    cfg = load_base_config(str(recipe.base_config_path or recipe.base_config))
+    stream = io.StringIO() if quiet else sys.stderr
+    with contextlib.redirect_stderr(stream):
+        cfg = apply_npe(cfg, num_pem=variant.num_pem, pem_type=variant.pem_type, scale_factor=1.0,
+                        freeze_backbone=variant.freeze_backbone, freeze_decode=variant.freeze_decode,
+                        load_from=str(checkpoint) if checkpoint else None, protocol=variant.protocol)
+    options = dict(recipe.cfg_options)
+    options.update(variant.cfg_options)
+    if recipe.max_iters:
+        options.setdefault('train_cfg.max_iters', recipe.max_iters)
+    merge_cfg_options(cfg, options)
+    max_iters = int(cfg.train_cfg.max_iters)
+    # Keep the LR schedule inside a shortened run.
+    for sched in cfg.get('param_scheduler') or []:
+        if sched.get('end', 0) > max_iters:
+            sched['end'] = max_iters
+        if 'milestones' in sched:
+            sched['milestones'] = [m for m in sched['milestones'] if m < max_iters]
+    if cfg.train_cfg.get('val_interval', 0) > max_iters:
+        cfg.train_cfg.val_interval = max_iters
+    set_data_root(cfg, datasets.get(recipe.dataset).path(data_root))
+    cfg.work_dir = str(job.work_dir)
+    cfg.randomness = dict(seed=int(job.seed), deterministic=False)
+    cfg.npe_recipe = dict(name=recipe.name, sha256=recipe.sha256, train_key=job.train_key,
+                          seed=int(job.seed))
+    return cfg
+
+
+def train(cfg, work_dir: Path) -> dict:
+    """Train (resuming from the last checkpoint in ``work_dir`` if any); return the train record."""
+    from mmengine.runner import Runner, find_latest_checkpoint
+
+    import npe
+
+    npe.register()
+    marker = work_dir / TRAIN_MARKER
+    if marker.is_file():
+        return json.loads(marker.read_text())
+    work_dir.mkdir(parents=True, exist_ok=True)
+    latest = find_latest_checkpoint(str(work_dir))
+    if latest:
+        cfg.resume = True
+        cfg.load_from = None  # resume from our own checkpoint, not the initial one
+    start = time.perf_counter()
+    Runner.from_cfg(cfg).train()
+    record = dict(iterations=int(cfg.train_cfg.max_iters), wall_time_s=round(time.perf_counter() - start, 2),
+                  resumed_from=latest, checkpoint=find_latest_checkpoint(str(work_dir)),
+                  finished=_now())
+    _write_json(marker, record)
+    return record
+
+
+def training_loss(work_dir: Path) -> list[list[float]]:
+    """[[iteration, loss], ...] from MMEngine's scalar logs of every (resumed) session."""
+    points: dict[int, float] = {}
+    for scalars in sorted(work_dir.glob('*/vis_data/scalars.json')):
+        for line in scalars.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if 'loss' in entry and 'step' in entry:
+                points[int(entry['step'])] = float(entry['loss'])
+    return [[step, points[step]] for step in sorted(points)]
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _holdout_split(recipe: Recipe) -> str:
+    from npe import datasets
+
+    split = datasets.get(recipe.dataset).holdout_split
+    if split is None:
+        raise UserError(f'{recipe.path}: auto_scale needs a dataset with a holdout split; '
+                        f'{recipe.dataset} has none')
+    return split
+
+
+def _choose_scale(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior) -> tuple[float, dict]:
+    """Pick s on the holdout split (never the validation set) by the recipe's auto metric."""
+    from npe.cli.test import evaluate
+
+    auto = recipe.auto_scale
+    rows = evaluate(work_dir, checkpoint=checkpoint, scale_factors=list(auto.candidates),
+                    data_split=_holdout_split(recipe), record_prior=False, log_prior=log_prior)
+    scores = {scale_label(r['scale_factor']): r['metrics'][auto.metric] for r in rows}
+    best = max(auto.candidates, key=lambda s: (scores[scale_label(s)], -s))
+    return float(best), dict(metric=auto.metric, split='holdout', candidates=scores)
+
+
+def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, share: list[float],
+                 log_prior: list[float], todo: set) -> list[dict]:
+    """Evaluate the trained job at every (variant, s) in ``todo``; return result payloads."""
+    from npe.cli.test import evaluate
+
+    checkpoint = record['checkpoint']
+    payloads = []
+    learned_prior = None
+    for variant in job.variants:
+        adjustments = [(variant.name, recipe.scales_of(variant.name), None)]
+        if variant.is_baseline and recipe.counted_la:
+            adjustments.append((COUNTED_LA, recipe.counted_la_scales(), log_prior))
+        for name, scales, prior in adjustments:
+            wanted = [s for s in scales if (name, s) in todo]
+            if not wanted:
+                continue
+            numeric = [float(s) for s in wanted if s != AUTO]
+            chosen = None
+            if AUTO in wanted:
+                value, info = _choose_scale(recipe, job.work_dir, checkpoint, prior)
+                chosen = (value, info)
+                if value not in numeric:
+                    numeric.append(value)
+            rows = evaluate(job.work_dir, checkpoint=checkpoint, scale_factors=numeric or [1.0],
+                            record_prior=variant.num_pem > 0, log_prior=prior)
+            by_s = {float(r['scale_factor']): r for r in rows}
+            for row in rows:
+                if row.get('learned_prior') is not None and learned_prior is None:
+                    learned_prior = row['learned_prior']
+            for s in wanted:
+                value = chosen[0] if s == AUTO else float(s)
+                row = by_s[value]
+                payloads.append(dict(
+                    variant=name, s=s, value=value, row=row,
+                    auto=chosen[1] if s == AUTO else None,
+                    adjustment='counted_la' if name == COUNTED_LA else (
+                        'npe' if variant.num_pem > 0 else 'none'),
+                    options=dict(num_pem=variant.num_pem, pem_type=variant.pem_type,
+                                 freeze_backbone=variant.freeze_backbone,
+                                 freeze_decode=variant.freeze_decode)))
+    for p in payloads:
+        p['learned_prior'] = learned_prior if p['adjustment'] == 'npe' else None
+    return payloads
+
+
+# ----------------------------------------------------------------------------- result files
+def environment() -> dict:
+    """Versions and machine facts recorded in every result file."""
+    import mmcv
+    import mmengine
+    import mmseg
+    import torch
+
+    import npe
+
+    commit = None
+    try:
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=paths.repo_root(), capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    cuda = torch.version.cuda if torch.cuda.is_available() else None
+    return dict(python=platform.python_version(), torch=torch.__version__, cuda=cuda,
+                mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmseg=mmseg.__version__,
+                npe=npe.__version__, git_commit=commit,
+                gpu=torch.cuda.get_device_name(0) if cuda else None,
+                cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads())
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    with os.fdopen(fd, 'w') as handle:
+        json.dump(payload, handle, indent=1, sort_keys=False)
+        handle.write('\n')
+    os.replace(tmp, path)
+
+
+def write_result(results_dir: Path, recipe: Recipe, job: TrainJob, record: dict, item: dict,
+                 share: list[float], loss: list, env: dict) -> Path:
+    """Write one result file atomically (temp file + rename)."""
+    row = item['row']
+    payload = {
+        'schema': SCHEMA,
+        'status': 'ok',
+        'recipe': {'name': recipe.name, 'sha256': recipe.sha256, 'paper_table': recipe.paper_table},
+        'dataset': recipe.dataset,
+        'variant': item['variant'],
+        'train_key': job.train_key,
+        'adjustment': item['adjustment'],
+        'seed': job.seed,
+        'scale_factor': item['s'] if item['s'] == AUTO else float(item['s']),
+        'scale_factor_value': item['value'],
+        'auto_scale': item['auto'],
+        'protocol': job.representative.protocol,
+        'options': item['options'],
+        'iterations': record['iterations'],
+        'wall_time_s': record['wall_time_s'],
+        'checkpoint': record['checkpoint'],
+        'metrics': row['metrics'],
+        'per_class': row.get('per_class'),
+        'class_pixel_share': share,
+        'learned_prior': item['learned_prior'],
+        'log': {'loss': loss},
+        'environment': env,
+        'created': _now(),
+    }
+    path = result_path(results_dir, recipe, item['variant'], job.seed, item['s'])
+    _write_json(path, payload)
+    return path
+
+
+def write_failure(results_dir: Path, recipe: Recipe, job: TrainJob, variant: str, s, error: str,
+                  env: dict) -> Path:
+    """A failed run is recorded, never silently dropped (tables show it as failed)."""
+    path = result_path(results_dir, recipe, variant, job.seed, s)
+    _write_json(path, {'schema': SCHEMA, 'status': 'failed', 'error': error,
+                       'recipe': {'name': recipe.name, 'sha256': recipe.sha256,
+                                  'paper_table': recipe.paper_table},
+                       'dataset': recipe.dataset, 'variant': variant, 'train_key': job.train_key,
+                       'seed': job.seed, 'scale_factor': s if s == AUTO else float(s),
+                       'protocol': job.representative.protocol, 'environment': env,
+                       'created': _now()})
+    return path
+
+
+# ----------------------------------------------------------------------------- the whole run
+@contextlib.contextmanager
+def _quiet(log_file: Path, verbose: bool):
+    """Send MMEngine's console output of a job to its log file (unless ``verbose``)."""
+    if verbose:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, 'a') as handle, contextlib.redirect_stdout(handle), \
+            contextlib.redirect_stderr(handle):
+        yield
+
+
+def run_recipe(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+               data_root: str | None = None, results_dir: str | None = None, work_dir: str | None = None,
+               mirror: str | None = None, offline: bool = False, dry_run: bool = False,
+               tables: bool = True, verbose: bool = False) -> int:
+    """Run (or with ``dry_run`` only describe) a recipe; return the number of failed training jobs."""
+    root = paths.data_root(data_root)
+    results = paths.results_dir(results_dir)
+    jobs = plan_runs(recipe, variants, seeds, work_dir)
+    if dry_run:
+        print(describe_plan(recipe, jobs, root, results))
+        return 0
+    checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), offline)
+    share, log_prior = counted_log_prior(recipe, root)
+    env = environment()
+    failures = 0
+    for i, job in enumerate(jobs, 1):
+        todo = {(v, s) for v, s in job.expected(recipe)
+                if not _is_done(result_path(results, recipe, v, job.seed, s))}
+        names = ', '.join(v.name for v in job.variants)
+        if not todo:
+            print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: done, skipped')
+            continue
+        print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: training in {job.work_dir}', flush=True)
+        try:
+            cfg = build_train_config(recipe, job, root, checkpoint, quiet=True)
+            with _quiet(job.work_dir / 'npe-repro.log', verbose):
+                record = train(cfg, job.work_dir)
+                items = evaluate_job(recipe, job, record, share, log_prior, todo)
+        except UserError:
+            raise
+        except Exception as exc:  # one broken run must not hide the others; it is recorded
+            failures += 1
+            message = f'{type(exc).__name__}: {exc}'.splitlines()[0]
+            print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: FAILED ({message}); see '
+                  f'{job.work_dir / "npe-repro.log"}',
+                  file=sys.stderr)
+            for v, s in sorted(todo, key=str):
+                write_failure(results, recipe, job, v, s, message, env)
+            continue
+        loss = training_loss(job.work_dir)
+        for item in items:
+            write_result(results, recipe, job, record, item, share, loss, env)
+        print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: {len(items)} result files written '
+              f'(training {record["wall_time_s"]:.0f} s)', flush=True)
+    if tables:
+        write_tables(recipe, results)
+    return failures
+
+
+def write_tables(recipe: Recipe, results: Path) -> None:
+    """Rebuild this recipe's tables and figures and print the Markdown table."""
+    from npe import tables
+
+    written = tables.build(results, recipes=[str(recipe.path)])
+    md = next((p for p in written if p.name == f'{recipe.name}.md'), None)
+    if md is not None:
+        print(md.read_text())
+        figures = sorted(p for p in written if p.suffix == '.png')
+        for fig in figures:
+            print(f'figure: {fig}')

@@ -1,0 +1,146 @@
+"""Figures: prior_fit against independent computations; PNGs drawn, deterministic, skipped cleanly."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from npe import plots, recipes, tables
+
+SHARE = np.array([0.5, 0.2, 0.15, 0.08, 0.04, 0.02, 0.01])
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _pearson(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def test_prior_fit_exact_line():
+    prior = 1.6 * -np.log(SHARE) + 3.0
+    fit = plots.prior_fit(prior, SHARE)
+    assert fit["spearman"] == pytest.approx(-1.0)
+    assert fit["slope"] == pytest.approx(1.6)
+    assert fit["intercept"] == pytest.approx(3.0)
+    assert fit["n"] == 7
+
+
+def test_prior_fit_against_independent_computation():
+    rng = np.random.default_rng(3)
+    prior = -np.log(SHARE) + rng.normal(0, 1.0, SHARE.size)
+    fit = plots.prior_fit(prior, SHARE)
+    # no ties here, so ranks are argsort of argsort
+    rank = lambda v: np.argsort(np.argsort(v)).astype(float)  # noqa: E731
+    assert fit["spearman"] == pytest.approx(_pearson(rank(prior), rank(np.log(SHARE))))
+    x = -np.log(SHARE)
+    slope = _pearson(x, prior) * prior.std() / x.std()
+    assert fit["slope"] == pytest.approx(slope)
+    assert fit["intercept"] == pytest.approx(prior.mean() - slope * x.mean())
+
+
+def test_spearman_with_ties_averages_ranks():
+    a, b = [1.0, 2.0, 2.0, 3.0], [10.0, 20.0, 30.0, 40.0]
+    assert plots.spearman(a, b) == pytest.approx(_pearson([1, 2.5, 2.5, 4], [1, 2, 3, 4]))
+    assert math.isnan(plots.spearman([1.0, 1.0], [1.0, 2.0]))  # constant input: undefined
+
+
+def test_prior_fit_drops_unusable_classes():
+    prior = np.array([0.0, 1.0, np.nan, 2.0, 5.0])
+    share = np.array([0.5, 0.3, 0.1, 0.1, 0.0])  # class 4 never seen in training: log undefined
+    fit = plots.prior_fit(prior, share)
+    assert fit["n"] == 3
+    ref = plots.prior_fit(prior[[0, 1, 3]], share[[0, 1, 3]])
+    assert fit["slope"] == pytest.approx(ref["slope"]) and fit["spearman"] == pytest.approx(ref["spearman"])
+    assert math.isnan(plots.prior_fit([1.0], [1.0])["slope"])
+    with pytest.raises(ValueError):
+        plots.prior_fit([1.0, 2.0], [0.5, 0.3, 0.2])
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+
+def _recipe(tmp_path: Path) -> recipes.Recipe:
+    (tmp_path / "base.py").write_text("")
+    data = {
+        "name": "figs", "title": "figures test", "dataset": "longtail_synth", "base_config": "base.py",
+        "protocol": "upstream", "metrics": ["mIoU"], "seeds": [0, 1],
+        "variants": [
+            {"name": "baseline", "num_pem": 0},
+            {"name": "npe1", "num_pem": 1, "scale_factors": [1, 2]},
+            {"name": "npe1_sweep", "num_pem": 1, "scale_factors": [3]},  # same training as npe1
+            {"name": "npe2", "num_pem": 2, "scale_factors": [1]},
+        ],
+    }
+    path = tmp_path / "figs.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return recipes.load_recipe(path)
+
+
+def _write_results(tmp_path: Path, recipe: recipes.Recipe, with_prior: bool = True) -> Path:
+    results_dir = tmp_path / "results"
+    folder = results_dir / recipe.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for variant, seed, s in recipe.expected_results():
+        v = recipe.baseline if variant == "counted_la" else recipe.variant(variant)
+        prior = None
+        if with_prior and v.num_pem:
+            prior = list(v.num_pem * -np.log(SHARE) + 0.1 * seed)
+        iou = list(np.linspace(80, 20, SHARE.size) + (5 * s if isinstance(s, float) else 0) + seed)
+        data = {
+            "schema": "npe-result/1", "status": "ok", "variant": variant, "seed": seed, "scale_factor": s,
+            "scale_factor_value": s, "train_key": v.train_key,
+            "metrics": {"mIoU": float(np.mean(iou))},
+            "per_class": {"classes": [f"c{i}" for i in range(SHARE.size)], "IoU": iou},
+            "class_pixel_share": list(SHARE), "learned_prior": prior,
+            "log": {"loss": [[i, 2.0 / (1 + i) + seed] for i in range(0, 50, 10)]},
+        }
+        (folder / f"{recipes.result_stem(variant, seed, s)}.json").write_text(json.dumps(data))
+    return results_dir
+
+
+def test_learned_priors_mean_over_seeds_once_per_training(tmp_path):
+    recipe = _recipe(tmp_path)
+    results = tables.load_results(_write_results(tmp_path, recipe), recipe.name)
+    priors = plots.learned_priors(recipe, results)
+    assert [label for label, _, _ in priors] == ["npe1", "npe2"]  # npe1_sweep shares npe1's model
+    label, mean, n = priors[0]
+    assert n == 2
+    np.testing.assert_allclose(mean, -np.log(SHARE) + 0.05)  # mean of seed offsets 0 and 0.1
+    fit = plots.prior_fit(priors[1][1], SHARE)
+    assert fit["slope"] == pytest.approx(2.0) and fit["spearman"] == pytest.approx(-1.0)
+
+
+def test_make_figures_writes_deterministic_pngs(tmp_path):
+    recipe = _recipe(tmp_path)
+    results = tables.load_results(_write_results(tmp_path, recipe), recipe.name)
+    out = tmp_path / "out"
+    drawn = plots.make_figures(recipe, results, out)
+    assert [p.name for p in drawn] == ["figs_per_class_iou.png", "figs_prior.png", "figs_loss.png"]
+    first = {p.name: p.read_bytes() for p in drawn}
+    assert all(b.startswith(PNG_MAGIC) and len(b) > 5000 for b in first.values())
+    assert all(b"Software" not in b and b"matplotlib" not in b.lower() for b in first.values())
+    for p in drawn:
+        p.unlink()
+    again = {p.name: p.read_bytes() for p in plots.make_figures(recipe, results, out)}
+    assert again == first
+
+
+def test_figures_skip_when_inputs_absent(tmp_path):
+    recipe = _recipe(tmp_path)
+    out = tmp_path / "out"
+    results = tables.load_results(_write_results(tmp_path, recipe), recipe.name)
+    plots.make_figures(recipe, results, out)
+    assert (out / "figs_prior.png").is_file()
+    # rerun without learned priors: the stale prior figure goes, the others stay
+    results = tables.load_results(_write_results(tmp_path, recipe, with_prior=False), recipe.name)
+    drawn = plots.make_figures(recipe, results, out)
+    assert [p.name for p in drawn] == ["figs_per_class_iou.png", "figs_loss.png"]
+    assert not (out / "figs_prior.png").exists()
+    # nothing at all: every figure skipped, nothing raised
+    assert plots.make_figures(recipe, [], out) == []
+    assert not any(out.glob("*.png"))

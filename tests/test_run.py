@@ -1,0 +1,136 @@
+"""npe-repro end to end on the built-in smoke recipe: results, tables, interruption and resume."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from npe.recipes import load_recipe
+from npe.run import plan_runs
+
+BIN = Path(sys.executable).parent
+
+
+def env_for(tmp: Path) -> dict:
+    env = dict(os.environ)
+    env.update(NPE_DATA_ROOT=str(tmp / 'data'), NPE_RESULTS_DIR=str(tmp / 'results'),
+               NPE_WORK_DIR=str(tmp / 'work'), PYTHONUNBUFFERED='1')
+    env.pop('NPE_MIRROR', None)
+    return env
+
+
+def repro(tmp: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / 'npe-repro'), *args], env=env_for(tmp), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_plan_groups_variants_by_training():
+    recipe = load_recipe('stare_ablations')
+    jobs = plan_runs(recipe)
+    keys = {(j.train_key, j.seed) for j in jobs}
+    assert len(keys) == len(jobs)  # every distinct training configuration once per seed
+    assert len(jobs) == len(recipe.train_groups()) * len(recipe.seeds)
+    only = plan_runs(recipe, variants=['baseline'], seeds=[1])
+    assert len(only) == 1 and only[0].seed == 1 and only[0].variants[0].name == 'baseline'
+
+
+@pytest.mark.parametrize('recipe', ['stare_unet', 'ade20k_pspnet_r50'])
+def test_dry_run_prints_the_full_plan(tmp_path, recipe):
+    proc = repro(tmp_path, recipe, '--dry-run')
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    rec = load_recipe(recipe)
+    assert f'training runs ({len(rec.seeds) * len(rec.train_groups())})' in out
+    assert rec.load_from.url in out
+    assert 'fetch http' in out and 'to prepare' in out
+    assert 'cost:' in out and 'training iterations' in out
+    assert 'iterations x batch 16' in out
+    assert not (tmp_path / 'work').exists() and not (tmp_path / 'results').exists()
+    assert not (tmp_path / 'data').exists()
+
+
+def test_invalid_recipe_starts_nothing(tmp_path):
+    bad = tmp_path / 'bad.yaml'
+    text = (Path(load_recipe('smoke').path).read_text()).replace('name: smoke', 'name: bad')
+    bad.write_text(text + 'learning_rate: 0.1\n')
+    proc = repro(tmp_path, str(bad))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'bad.yaml' in lines[0] and 'learning_rate' in lines[0]
+    assert not (tmp_path / 'work').exists() and not (tmp_path / 'data').exists()
+
+
+def test_unknown_variant_is_one_line(tmp_path):
+    proc = repro(tmp_path, 'smoke', '--variants', 'nope')
+    assert proc.returncode == 2 and proc.stderr.startswith('error:') and 'nope' in proc.stderr
+
+
+@pytest.mark.integration
+def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
+    work = tmp_path / 'work' / 'smoke'
+    results = tmp_path / 'results' / 'smoke'
+    # First run: killed while the second training (npe1) is under way, after its first checkpoint.
+    proc = subprocess.Popen([str(BIN / 'npe-repro'), 'smoke'], env=env_for(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 400
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if list((work / 'npe1__seed0').glob('iter_*.pth')):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, 'the run ended before it could be interrupted'
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    baseline_files = sorted(results.glob('baseline__*.json')) + sorted(results.glob('counted_la__*.json'))
+    assert [p.name for p in baseline_files] == [
+        'baseline__seed0__s1.json', 'counted_la__seed0__s1.json', 'counted_la__seed0__s2.json']
+    assert not list(results.glob('npe1__*.json'))
+    stamps = {p.name: p.stat().st_mtime_ns for p in baseline_files}
+
+    # Second run: finishes, skips the baseline, resumes npe1 from its checkpoint.
+    done = repro(tmp_path, 'smoke')
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'baseline seed 0: done, skipped' in done.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in baseline_files} == stamps
+    marker = json.loads((work / 'npe1__seed0' / 'npe_train_done.json').read_text())
+    assert marker['resumed_from'] and 'iter_' in marker['resumed_from']
+    assert marker['iterations'] == load_recipe('smoke').max_iters
+
+    files = sorted(p.name for p in results.glob('*.json'))
+    assert files == ['baseline__seed0__s1.json', 'counted_la__seed0__s1.json',
+                     'counted_la__seed0__s2.json', 'npe1__seed0__s1.json', 'npe1__seed0__s2.json']
+    npe1 = json.loads((results / 'npe1__seed0__s2.json').read_text())
+    assert npe1['status'] == 'ok' and npe1['schema'] == 'npe-result/1'
+    assert npe1['scale_factor'] == 2.0 and npe1['protocol'] == 'upstream'
+    assert set(npe1['metrics']) >= {'mIoU', 'mDice', 'mAcc', 'aAcc'}
+    assert len(npe1['per_class']['IoU']) == 3 and len(npe1['learned_prior']) == 3
+    assert abs(sum(npe1['class_pixel_share']) - 1) < 1e-9
+    assert npe1['environment']['mmseg'] == '1.2.2' and npe1['log']['loss']
+    la = json.loads((results / 'counted_la__seed0__s1.json').read_text())
+    assert la['adjustment'] == 'counted_la' and la['learned_prior'] is None
+
+    # Tables come from the result files alone, and rebuild byte for byte.
+    tables = tmp_path / 'results' / 'tables'
+    md = (tables / 'smoke.md').read_text()
+    assert 'npe1' in md and 'counted_la' in md
+    assert 'Runs: 5 expected, 5 ok, 0 failed, 0 missing.' in md
+    before = {p.name: p.read_bytes() for p in sorted(tables.iterdir())}
+    shutil.rmtree(tables)
+    rebuilt = subprocess.run([str(BIN / 'npe-tables')], env=env_for(tmp_path), capture_output=True,
+                             text=True, timeout=300)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    after = {p.name: p.read_bytes() for p in sorted(tables.iterdir())}
+    assert after.keys() == before.keys() and after == before
+
+    # A third run has nothing left to do.
+    again = repro(tmp_path, 'smoke', '--no-tables')
+    assert again.returncode == 0 and again.stdout.count('done, skipped') == 2
