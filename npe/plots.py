@@ -16,60 +16,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from npe.recipes import COUNTED_LA, Recipe
-from npe.tables import RunResult, Row, group_results, summarize
+from npe.tables import RunResult, Row, group_results, prior_fit, spearman, summarize  # noqa: F401
 
 DPI = 100
 _SAVE = {"dpi": DPI, "metadata": {"Software": None}}
 FIGURES = ("per_class_iou", "prior", "loss")
-
-
-def _rank(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties sharing their average rank (as Spearman's rho needs)."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values), dtype=float)
-    sorted_vals = values[order]
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman rank correlation (Pearson correlation of tie-averaged ranks); NaN if undefined."""
-    ra, rb = _rank(np.asarray(a, dtype=float)), _rank(np.asarray(b, dtype=float))
-    if ra.size < 2:
-        return math.nan
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denom = math.sqrt(float((ra ** 2).sum() * (rb ** 2).sum()))
-    return float((ra * rb).sum() / denom) if denom > 0 else math.nan
-
-
-def prior_fit(learned_prior: Sequence[float], share: Sequence[float]) -> dict:
-    """How well a learned prior matches the counted one.
-
-    Returns ``spearman`` (rank correlation of the prior with log(share); theory: -1), and ``slope`` /
-    ``intercept`` of the least-squares line prior = slope * (-log share) + intercept (theory: slope 1;
-    a slope above 1 means NPE-LA at s = 1 over-corrects, and s = slope undoes it), and ``n``, the number
-    of classes used (those with a finite prior and a share > 0). Undefined values are NaN.
-    """
-    prior = np.asarray(learned_prior, dtype=float)
-    share = np.asarray(share, dtype=float)
-    if prior.shape != share.shape:
-        raise ValueError(f"learned_prior has {prior.size} classes, share has {share.size}")
-    keep = np.isfinite(prior) & np.isfinite(share) & (share > 0)
-    y, x = prior[keep], -np.log(share[keep])
-    out = {"spearman": math.nan, "slope": math.nan, "intercept": math.nan, "n": int(keep.sum())}
-    if y.size < 2:
-        return out
-    out["spearman"] = spearman(y, -x)
-    if np.ptp(x) > 0:
-        slope, intercept = np.polyfit(x, y, 1)
-        out["slope"], out["intercept"] = float(slope), float(intercept)
-    return out
 
 
 def _save(fig: Figure, path: Path) -> Path:

@@ -153,6 +153,81 @@ def thirds_miou(iou: np.ndarray, groups: Sequence[np.ndarray]) -> list[float | N
     return out
 
 
+def _rank(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties sharing their average rank (as Spearman's rho needs)."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), dtype=float)
+    sorted_vals = values[order]
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (Pearson correlation of tie-averaged ranks); NaN if undefined."""
+    ra, rb = _rank(np.asarray(a, dtype=float)), _rank(np.asarray(b, dtype=float))
+    if ra.size < 2:
+        return math.nan
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = math.sqrt(float((ra ** 2).sum() * (rb ** 2).sum()))
+    return float((ra * rb).sum() / denom) if denom > 0 else math.nan
+
+
+def prior_fit(learned_prior: Sequence[float], share: Sequence[float]) -> dict:
+    """How well a learned prior matches the counted one.
+
+    Returns ``spearman`` (rank correlation of the prior with log(share); theory: -1), and ``slope`` /
+    ``intercept`` of the least-squares line prior = slope * (-log share) + intercept (theory: slope 1;
+    a slope above 1 means NPE-LA at s = 1 over-corrects, and s = slope undoes it), and ``n``, the number
+    of classes used (those with a finite prior and a share > 0). Undefined values are NaN.
+    """
+    prior = np.asarray(learned_prior, dtype=float)
+    share = np.asarray(share, dtype=float)
+    if prior.shape != share.shape:
+        raise ValueError(f"learned_prior has {prior.size} classes, share has {share.size}")
+    keep = np.isfinite(prior) & np.isfinite(share) & (share > 0)
+    y, x = prior[keep], -np.log(share[keep])
+    out = {"spearman": math.nan, "slope": math.nan, "intercept": math.nan, "n": int(keep.sum())}
+    if y.size < 2:
+        return out
+    out["spearman"] = spearman(y, -x)
+    if np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y, 1)
+        out["slope"], out["intercept"] = float(slope), float(intercept)
+    return out
+
+
+def prior_stats(recipe: Recipe, results: Sequence[RunResult], share: np.ndarray | None
+                ) -> list[tuple[str, Stat, Stat, int]]:
+    """Per trained NPE model: (variant, Spearman of learned prior vs log share, slope vs -log share,
+    seeds), each as mean ± std over seeds. The prior does not depend on s; variants sharing a
+    ``train_key`` share the model and are listed once."""
+    if share is None:
+        return []
+    out = []
+    seen: set[str] = set()
+    for v in recipe.variants:
+        if v.is_baseline or v.train_key in seen:
+            continue
+        seen.add(v.train_key)
+        per_seed: dict[int, np.ndarray] = {}
+        for r in results:
+            prior = r.vector("learned_prior") if r.ok and r.variant == v.name else None
+            if prior is not None and prior.size == share.size:
+                per_seed.setdefault(r.seed, prior)
+        fits = [prior_fit(per_seed[seed], share) for seed in sorted(per_seed)]
+        if fits:
+            rho = describe([f["spearman"] for f in fits if not math.isnan(f["spearman"])])
+            slope = describe([f["slope"] for f in fits if not math.isnan(f["slope"])])
+            out.append((v.name, rho, slope, len(fits)))
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # summary (numbers only; formatting below)
 
@@ -199,6 +274,7 @@ class Summary:
     groups: list[np.ndarray] | None
     environment: list[tuple[str, str]]
     notes: list[str]
+    priors: list[tuple[str, Stat, Stat, int]] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -351,7 +427,8 @@ def summarize(recipe: Recipe, results: Sequence[RunResult]) -> Summary:
         notes.append(f"{other} result file(s) were written by a different version of the recipe "
                      f"(sha256 differs from {recipe.sha256[:12]})")
     return Summary(recipe=recipe, rows=rows, class_names=class_names, share=share, groups=thirds_groups,
-                   environment=_environment(results), notes=notes)
+                   environment=_environment(results), notes=notes,
+                   priors=prior_stats(recipe, results, share))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -443,7 +520,8 @@ def table_rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
                 diff = _signed(row.diff[m])
                 cells += [_f(row.paper.get(m)), f"{diff} !" if row.flagged[m] else diff]
         if summary.groups is not None:
-            cells += [_f(t.mean) if t.n else DASH for t in (row.thirds or [Stat(None, None, 0)] * 3)]
+            cells += [f"{_f(t.mean)} ± {_f(t.std)}" if t.n else DASH
+                      for t in (row.thirds or [Stat(None, None, 0)] * 3)]
         cells += [str(row.n), _row_notes(row)]
         body.append(cells)
     return headers, body
@@ -463,7 +541,7 @@ def _explanations(summary: Summary) -> list[str]:
         sizes = "/".join(str(len(g)) for g in summary.groups)
         lines.append(f"head / middle / tail mIoU: mean per-class IoU over the thirds ({sizes} classes) of "
                      "classes ranked by training pixel share, most frequent first; NaN classes ignored; "
-                     "mean over seeds.")
+                     "mean ± std over seeds.")
     if any(r.s == AUTO for r in summary.rows) and recipe.auto_scale is not None:
         cands = ", ".join(scale_label(c) for c in recipe.auto_scale.candidates)
         lines.append(f"s = auto: chosen per trained model among {cands} by {recipe.auto_scale.metric} on the "
@@ -491,6 +569,14 @@ def render_markdown(summary: Summary, figures: Sequence[str] = ()) -> str:
     out += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
     out += [f"- {line}" for line in _explanations(summary)]
     out.append("")
+    if summary.priors:
+        out += ["Learned prior (per-class mean of the centred PEM output on the validation set) against the "
+                "training pixel share, per seed, mean ± std (theory: Spearman -1 against log share, "
+                "slope 1 against -log share; a slope above 1 means s = 1 over-corrects):", ""]
+        out += [f"- {name}: Spearman {_f(rho.mean, '.3f')} ± {_f(rho.std, '.3f')}, slope "
+                f"{_f(slope.mean)} ± {_f(slope.std)} ({n} seed{'s' if n != 1 else ''})"
+                for name, rho, slope, n in summary.priors]
+        out.append("")
     runs = (f"Runs: {c['expected']} expected, {c['ok']} ok, {c['failed']} failed, {c['missing']} missing"
             + (f"; {c['extra']} not in the recipe" if c["extra"] else "") + ".")
     out += [runs, "", f"Recipe sha256 `{recipe.sha256[:16]}`; base config `{recipe.base_config}`"
@@ -556,7 +642,8 @@ def render_csv(summary: Summary) -> str:
                "ok_seeds", "failed_seeds", "missing_seeds", "other_recipe_version"]
     for m in recipe.metrics:
         headers += [f"{m}_mean", f"{m}_std", f"{m}_n", f"{m}_delta", f"{m}_paper", f"{m}_diff", f"{m}_flag"]
-    headers += [f"{t}_mIoU" for t in THIRDS] + ["s_chosen_mean", "s_chosen_min", "s_chosen_max"]
+    headers += [f"{t}_mIoU_{k}" for t in THIRDS for k in ("mean", "std")]
+    headers += ["s_chosen_mean", "s_chosen_min", "s_chosen_max"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(headers)
@@ -570,7 +657,7 @@ def render_csv(summary: Summary) -> str:
             cells += [_csv_num(st.mean), _csv_num(st.std), st.n, _csv_num(row.delta[m]),
                       _csv_num(row.paper.get(m)), _csv_num(row.diff[m]), int(row.flagged[m])]
         thirds = row.thirds or [Stat(None, None, 0)] * 3
-        cells += [_csv_num(t.mean) for t in thirds]
+        cells += [x for t in thirds for x in (_csv_num(t.mean), _csv_num(t.std))]
         chosen = row.chosen_s
         cells += [_csv_num(float(np.mean(chosen))) if chosen else "", _csv_num(chosen[0]) if chosen else "",
                   _csv_num(chosen[-1]) if chosen else ""]

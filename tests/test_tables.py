@@ -344,3 +344,21 @@ def test_empty_results_dir_writes_index(tmp_path):
 
 def test_latex_escape():
     assert tables.latex_escape("npe_1 50% & Δ ±") == r"npe\_1 50\% \& $\Delta$ $\pm$"
+
+
+def test_prior_stats_per_seed_fits(tmp_path):
+    recipe = write_recipe(tmp_path)
+    share = np.array(SHARE)
+    # seed 0 learns -2 log(share) + 3 (slope 2), seed 1 learns -log(share) - 1 (slope 1): mean 1.5
+    priors = {0: (-2 * np.log(share) + 3).tolist(), 1: (-np.log(share) - 1).tolist()}
+    results = tmp_path / "results"
+    for seed, prior in priors.items():
+        for s in (1, 2):
+            dump(results, recipe, make_result(recipe, "npe1", seed, s, [50.0] * 7, 50.0, 60.0, prior=prior))
+    summary = tables.summarize(recipe, tables.load_results(results, recipe.name))
+    ((name, rho, slope, n),) = summary.priors
+    assert name == "npe1" and n == 2
+    assert rho.mean == pytest.approx(-1.0) and rho.std == pytest.approx(0.0)
+    assert slope.mean == pytest.approx(1.5) and slope.std == pytest.approx(statistics.stdev([2.0, 1.0]))
+    md = tables.render_markdown(summary)
+    assert "npe1: Spearman -1.000 ± 0.000, slope 1.50 ± 0.71 (2 seeds)" in md
