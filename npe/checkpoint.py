@@ -7,6 +7,20 @@ added to torch's allow-list, so loading stays restricted for everything else.
 from __future__ import annotations
 
 import functools
+import pickle
+
+
+def _history_buffer_getattr(obj, name: str):
+    """``getattr`` for checkpoints, limited to the public methods defined on ``HistoryBuffer``."""
+    import types
+
+    from mmengine.logging import HistoryBuffer
+
+    if obj is HistoryBuffer and isinstance(name, str) and not name.startswith('_') \
+            and isinstance(HistoryBuffer.__dict__.get(name), types.FunctionType):
+        return HistoryBuffer.__dict__[name]
+    raise pickle.UnpicklingError(f'checkpoint asks for getattr({obj!r}, {name!r}); only '
+                                 'HistoryBuffer methods are allowed')
 
 
 @functools.lru_cache(maxsize=None)
@@ -21,6 +35,11 @@ def allow_mmengine_checkpoints() -> None:
     from mmengine.logging import HistoryBuffer
 
     safe: list = [HistoryBuffer, np.ndarray, np.dtype]
+    # HistoryBuffer pickles its statistics methods (HistoryBuffer.min, ...); pickle protocol 2 writes
+    # them as getattr(HistoryBuffer, 'min'). Allow a getattr restricted to exactly that, never the
+    # builtin (which would open the door to arbitrary code).
+    safe += [(_history_buffer_getattr, '__builtin__.getattr'),
+             (_history_buffer_getattr, 'builtins.getattr')]
     try:
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy < 2

@@ -88,7 +88,9 @@ class NPECheckpointRemapHook(Hook):
             remapped = {}
             for key, value in state.items():
                 key = key[len('module.'):] if key.startswith('module.') else key
-                if key.startswith('decode_head.') and not key.startswith('decode_head.main_head.'):
+                # An NPE checkpoint already has main_head / pems keys: those stay as they are.
+                if key.startswith('decode_head.') and not key.startswith(
+                        ('decode_head.main_head.', 'decode_head.pems.')):
                     key = 'decode_head.main_head.' + key[len('decode_head.'):]
                 remapped[key] = value
             load_state_dict(model, remapped, strict=False, logger=runner.logger)

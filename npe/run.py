@@ -148,27 +148,27 @@ def counted_log_prior(recipe: Recipe, data_root: Path) -> tuple[list[float], lis
 # ----------------------------------------------------------------------------- training
 def build_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint: Path | None,
                        quiet: bool = False):
-    """The MMSeg config of one training job: base config -> NPE -> recipe/variant options -> paths."""
+    """The MMSeg config of one training job: ``npe-train``'s config with the recipe's options."""
+    import contextlib
     import io
 
     from npe import datasets
-    from npe.cli.common import merge_cfg_options
-    from npe.config import apply_npe, load_base_config, set_data_root
+    from npe.cli.train import build_train_config as npe_train_config
 
     variant = job.representative
-    cfg = load_base_config(str(recipe.base_config_path or recipe.base_config))
-    stream = io.StringIO() if quiet else sys.stderr
-    with contextlib.redirect_stderr(stream):
-        cfg = apply_npe(cfg, num_pem=variant.num_pem, pem_type=variant.pem_type, scale_factor=1.0,
-                        freeze_backbone=variant.freeze_backbone, freeze_decode=variant.freeze_decode,
-                        load_from=str(checkpoint) if checkpoint else None, protocol=variant.protocol)
     options = dict(recipe.cfg_options)
     options.update(variant.cfg_options)
     if recipe.max_iters:
         options.setdefault('train_cfg.max_iters', recipe.max_iters)
-    merge_cfg_options(cfg, options)
+    with contextlib.redirect_stderr(io.StringIO() if quiet else sys.stderr):
+        cfg = npe_train_config(
+            str(recipe.base_config_path or recipe.base_config), load_from=str(checkpoint) if checkpoint else None,
+            work_dir=job.work_dir, freeze_backbone=variant.freeze_backbone,
+            freeze_decode=variant.freeze_decode, num_pem=variant.num_pem, pem_type=variant.pem_type,
+            protocol=variant.protocol, cfg_options=options, seed=int(job.seed), resume=True,
+            data_root=datasets.get(recipe.dataset).path(data_root), check_data_folders=False)
     max_iters = int(cfg.train_cfg.max_iters)
-    # Keep the LR schedule inside a shortened run.
+    # A recipe that shortens the run keeps the LR schedule inside it.
     for sched in cfg.get('param_scheduler') or []:
         if sched.get('end', 0) > max_iters:
             sched['end'] = max_iters
@@ -176,34 +176,25 @@ def build_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoin
             sched['milestones'] = [m for m in sched['milestones'] if m < max_iters]
     if cfg.train_cfg.get('val_interval', 0) > max_iters:
         cfg.train_cfg.val_interval = max_iters
-    set_data_root(cfg, datasets.get(recipe.dataset).path(data_root))
-    cfg.work_dir = str(job.work_dir)
-    cfg.randomness = dict(seed=int(job.seed), deterministic=False)
     cfg.npe_recipe = dict(name=recipe.name, sha256=recipe.sha256, train_key=job.train_key,
                           seed=int(job.seed))
     return cfg
 
 
 def train(cfg, work_dir: Path) -> dict:
-    """Train (resuming from the last checkpoint in ``work_dir`` if any); return the train record."""
-    from mmengine.runner import Runner, find_latest_checkpoint
+    """Train (resuming from the last checkpoint in ``work_dir`` if any); return the train record.
 
-    import npe
+    A finished training leaves ``npe_train_done.json``; a second call returns that record at once.
+    """
+    from npe.cli.train import run_training
 
-    npe.register()
     marker = work_dir / TRAIN_MARKER
     if marker.is_file():
         return json.loads(marker.read_text())
-    work_dir.mkdir(parents=True, exist_ok=True)
-    latest = find_latest_checkpoint(str(work_dir))
-    if latest:
-        cfg.resume = True
-        cfg.load_from = None  # resume from our own checkpoint, not the initial one
-    start = time.perf_counter()
-    Runner.from_cfg(cfg).train()
-    record = dict(iterations=int(cfg.train_cfg.max_iters), wall_time_s=round(time.perf_counter() - start, 2),
-                  resumed_from=latest, checkpoint=find_latest_checkpoint(str(work_dir)),
-                  finished=_now())
+    resumed_from = cfg.load_from if cfg.get('resume') else None
+    out = run_training(cfg)
+    record = dict(iterations=out['iterations'], wall_time_s=round(out['wall_time_s'], 2),
+                  resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=_now())
     _write_json(marker, record)
     return record
 

@@ -7,3 +7,4 @@ optimizer = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0005)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=20, val_interval=10)
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=20, by_epoch=False)]
+default_hooks = dict(logger=dict(interval=2))

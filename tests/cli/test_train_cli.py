@@ -1,0 +1,231 @@
+"""``npe-train``: bad input (one line, exit 2, nothing written), the config it builds, and real
+training + ``--resume`` on a generated STARE-layout set."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from npe.cli.train import build_train_config, latest_checkpoint, main
+
+STARE_UNET = 'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'
+STEM = 'unet-s5-d16_fcn_4xb4-40k_stare-128x128'
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def run_main_expect_error(argv: list[str], capsys) -> str:
+    """Run ``npe-train`` in-process; assert exit status 2 and a single ``error:`` line; return it."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err_lines) == 1, err_lines
+    assert err_lines[0].startswith('error: ')
+    return err_lines[0]
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """Run in an empty folder, so a default ``./work_dirs`` would show up there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _nothing_written(folder: Path, allowed: set[str]) -> None:
+    assert {p.name for p in folder.iterdir()} == allowed
+
+
+# --------------------------------------------------------------------------- bad input
+BAD_HEAD = """_base_ = ['mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py']
+model = dict(decode_head=dict(_delete_=True, type='SegformerHead', in_channels=[64], in_index=[4],
+                              channels=64, num_classes=2,
+                              loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False)))
+"""
+BAD_LOSS = """_base_ = ['mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py']
+model = dict(decode_head=dict(loss_decode=dict(_delete_=True, type='DiceLoss', loss_weight=1.0)))
+"""
+
+
+@pytest.mark.parametrize('case, expected', [
+    ('head', "decode_head type 'SegformerHead' is not supported"),
+    ('loss', 'NPE needs a CrossEntropyLoss'),
+    ('both_frozen', 'leaves nothing to train'),
+    ('missing_config', 'does not exist'),
+    ('pem_type', "invalid choice: 'UPerHead'"),
+    ('num_pem_negative', 'num_pem must be an integer >= 0'),
+    ('scale_zero', 'scale factor must be > 0'),
+    ('missing_data', 'data folder data/STARE/images/training does not exist'),
+    ('wrapper_data_root', 'takes no data_root; set train_dataloader.dataset.dataset.data_root'),
+    ('cfg_options_syntax', 'expects KEY=VALUE pairs'),
+    ('missing_load_from', 'no such checkpoint file'),
+    ('protocol', "invalid choice: 'paper'"),
+])
+def test_bad_input_is_one_line_exit_2_nothing_written(case, expected, in_tmp, capsys):
+    work_dir = in_tmp / 'wd'
+    config = STARE_UNET
+    extra: list[str] = []
+    if case == 'head':
+        config = _write(in_tmp / 'head.py', BAD_HEAD)
+    elif case == 'loss':
+        config = _write(in_tmp / 'loss.py', BAD_LOSS)
+    elif case == 'both_frozen':
+        extra = ['--num-pem', '0', '--freeze-backbone', '--freeze-decode']
+    elif case == 'missing_config':
+        config = str(in_tmp / 'no_such_config.py')
+    elif case == 'pem_type':
+        extra = ['--pem-type', 'UPerHead']
+    elif case == 'num_pem_negative':
+        extra = ['--num-pem', '-1']
+    elif case == 'scale_zero':
+        extra = ['--scale-factor', '0']
+    elif case == 'missing_data':
+        pass  # the config's own data_root (data/STARE) does not exist here
+    elif case == 'wrapper_data_root':
+        extra = ['--cfg-options', f'train_dataloader.dataset.data_root={in_tmp}']
+    elif case == 'cfg_options_syntax':
+        extra = ['--cfg-options', 'train_cfg.max_iters']
+    elif case == 'missing_load_from':
+        extra = ['--load-from', str(in_tmp / 'none.pth')]
+    elif case == 'protocol':
+        extra = ['--protocol', 'paper']
+    line = run_main_expect_error([config, '--work-dir', str(work_dir), *extra], capsys)
+    assert expected in line
+    before = {'head.py'} if case == 'head' else {'loss.py'} if case == 'loss' else set()
+    _nothing_written(in_tmp, before)
+
+
+def test_default_work_dir_not_created_on_error(in_tmp, capsys):
+    """Without --work-dir the default ./work_dirs/<stem> must not appear either."""
+    run_main_expect_error([STARE_UNET, '--num-pem', '0', '--freeze-backbone', '--freeze-decode'],
+                          capsys)
+    run_main_expect_error([STARE_UNET], capsys)  # data missing: checked after the config is built
+    _nothing_written(in_tmp, set())
+
+
+@pytest.mark.skipif(__import__('torch').cuda.is_available(), reason='a GPU is present')
+def test_amp_without_gpu_is_a_user_error(in_tmp, capsys):
+    line = run_main_expect_error([STARE_UNET, '--amp'], capsys)
+    assert '--amp needs a GPU' in line
+    _nothing_written(in_tmp, set())
+
+
+def test_bad_input_in_a_real_process(tmp_path):
+    """The console script itself: exit 2, exactly one stderr line (no library warnings), no files."""
+    proc = subprocess.run([str(Path(sys.executable).parent / 'npe-train'),
+                           _write(tmp_path / 'loss.py', BAD_LOSS)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith('error: decode_head.loss_decode')
+    _nothing_written(tmp_path, {'loss.py'})
+
+
+def test_python_m_shims_show_help():
+    for module, prog in (('npe.train', 'npe-train'), ('npe.test', 'npe-test')):
+        proc = subprocess.run([sys.executable, '-m', module, '--help'], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(f'usage: {prog}')
+
+
+# --------------------------------------------------------------------------- the config it builds
+def test_config_defaults_and_overrides(stare_root, in_tmp, capsys):
+    data = stare_root
+    cfg = build_train_config(
+        STARE_UNET, num_pem=2, pem_type='FCNHead', scale_factor=2.5, seed=3, deterministic=True,
+        protocol='fixed', launcher='pytorch',
+        cfg_options={'train_dataloader.dataset.dataset.data_root': str(data),
+                     'val_dataloader.dataset.data_root': str(data),
+                     'test_dataloader.dataset.data_root': str(data),
+                     'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0})
+    assert cfg.work_dir == str(in_tmp / 'work_dirs' / STEM)  # reference default, not created
+    assert not (in_tmp / 'work_dirs').exists()
+    head = cfg.model.decode_head
+    assert (head.type, head.num_pem, head.pem_type) == ('MultiHeadWrapper', 2, 'FCNHead')
+    assert isinstance(head.scale_factor, float) and head.scale_factor == 2.5
+    assert cfg.train_dataloader.batch_size == 2  # --cfg-options win over the forced 16
+    assert cfg.train_dataloader.persistent_workers is False  # no workers: would crash otherwise
+    assert cfg.train_cfg.max_iters == 600  # STARE schedule of the reference
+    assert cfg.randomness == dict(seed=3, deterministic=True)
+    assert cfg.launcher == 'pytorch'
+    assert cfg.resume is False
+    assert cfg.npe.protocol == 'fixed'
+    assert capsys.readouterr().err == ''  # protocol fixed: no departure warnings
+
+
+def test_upstream_warnings_come_after_the_checks(stare_root, in_tmp, capsys):
+    cfg = build_train_config(STARE_UNET, data_root=stare_root)
+    err = capsys.readouterr().err
+    assert 'warning: protocol upstream' in err and '--protocol fixed' in err
+    assert cfg.train_dataloader.dataset.dataset.data_root == str(stare_root)
+
+
+def test_resume_picks_the_work_dirs_latest_checkpoint(stare_root, in_tmp, capsys):
+    work_dir = in_tmp / 'wd'
+    cfg = build_train_config(STARE_UNET, data_root=stare_root, work_dir=work_dir, resume=True,
+                             load_from=str(_write(in_tmp / 'init.pth', 'x')))
+    assert cfg.resume is False and cfg.load_from == str(in_tmp / 'init.pth')
+    assert '--resume: no checkpoint' in capsys.readouterr().err
+    work_dir.mkdir()
+    for name in ('iter_2.pth', 'iter_4.pth'):
+        (work_dir / name).write_bytes(b'')
+    # last_checkpoint written by a run in another folder (e.g. this one is a copy): use our file.
+    (work_dir / 'last_checkpoint').write_text('/elsewhere/run/iter_4.pth')
+    assert latest_checkpoint(work_dir) == work_dir / 'iter_4.pth'
+    cfg = build_train_config(STARE_UNET, data_root=stare_root, work_dir=work_dir, resume=True,
+                             load_from=str(in_tmp / 'init.pth'))
+    # Resuming must not start again from the initial --load-from checkpoint.
+    assert cfg.resume is True and cfg.load_from == str(work_dir / 'iter_4.pth')
+
+
+# --------------------------------------------------------------------------- real training
+@pytest.mark.integration
+def test_training_run_writes_checkpoints_and_its_config(trained_run):
+    names = {p.name for p in trained_run.iterdir()}
+    assert {'iter_2.pth', 'iter_4.pth', 'last_checkpoint', 'npe_train.json', f'{STEM}.py'} <= names
+    assert latest_checkpoint(trained_run) == trained_run / 'iter_4.pth'
+    dumped = (trained_run / f'{STEM}.py').read_text()
+    assert "type='MultiHeadWrapper'" in dumped and 'scale_factor=1.5' in dumped
+    log = next(trained_run.glob('2*/2*.log')).read_text()
+    assert 'Iter(train) [4/4]' in log and 'loss_one_way_logistic' in log
+
+
+@pytest.mark.integration
+def test_resume_continues_from_the_last_checkpoint(trained_run, stare_opts, tmp_path, capsys,
+                                                   files_snapshot):
+    work_dir = tmp_path / 'run'
+    shutil.copytree(trained_run, work_dir)
+    before = files_snapshot(work_dir)
+    main([STARE_UNET, '--work-dir', str(work_dir), '--seed', '0', '--scale-factor', '1.5',
+          '--resume', '--cfg-options', *stare_opts(max_iters=6)])
+    out = capsys.readouterr().out
+    assert '6 iterations' in out
+    assert (work_dir / 'iter_6.pth').is_file()
+    assert latest_checkpoint(work_dir) == work_dir / 'iter_6.pth'
+    logs = sorted(work_dir.glob('2*/2*.log'))
+    assert len(logs) == 2  # the first run's and the resumed run's
+    log = logs[-1].read_text()
+    assert f'Load checkpoint from {work_dir / "iter_4.pth"}' in log
+    assert 'resumed epoch: 0, iter: 4' in log
+    iters = [int(n) for n in re.findall(r'Iter\(train\) \[\s*(\d+)/6\]', log)]
+    assert iters == [5, 6]
+    # The resumed run did not rewrite the first run's checkpoints.
+    after = files_snapshot(work_dir)
+    for name in ('iter_2.pth', 'iter_4.pth'):
+        assert after[name] == before[name]
+
+    import torch
+
+    from npe.checkpoint import allow_mmengine_checkpoints
+
+    allow_mmengine_checkpoints()
+    meta = torch.load(work_dir / 'iter_6.pth', map_location='cpu')['meta']  # weights_only default
+    assert meta['iter'] == 6
