@@ -226,3 +226,19 @@ def dataset_folders(cfg: Config, loader: str = 'train_dataloader') -> list[Path]
             if prefix.get(key):
                 folders.append(root / prefix[key])
     return folders
+
+
+def kit_dataset_folder(cfg: Config, data_root: str | Path | None = None) -> Path | None:
+    """Where a config's dataset lives under the kit's data root.
+
+    For a dataset the kit prepares (STARE, ADE20K, the generated ones) that is
+    ``<data root>/<its folder>``, the data root being ``data_root`` > ``$NPE_DATA_ROOT`` >
+    ``segmentation/data``. For any other dataset an explicit ``data_root`` is taken as the dataset
+    folder itself, and without one the config's own ``data_root`` stays (None is returned).
+    """
+    from npe import datasets, paths
+
+    spec = datasets.for_mmseg_type(_dataset_type(cfg))
+    if spec is not None:
+        return spec.path(paths.data_root(data_root))
+    return Path(data_root) if data_root else None

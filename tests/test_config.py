@@ -4,14 +4,12 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, save_checkpoint
 from mmseg.registry import HOOKS, MODELS
-from PIL import Image
 
 import npe.hooks  # noqa: F401  (registers the hooks)
 import npe.models  # noqa: F401
@@ -102,25 +100,6 @@ def test_missing_config_file():
 
 
 # --------------------------------------------------------------------------- real training runs
-def write_stare_like(root: Path, n_train: int = 2, n_val: int = 1, size: int = 96) -> Path:
-    """A tiny data set in STARE layout (RGB PNG images, 0/1 .ah.png labels)."""
-    rng = np.random.default_rng(0)
-    for split, n in (('training', n_train), ('validation', n_val)):
-        (root / 'images' / split).mkdir(parents=True, exist_ok=True)
-        (root / 'annotations' / split).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            label = (rng.random((size, size)) > 0.8).astype(np.uint8)
-            img = (rng.random((size, size, 3)) * 80 + label[..., None] * 150).astype(np.uint8)
-            Image.fromarray(img).save(root / 'images' / split / f'im{i:04d}.png')
-            Image.fromarray(label).save(root / 'annotations' / split / f'im{i:04d}.ah.png')
-    return root
-
-
-@pytest.fixture(scope='module')
-def stare_root(tmp_path_factory):
-    return write_stare_like(tmp_path_factory.mktemp('stare') / 'STARE')
-
-
 TINY = {  # a narrow UNet keeps each run at a second or two
     'model.backbone.base_channels': 4,
     'model.decode_head.in_channels': 4,

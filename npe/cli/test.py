@@ -127,7 +127,7 @@ def _fresh_dir(parent: Path, launcher: str) -> Path:
 def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = None,
                         tta: bool = False, cfg_options: dict | None = None,
                         data_split: str | None = None, config: str | Path | None = None,
-                        launcher: str = 'none'):
+                        launcher: str = 'none', data_root: str | Path | None = None):
     """The test config of a training run, validated; writes nothing.
 
     Returns ``(cfg, checkpoint_path)``. The config is the run's own (see the module docstring),
@@ -167,6 +167,10 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
                         'npe-test evaluates runs trained with npe-train')
     if not cfg.get('test_dataloader') or not cfg.get('test_cfg'):
         raise UserError(f'{config_path} has no test_dataloader/test_cfg to evaluate with')
+    if data_root is not None:  # the data moved (another machine, another mount point)
+        from npe.config import kit_dataset_folder, set_data_root
+
+        set_data_root(cfg, kit_dataset_folder(cfg, data_root))
     if data_split:
         for _, dataset in _datasets_with_keys(cfg.test_dataloader.dataset, 'test_dataloader.dataset'):
             dataset['data_prefix'] = dict(img_path=f'images/{data_split}',
@@ -212,7 +216,8 @@ def evaluate(work_dir: str | Path,
              data_split: str | None = None,
              config: str | Path | None = None,
              out_dir: str | Path | None = None,
-             launcher: str = 'none') -> list[dict[str, Any]]:
+             launcher: str = 'none',
+             data_root: str | Path | None = None) -> list[dict[str, Any]]:
     """Evaluate a training run's checkpoint once per scale factor; return one dict per s.
 
     Args:
@@ -228,6 +233,7 @@ def evaluate(work_dir: str | Path,
         config: the config to use instead of the run's own.
         out_dir: the test Runner's work dir (default: a fresh ``<work_dir>/test_<timestamp>/``).
         launcher: ``none`` | ``pytorch`` | ``slurm``.
+        data_root: read the test data from this kit data root instead of where the run trained.
 
     Returns:
         ``[{"scale_factor": float, "metrics": {"aAcc", "mIoU", "mAcc", "mDice": float (percent)},
@@ -253,7 +259,7 @@ def evaluate(work_dir: str | Path,
 
     cfg, ckpt = prepare_test_config(work_dir, checkpoint=checkpoint, tta=tta,
                                     cfg_options=cfg_options, data_split=data_split, config=config,
-                                    launcher=launcher)
+                                    launcher=launcher, data_root=data_root)
     head_cfg = (cfg.model.module if tta else cfg.model).decode_head
     trained_s = float(head_cfg.get('scale_factor', 1.0))
     num_classes = int(head_cfg.main_head.num_classes)
@@ -338,6 +344,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument('--out', metavar='FILE', help='write the metrics as JSON')
     p.add_argument('--config', metavar='FILE', help="default: the run's own dumped config")
+    p.add_argument('--data-root', metavar='DIR',
+                   help="read the test data from the kit's data root DIR (DIR/<dataset folder>; for "
+                        'datasets the kit does not know, DIR is the dataset folder); default: where '
+                        'the run was trained from')
     p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, metavar='KEY=VALUE',
                    help='override test config keys (MMEngine syntax)')
     return p
@@ -366,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale_factors = args.scale_factor or [None]
     results = evaluate(args.work_dir, checkpoint=args.checkpoint, scale_factors=scale_factors,
                        tta=args.tta, cfg_options=args.cfg_options, config=args.config,
+                       data_root=args.data_root,
                        launcher=args.launcher)
     from mmengine.dist import is_main_process
 

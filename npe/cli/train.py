@@ -44,6 +44,10 @@ def build_parser() -> ArgumentParser:
                    help='initial checkpoint; a plain MMSeg checkpoint initialises the main head')
     p.add_argument('--work-dir', metavar='DIR',
                    help='where logs and checkpoints go (default ./work_dirs/<config stem>/)')
+    p.add_argument('--data-root', metavar='DIR',
+                   help="the kit's data root: STARE, ADE20K and the built-in sets are read from "
+                        'DIR/<dataset folder> (default $NPE_DATA_ROOT or segmentation/data); for '
+                        "other datasets DIR is the dataset folder (default: the config's data_root)")
     p.add_argument('--freeze-backbone', action='store_true', help='do not train the backbone')
     p.add_argument('--freeze-decode', action='store_true', help='do not train the original head')
     p.add_argument('--num-pem', type=int, default=1, metavar='M',
@@ -177,6 +181,7 @@ def build_train_config(base_config: str, *,
                        amp: bool = False,
                        launcher: str = 'none',
                        data_root: str | Path | None = None,
+                       kit_data_root: str | Path | None = None,
                        check_data_folders: bool = True):
     """The full training config of ``npe-train``, validated; writes nothing.
 
@@ -187,7 +192,7 @@ def build_train_config(base_config: str, *,
     the initial ``load_from`` checkpoint), else trains from the start. Protocol warnings go to stderr
     only once every check has passed. Raises :class:`UserError` for bad input.
     """
-    from npe.config import load_base_config, set_data_root
+    from npe.config import kit_dataset_folder, load_base_config, set_data_root
 
     if launcher not in LAUNCHERS:
         raise UserError(f'unknown launcher {launcher!r}; choose one of {", ".join(LAUNCHERS)}')
@@ -212,6 +217,8 @@ def build_train_config(base_config: str, *,
         cfg = apply_npe(cfg, num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
                         freeze_backbone=freeze_backbone, freeze_decode=freeze_decode,
                         load_from=load_from, protocol=protocol)
+    if data_root is None:
+        data_root = kit_dataset_folder(cfg, kit_data_root)
     if data_root is not None:
         set_data_root(cfg, data_root)
     merge_cfg_options(cfg, cfg_options)
@@ -303,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         freeze_backbone=args.freeze_backbone, freeze_decode=args.freeze_decode,
         num_pem=args.num_pem, pem_type=args.pem_type, scale_factor=args.scale_factor,
         protocol=args.protocol, cfg_options=args.cfg_options, seed=args.seed,
-        deterministic=args.deterministic, resume=args.resume, amp=args.amp, launcher=args.launcher)
+        deterministic=args.deterministic, resume=args.resume, amp=args.amp, launcher=args.launcher,
+        kit_data_root=args.data_root)
     info = run_training(cfg)
     print(f'npe-train: {info["iterations"]} iterations in {info["wall_time_s"]:.1f} s; '
           f'work dir {info["work_dir"]}; last checkpoint {info["checkpoint"]}')

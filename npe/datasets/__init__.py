@@ -21,13 +21,18 @@ from .synthetic import SMOKE as _SMOKE
 
 _REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (_STARE, _ADE20K, _SMOKE, _LONGTAIL_SYNTH)}
 
-__all__ = ["DatasetSpec", "Source", "MARKER", "get", "names", "checkpoint_path", "checkpoint_source",
+__all__ = ["DatasetSpec", "Source", "MARKER", "get", "names", "for_mmseg_type", "checkpoint_path", "checkpoint_source",
            "fetch_checkpoint", "known_checkpoint_url"]
 
 
 def names() -> list[str]:
     """Registry keys of every dataset the kit knows."""
     return list(_REGISTRY)
+
+
+def for_mmseg_type(mmseg_type: str | None) -> DatasetSpec | None:
+    """The kit's dataset whose MMSeg dataset class is ``mmseg_type`` (None if the kit has none)."""
+    return next((s for s in _REGISTRY.values() if s.mmseg_type == mmseg_type), None)
 
 
 def get(name: str) -> DatasetSpec:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from npe.cli.train import build_train_config, latest_checkpoint, main
+from npe.errors import UserError
 
 STARE_UNET = 'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'
 STEM = 'unet-s5-d16_fcn_4xb4-40k_stare-128x128'
@@ -62,13 +63,14 @@ model = dict(decode_head=dict(loss_decode=dict(_delete_=True, type='DiceLoss', l
     ('pem_type', "invalid choice: 'UPerHead'"),
     ('num_pem_negative', 'num_pem must be an integer >= 0'),
     ('scale_zero', 'scale factor must be > 0'),
-    ('missing_data', 'data folder data/STARE/images/training does not exist'),
+    ('missing_data', 'nodata/STARE/images/training does not exist'),
     ('wrapper_data_root', 'takes no data_root; set train_dataloader.dataset.dataset.data_root'),
     ('cfg_options_syntax', 'expects KEY=VALUE pairs'),
     ('missing_load_from', 'no such checkpoint file'),
     ('protocol', "invalid choice: 'paper'"),
 ])
-def test_bad_input_is_one_line_exit_2_nothing_written(case, expected, in_tmp, capsys):
+def test_bad_input_is_one_line_exit_2_nothing_written(case, expected, in_tmp, capsys, monkeypatch):
+    monkeypatch.setenv('NPE_DATA_ROOT', str(in_tmp / 'nodata'))
     work_dir = in_tmp / 'wd'
     config = STARE_UNET
     extra: list[str] = []
@@ -87,7 +89,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, expected, in_tmp, ca
     elif case == 'scale_zero':
         extra = ['--scale-factor', '0']
     elif case == 'missing_data':
-        pass  # the config's own data_root (data/STARE) does not exist here
+        pass  # STARE is looked for under the kit's data root, which is empty here
     elif case == 'wrapper_data_root':
         extra = ['--cfg-options', f'train_dataloader.dataset.data_root={in_tmp}']
     elif case == 'cfg_options_syntax':
@@ -229,3 +231,19 @@ def test_resume_continues_from_the_last_checkpoint(trained_run, stare_opts, tmp_
     allow_mmengine_checkpoints()
     meta = torch.load(work_dir / 'iter_6.pth', map_location='cpu')['meta']  # weights_only default
     assert meta['iter'] == 6
+
+
+def test_kit_data_root_locates_known_datasets(stare_root, monkeypatch):
+    """STARE is read from <data root>/STARE: flag > $NPE_DATA_ROOT > segmentation/data."""
+    def roots(cfg):
+        return {cfg.train_dataloader.dataset.dataset.data_root, cfg.val_dataloader.dataset.data_root,
+                cfg.test_dataloader.dataset.data_root}
+
+    monkeypatch.delenv('NPE_DATA_ROOT', raising=False)
+    cfg = build_train_config(STARE_UNET, kit_data_root=stare_root.parent, check_data_folders=True)
+    assert roots(cfg) == {str(stare_root)}
+    monkeypatch.setenv('NPE_DATA_ROOT', str(stare_root.parent))
+    assert roots(build_train_config(STARE_UNET)) == {str(stare_root)}
+    monkeypatch.setenv('NPE_DATA_ROOT', str(stare_root.parent / 'elsewhere'))
+    with pytest.raises(UserError, match='elsewhere'):
+        build_train_config(STARE_UNET)  # checked before anything is written
