@@ -23,7 +23,9 @@ fi
 echo "setup: building $VENV"
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q "torch==$TORCH_VERSION" "setuptools>=77,<81" wheel ninja numpy
+# pip -q, minus the machine's notes about local index folders that do not exist (noise, not errors).
+pip_quiet() { "${PIP[@]}" "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }; }
+pip_quiet install -q "torch==$TORCH_VERSION" "setuptools>=77,<81" wheel ninja numpy
 
 mkdir -p "$LOCAL_WHEELS" "$USER_WHEELS"
 find_mmcv() { ls "$1"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true; }
@@ -35,12 +37,12 @@ fi
 if [[ -z "$WHEEL" ]]; then
   echo "setup: compiling mmcv $MMCV_VERSION with ops for CPU (about 7 minutes, once per machine)"
   MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-2}" \
-    "${PIP[@]}" wheel -q --no-build-isolation --no-deps "mmcv==$MMCV_VERSION" -w "$LOCAL_WHEELS"
+    pip_quiet wheel -q --no-build-isolation --no-deps "mmcv==$MMCV_VERSION" -w "$LOCAL_WHEELS"
   WHEEL="$(find_mmcv "$LOCAL_WHEELS")"
   cp "$WHEEL" "$USER_WHEELS/"
 fi
-"${PIP[@]}" install -q "$WHEEL"
-"${PIP[@]}" install -q -e "$ROOT[test]"
+pip_quiet install -q "$WHEEL"
+pip_quiet install -q -e "$ROOT[test]"
 "$VENV/bin/python" -c "import mmcv.ops, mmseg.models, npe" 
 stamp_value > "$STAMP"
 echo "setup: done ($VENV)"

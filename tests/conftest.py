@@ -141,3 +141,14 @@ def files_snapshot():
 def script():
     """:func:`run_script` as a fixture: ``script('npe-test', *args, cwd=...)``."""
     return run_script
+
+
+def expect_one_line_error(main, argv: list[str], capsys) -> str:
+    """Run a CLI ``main`` in-process; assert exit status 2 and one ``error:`` line; return it."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err_lines) == 1, err_lines
+    assert err_lines[0].startswith('error: ')
+    return err_lines[0]

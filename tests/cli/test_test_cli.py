@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import expect_one_line_error
 
 from npe.cli.test import evaluate, find_run_config, main, prepare_test_config
 from npe.cli.train import RUN_FILE, build_train_config
@@ -18,17 +19,12 @@ STEM = 'unet-s5-d16_fcn_4xb4-40k_stare-128x128'
 
 
 def run_main_expect_error(argv: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err_lines) == 1, err_lines
-    assert err_lines[0].startswith('error: ')
-    return err_lines[0]
+    """Run this module's CLI in-process, expecting one ``error:`` line and exit status 2."""
+    return expect_one_line_error(main, argv, capsys)
 
 
 @pytest.fixture
-def fake_run(tmp_path, stare_root, capsys) -> Path:
+def config_only_run(tmp_path, stare_root, capsys) -> Path:
     """A work dir as npe-train leaves it (dumped NPE config, npe_train.json, checkpoint files),
     without training: for checks that never load the weights."""
     work_dir = tmp_path / 'run'
@@ -67,9 +63,9 @@ def test_single_py_and_empty_work_dir(tmp_path):
     assert find_run_config(tmp_path) == tmp_path / 'only.py'
 
 
-def test_test_config_of_a_run(fake_run):
-    cfg, ckpt = prepare_test_config(fake_run)
-    assert ckpt == (fake_run / 'iter_2.pth').resolve()
+def test_test_config_of_a_run(config_only_run):
+    cfg, ckpt = prepare_test_config(config_only_run)
+    assert ckpt == (config_only_run / 'iter_2.pth').resolve()
     assert cfg.load_from == str(ckpt) and cfg.resume is False
     assert cfg.test_evaluator.type == 'NPEIoUMetric'
     assert cfg.test_evaluator.iou_metrics == ['mDice', 'mIoU']  # STARE asks for mDice only
@@ -77,7 +73,7 @@ def test_test_config_of_a_run(fake_run):
     assert 'npe.metrics' in cfg.custom_imports.imports
     assert cfg.model.decode_head.scale_factor == 1.5
 
-    cfg, _ = prepare_test_config(fake_run, tta=True, data_split='training')
+    cfg, _ = prepare_test_config(config_only_run, tta=True, data_split='training')
     assert cfg.model.type == 'SegTTAModel'
     assert cfg.model.module.decode_head.type == 'MultiHeadWrapper'
     assert cfg.test_dataloader.dataset.pipeline[1].type == 'TestTimeAug'
@@ -97,14 +93,14 @@ def test_test_config_of_a_run(fake_run):
     ('not_npe', 'is not an NPE config'),
     ('missing_test_data', 'test_dataloader: data folder'),
 ])
-def test_bad_input_is_one_line_exit_2_nothing_written(case, expected, fake_run, tmp_path, capsys,
+def test_bad_input_is_one_line_exit_2_nothing_written(case, expected, config_only_run, tmp_path, capsys,
                                                       files_snapshot):
-    args = [str(fake_run)]
+    args = [str(config_only_run)]
     if case == 'no_work_dir':
         args = [str(tmp_path / 'missing')]
     elif case == 'no_checkpoint':
         for name in ('iter_2.pth', 'last_checkpoint'):
-            (fake_run / name).unlink()
+            (config_only_run / name).unlink()
     elif case == 'missing_checkpoint':
         args += ['--checkpoint', str(tmp_path / 'none.pth')]
     elif case == 'scale_zero':
@@ -114,13 +110,13 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, expected, fake_run, 
     elif case == 'out_is_dir':
         args += ['--out', str(tmp_path)]
     elif case == 'no_tta':
-        text = (fake_run / f'{STEM}.py').read_text()
-        (fake_run / f'{STEM}.py').write_text(text + '\ntta_model = None\n')
+        text = (config_only_run / f'{STEM}.py').read_text()
+        (config_only_run / f'{STEM}.py').write_text(text + '\ntta_model = None\n')
         args += ['--tta']
     elif case == 'not_npe':
         from npe.config import load_base_config
 
-        load_base_config(STARE_UNET).dump(str(fake_run / f'{STEM}.py'))
+        load_base_config(STARE_UNET).dump(str(config_only_run / f'{STEM}.py'))
     elif case == 'missing_test_data':
         args += ['--cfg-options', f'test_dataloader.dataset.data_root={tmp_path / "nodata"}']
     before = files_snapshot(tmp_path)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import expect_one_line_error
 
 from npe.cli.train import build_train_config, latest_checkpoint, main
 from npe.errors import UserError
@@ -23,14 +24,8 @@ def _write(path: Path, text: str) -> str:
 
 
 def run_main_expect_error(argv: list[str], capsys) -> str:
-    """Run ``npe-train`` in-process; assert exit status 2 and a single ``error:`` line; return it."""
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err_lines) == 1, err_lines
-    assert err_lines[0].startswith('error: ')
-    return err_lines[0]
+    """Run this module's CLI in-process, expecting one ``error:`` line and exit status 2."""
+    return expect_one_line_error(main, argv, capsys)
 
 
 @pytest.fixture
