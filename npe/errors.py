@@ -13,7 +13,8 @@ class UserError(Exception):
 
 
 def cli_entry(func: F) -> F:
-    """Wrap a CLI ``main``: a :class:`UserError` becomes ``error: <msg>`` on stderr and exit status 2."""
+    """Wrap a CLI ``main``: a :class:`UserError` becomes ``error: <msg>`` on stderr and exit status 2;
+    Ctrl-C one line and status 130 (finished work is kept; the same command resumes)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -22,5 +23,9 @@ def cli_entry(func: F) -> F:
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted; finished runs are kept, run the same command again to go on",
+                  file=sys.stderr)
+            raise SystemExit(130) from None
 
     return wrapper  # type: ignore[return-value]

@@ -125,14 +125,27 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
 # ----------------------------------------------------------------------------- inputs
 def prepare_inputs(recipe: Recipe, data_root: Path, mirror: str | None = None,
                    offline: bool = False) -> Path | None:
-    """Prepare the recipe's dataset and fetch its initial checkpoint; return the checkpoint path."""
+    """Prepare the recipe's dataset and fetch its initial checkpoint; return the checkpoint path.
+
+    Both are attempted before failing, so one message lists everything still to fetch.
+    """
     from npe import datasets
 
-    datasets.get(recipe.dataset).prepare(data_root, mirror=mirror, offline=offline)
-    if recipe.load_from is None:
-        return None
-    return datasets.fetch_checkpoint(recipe.load_from.url, checksum=recipe.load_from.sha256,
-                                     data_root=data_root, mirror=mirror, offline=offline)
+    problems = []
+    try:
+        datasets.get(recipe.dataset).prepare(data_root, mirror=mirror, offline=offline)
+    except UserError as exc:
+        problems.append(str(exc))
+    checkpoint = None
+    if recipe.load_from is not None:
+        try:
+            checkpoint = datasets.fetch_checkpoint(recipe.load_from.url, checksum=recipe.load_from.sha256,
+                                                   data_root=data_root, mirror=mirror, offline=offline)
+        except UserError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UserError('\n'.join(problems))
+    return checkpoint
 
 
 def counted_log_prior(recipe: Recipe, data_root: Path) -> tuple[list[float], list[float]]:

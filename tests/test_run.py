@@ -76,7 +76,8 @@ def test_unknown_variant_is_one_line(tmp_path):
 def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
     work = tmp_path / 'work' / 'smoke'
     results = tmp_path / 'results' / 'smoke'
-    # First run: killed while the second training (npe1) is under way, after its first checkpoint.
+    # First run: interrupted (Ctrl-C) while the second training (npe1) is under way, after its first
+    # checkpoint.
     proc = subprocess.Popen([str(BIN / 'npe-repro'), 'smoke'], env=env_for(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -87,9 +88,14 @@ def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, 'the run ended before it could be interrupted'
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
     finally:
-        proc.wait(timeout=60)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+    assert proc.returncode == 130, out
+    assert out.strip().splitlines()[-1].startswith('interrupted; finished runs are kept')
     baseline_files = sorted(results.glob('baseline__*.json')) + sorted(results.glob('counted_la__*.json'))
     assert [p.name for p in baseline_files] == [
         'baseline__seed0__s1.json', 'counted_la__seed0__s1.json', 'counted_la__seed0__s2.json']
@@ -134,3 +140,16 @@ def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
     # A third run has nothing left to do.
     again = repro(tmp_path, 'smoke', '--no-tables')
     assert again.returncode == 0 and again.stdout.count('done, skipped') == 2
+
+
+def test_offline_lists_every_missing_input_and_starts_nothing(tmp_path):
+    proc = repro(tmp_path, 'stare_unet', '--offline')
+    assert proc.returncode == 2
+    err = proc.stderr
+    assert err.startswith('error: ') and 'Traceback' not in err
+    for name in ('stare-images.tar', 'labels-ah.tar', 'labels-vk.tar',
+                 'fcn_unet_s5-d16_128x128_40k_stare_20201223_191051-7d77e78b.pth'):
+        assert name in err
+    assert str(tmp_path / 'data' / 'downloads' / 'stare-images.tar') in err
+    assert not (tmp_path / 'work').exists() and not (tmp_path / 'results').exists()
+    assert not (tmp_path / 'data' / 'STARE').exists()
