@@ -121,6 +121,8 @@ def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
     assert len(npe1['per_class']['IoU']) == 3 and len(npe1['learned_prior']) == 3
     assert abs(sum(npe1['class_pixel_share']) - 1) < 1e-9
     assert npe1['environment']['mmseg'] == '1.2.2' and npe1['log']['loss']
+    baseline = json.loads((results / 'baseline__seed0__s1.json').read_text())
+    assert baseline['log']['loss'] and baseline['log']['loss'] != npe1['log']['loss']
     la = json.loads((results / 'counted_la__seed0__s1.json').read_text())
     assert la['adjustment'] == 'counted_la' and la['learned_prior'] is None
 

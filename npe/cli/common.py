@@ -59,6 +59,19 @@ def merge_cfg_options(cfg, options: dict | None) -> None:
         raise UserError(f'--cfg-options cannot be applied: {type(exc).__name__}: {exc}') from None
 
 
+def own_visualizer(cfg) -> None:
+    """Give this run's visualizer a name of its own (in place).
+
+    MMEngine keeps one visualizer per name for the whole process: a second Runner with the same name
+    would reuse the first one and write its scalars (the loss curve) into the first run's folder.
+    """
+    import uuid
+
+    if cfg.get('visualizer'):
+        base = str(cfg.visualizer.get('name') or 'visualizer').split('#')[0]
+        cfg.visualizer['name'] = f'{base}#{uuid.uuid4().hex[:8]}'
+
+
 def write_json_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
     path = Path(path)

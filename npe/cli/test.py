@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from npe.cli.common import (LAUNCHERS, ArgumentParser, CfgOptionsAction, merge_cfg_options,
-                            quiet_library_warnings, write_json_atomic)
+                            own_visualizer, quiet_library_warnings, write_json_atomic)
 from npe.cli.train import RUN_FILE, _datasets_with_keys, check_data, latest_checkpoint
 from npe.errors import UserError, cli_entry
 
@@ -190,6 +190,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
         loader.persistent_workers = False
 
     cfg.test_evaluator = _iou_evaluator(cfg.get('test_evaluator'))
+    own_visualizer(cfg)
     imports = list((cfg.get('custom_imports') or {}).get('imports', []))
     cfg.custom_imports = dict(imports=imports + [m for m in ('npe.metrics',) if m not in imports],
                               allow_failed_imports=False)

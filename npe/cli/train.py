@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from npe.cli.common import (LAUNCHERS, ArgumentParser, CfgOptionsAction, merge_cfg_options,
-                            quiet_library_warnings, write_json_atomic)
+                            own_visualizer, quiet_library_warnings, write_json_atomic)
 from npe.errors import UserError, cli_entry
 
 #: Written by :func:`run_training` into the work dir: which dumped config belongs to the last run.
@@ -232,6 +232,7 @@ def build_train_config(base_config: str, *,
     if seed is not None or deterministic:
         cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
     cfg.launcher = launcher
+    own_visualizer(cfg)
     if amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
