@@ -195,37 +195,27 @@ def apply_npe(cfg: Config,
     return cfg
 
 
-def _leaf_datasets(dataset: dict) -> list:
-    """The datasets that read files, inside RepeatDataset / ConcatDataset wrappers."""
-    if dataset is None:
+def leaf_datasets(dataset, key: str = 'dataset') -> list[tuple[str, dict]]:
+    """``(key path, dataset cfg)`` of the datasets that read files, inside RepeatDataset /
+    ConcatDataset wrappers (the key path names where to set an option with ``--cfg-options``)."""
+    if not dataset:
         return []
     if 'dataset' in dataset:
-        return _leaf_datasets(dataset['dataset'])
+        return leaf_datasets(dataset['dataset'], f'{key}.dataset')
     if 'datasets' in dataset:
-        return [leaf for d in dataset['datasets'] for leaf in _leaf_datasets(d)]
-    return [dataset]
+        return [leaf for i, d in enumerate(dataset['datasets'])
+                for leaf in leaf_datasets(d, f'{key}.datasets.{i}')]
+    return [(key, dataset)]
 
 
 def set_data_root(cfg: Config, data_root: str | Path) -> Config:
     """Point every dataloader's dataset(s) at ``data_root`` (in place; returns ``cfg``)."""
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(loader) is not None:
-            for dataset in _leaf_datasets(cfg[loader].get('dataset')):
+            for _, dataset in leaf_datasets(cfg[loader].get('dataset')):
                 dataset['data_root'] = str(data_root)
     cfg.data_root = str(data_root)
     return cfg
-
-
-def dataset_folders(cfg: Config, loader: str = 'train_dataloader') -> list[Path]:
-    """The image and annotation folders a dataloader will read (to check them before training)."""
-    folders = []
-    for dataset in _leaf_datasets((cfg.get(loader) or {}).get('dataset')):
-        root = Path(dataset.get('data_root', '') or '')
-        prefix = dataset.get('data_prefix', {}) or {}
-        for key in ('img_path', 'seg_map_path'):
-            if prefix.get(key):
-                folders.append(root / prefix[key])
-    return folders
 
 
 def kit_dataset_folder(cfg: Config, data_root: str | Path | None = None) -> Path | None:

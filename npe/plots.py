@@ -7,7 +7,6 @@ mirrors the current result files.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Sequence
 

@@ -11,19 +11,17 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from npe import paths
 from npe.errors import UserError
+from npe.files import write_json_atomic
 from npe.recipes import AUTO, COUNTED_LA, Recipe, Variant, result_stem, scale_label
 
 SCHEMA = 'npe-result/1'
@@ -162,7 +160,6 @@ def counted_log_prior(recipe: Recipe, data_root: Path) -> tuple[list[float], lis
 def build_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint: Path | None,
                        quiet: bool = False):
     """The MMSeg config of one training job: ``npe-train``'s config with the recipe's options."""
-    import contextlib
     import io
 
     from npe import datasets
@@ -208,7 +205,7 @@ def train(cfg, work_dir: Path) -> dict:
     out = run_training(cfg)
     record = dict(iterations=out['iterations'], wall_time_s=round(out['wall_time_s'], 2),
                   resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=_now())
-    _write_json(marker, record)
+    write_json_atomic(marker, record)
     return record
 
 
@@ -242,15 +239,16 @@ def _choose_scale(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior) ->
     from npe.cli.test import evaluate
 
     auto = recipe.auto_scale
+    split = _holdout_split(recipe)
     rows = evaluate(work_dir, checkpoint=checkpoint, scale_factors=list(auto.candidates),
-                    data_split=_holdout_split(recipe), record_prior=False, log_prior=log_prior)
+                    data_split=split, record_prior=False, log_prior=log_prior)
     scores = {scale_label(r['scale_factor']): r['metrics'][auto.metric] for r in rows}
     best = max(auto.candidates, key=lambda s: (scores[scale_label(s)], -s))
-    return float(best), dict(metric=auto.metric, split='holdout', candidates=scores)
+    return float(best), dict(metric=auto.metric, split=split, candidates=scores)
 
 
-def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, share: list[float],
-                 log_prior: list[float], todo: set) -> list[dict]:
+def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[float],
+                 todo: set) -> list[dict]:
     """Evaluate the trained job at every (variant, s) in ``todo``; return result payloads."""
     from npe.cli.test import evaluate
 
@@ -322,32 +320,24 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    with os.fdopen(fd, 'w') as handle:
-        json.dump(payload, handle, indent=1, sort_keys=False)
-        handle.write('\n')
-    os.replace(tmp, path)
+def _result_header(recipe: Recipe, job: TrainJob, variant: str, s, status: str, env: dict) -> dict:
+    """The fields every result file has, ok or failed (docs/internals.md)."""
+    return {'schema': SCHEMA, 'status': status,
+            'recipe': {'name': recipe.name, 'sha256': recipe.sha256, 'paper_table': recipe.paper_table},
+            'dataset': recipe.dataset, 'variant': variant, 'train_key': job.train_key,
+            'seed': job.seed, 'scale_factor': s if s == AUTO else float(s),
+            'protocol': job.representative.protocol, 'environment': env, 'created': _now()}
 
 
 def write_result(results_dir: Path, recipe: Recipe, job: TrainJob, record: dict, item: dict,
                  share: list[float], loss: list, env: dict) -> Path:
     """Write one result file atomically (temp file + rename)."""
     row = item['row']
-    payload = {
-        'schema': SCHEMA,
-        'status': 'ok',
-        'recipe': {'name': recipe.name, 'sha256': recipe.sha256, 'paper_table': recipe.paper_table},
-        'dataset': recipe.dataset,
-        'variant': item['variant'],
-        'train_key': job.train_key,
+    payload = _result_header(recipe, job, item['variant'], item['s'], 'ok', env)
+    payload.update({
         'adjustment': item['adjustment'],
-        'seed': job.seed,
-        'scale_factor': item['s'] if item['s'] == AUTO else float(item['s']),
         'scale_factor_value': item['value'],
         'auto_scale': item['auto'],
-        'protocol': job.representative.protocol,
         'options': item['options'],
         'iterations': record['iterations'],
         'wall_time_s': record['wall_time_s'],
@@ -357,26 +347,17 @@ def write_result(results_dir: Path, recipe: Recipe, job: TrainJob, record: dict,
         'class_pixel_share': share,
         'learned_prior': item['learned_prior'],
         'log': {'loss': loss},
-        'environment': env,
-        'created': _now(),
-    }
-    path = result_path(results_dir, recipe, item['variant'], job.seed, item['s'])
-    _write_json(path, payload)
-    return path
+    })
+    return write_json_atomic(result_path(results_dir, recipe, item['variant'], job.seed, item['s']),
+                             payload, indent=1)
 
 
 def write_failure(results_dir: Path, recipe: Recipe, job: TrainJob, variant: str, s, error: str,
                   env: dict) -> Path:
     """A failed run is recorded, never silently dropped (tables show it as failed)."""
-    path = result_path(results_dir, recipe, variant, job.seed, s)
-    _write_json(path, {'schema': SCHEMA, 'status': 'failed', 'error': error,
-                       'recipe': {'name': recipe.name, 'sha256': recipe.sha256,
-                                  'paper_table': recipe.paper_table},
-                       'dataset': recipe.dataset, 'variant': variant, 'train_key': job.train_key,
-                       'seed': job.seed, 'scale_factor': s if s == AUTO else float(s),
-                       'protocol': job.representative.protocol, 'environment': env,
-                       'created': _now()})
-    return path
+    payload = _result_header(recipe, job, variant, s, 'failed', env)
+    payload['error'] = error
+    return write_json_atomic(result_path(results_dir, recipe, variant, job.seed, s), payload)
 
 
 # ----------------------------------------------------------------------------- the whole run
@@ -419,7 +400,7 @@ def run_recipe(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Seq
             cfg = build_train_config(recipe, job, root, checkpoint, quiet=True)
             with _quiet(job.work_dir / 'npe-repro.log', verbose):
                 record = train(cfg, job.work_dir)
-                items = evaluate_job(recipe, job, record, share, log_prior, todo)
+                items = evaluate_job(recipe, job, record, log_prior, todo)
         except UserError:
             raise
         except Exception as exc:  # one broken run must not hide the others; it is recorded

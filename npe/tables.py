@@ -20,6 +20,7 @@ import numpy as np
 from tabulate import tabulate
 
 from npe.errors import UserError
+from npe.files import write_text_atomic
 from npe.recipes import AUTO, COUNTED_LA, Recipe, ScaleFactor, list_recipes, load_recipe, scale_label
 
 SCHEMA = "npe-result/1"
@@ -693,10 +694,7 @@ def _write(path: Path, text: str) -> Path:
     # Write only on change, through a temp file, so a rebuild never leaves a half-written table.
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return path
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, text)
 
 
 def discover(results_dir: str | Path) -> list[str]:

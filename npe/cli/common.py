@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -59,29 +57,19 @@ def merge_cfg_options(cfg, options: dict | None) -> None:
         raise UserError(f'--cfg-options cannot be applied: {type(exc).__name__}: {exc}') from None
 
 
-def own_visualizer(cfg) -> None:
-    """Give this run's visualizer a name of its own (in place).
+def own_runner_instances(cfg) -> None:
+    """Give this run's visualizer and experiment (logger, scope) names of their own (in place).
 
-    MMEngine keeps one visualizer per name for the whole process: a second Runner with the same name
-    would reuse the first one and write its scalars (the loss curve) into the first run's folder.
+    MMEngine keeps one instance per name for the whole process. Visualizers share one fixed name, so
+    a second Runner would write its scalars (the loss curve) into the first run's folder; loggers are
+    named by the second the Runner started, so two Runners started within a second share one log.
     """
+    import time
     import uuid
 
+    tag = uuid.uuid4().hex[:8]
     if cfg.get('visualizer'):
         base = str(cfg.visualizer.get('name') or 'visualizer').split('#')[0]
-        cfg.visualizer['name'] = f'{base}#{uuid.uuid4().hex[:8]}'
-
-
-def write_json_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        cfg.visualizer['name'] = f'{base}#{tag}'
+    stem = Path(cfg.filename).stem if cfg.filename else 'npe'
+    cfg.experiment_name = f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{tag}'

@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from npe.cli.common import (LAUNCHERS, ArgumentParser, CfgOptionsAction, merge_cfg_options,
-                            own_visualizer, quiet_library_warnings, write_json_atomic)
-from npe.cli.train import RUN_FILE, _datasets_with_keys, check_data, latest_checkpoint
+                            own_runner_instances, quiet_library_warnings)
+from npe.cli.train import RUN_FILE, check_data, latest_checkpoint
 from npe.errors import UserError, cli_entry
+from npe.files import write_text_atomic
 
 _RUN_FOLDER = re.compile(r'^\d{8}_\d{6}$')
 #: Metrics every evaluation reports (NPE.md section 6), whatever the config asked for.
@@ -172,7 +173,9 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
 
         set_data_root(cfg, kit_dataset_folder(cfg, data_root))
     if data_split:
-        for _, dataset in _datasets_with_keys(cfg.test_dataloader.dataset, 'test_dataloader.dataset'):
+        from npe.config import leaf_datasets
+
+        for _, dataset in leaf_datasets(cfg.test_dataloader.dataset):
             dataset['data_prefix'] = dict(img_path=f'images/{data_split}',
                                           seg_map_path=f'annotations/{data_split}')
     merge_cfg_options(cfg, cfg_options)
@@ -190,7 +193,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
         loader.persistent_workers = False
 
     cfg.test_evaluator = _iou_evaluator(cfg.get('test_evaluator'))
-    own_visualizer(cfg)
+    own_runner_instances(cfg)
     imports = list((cfg.get('custom_imports') or {}).get('imports', []))
     cfg.custom_imports = dict(imports=imports + [m for m in ('npe.metrics',) if m not in imports],
                               allow_failed_imports=False)
@@ -394,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        results=[{k: r[k] for k in ('scale_factor', 'metrics', 'per_class',
                                                     'learned_prior', 'num_images', 'wall_time_s')}
                                 for r in results])
-        path = write_json_atomic(args.out, json.dumps(payload, indent=2) + '\n')
+        path = write_text_atomic(args.out, json.dumps(payload, indent=2) + '\n')
         print(f'npe-test: wrote {path}')
     return 0
 

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from npe.cli.common import (LAUNCHERS, ArgumentParser, CfgOptionsAction, merge_cfg_options,
-                            own_visualizer, quiet_library_warnings, write_json_atomic)
+                            own_runner_instances, quiet_library_warnings)
 from npe.errors import UserError, cli_entry
+from npe.files import write_text_atomic
 
 #: Written by :func:`run_training` into the work dir: which dumped config belongs to the last run.
 RUN_FILE = 'npe_train.json'
@@ -78,27 +79,10 @@ def _is_url(path: str) -> bool:
 
 def _dataset_hint(dataset_type: str | None) -> str:
     """``npe-data prepare <name>`` for the kit's dataset with this MMSeg type, else a generic hint."""
-    try:
-        import npe.datasets as datasets
+    from npe.datasets import for_mmseg_type
 
-        for name in datasets.names():
-            if datasets.get(name).mmseg_type == dataset_type:
-                return f'npe-data prepare {name}'
-    except Exception:  # the hint is a courtesy; never let it hide the real error
-        pass
-    return 'npe-data prepare <dataset>'
-
-
-def _datasets_with_keys(dataset, key: str) -> list[tuple[str, dict]]:
-    """``(key path, dataset cfg)`` of the datasets that read files, inside Repeat/Concat wrappers."""
-    if not dataset:
-        return []
-    if 'dataset' in dataset:
-        return _datasets_with_keys(dataset['dataset'], f'{key}.dataset')
-    if 'datasets' in dataset:
-        return [leaf for i, d in enumerate(dataset['datasets'])
-                for leaf in _datasets_with_keys(d, f'{key}.datasets.{i}')]
-    return [(key, dataset)]
+    spec = for_mmseg_type(dataset_type)
+    return f'npe-data prepare {spec.name}' if spec is not None else 'npe-data prepare <dataset>'
 
 
 def check_data(cfg, loaders: Sequence[str] = _LOADERS) -> None:
@@ -107,12 +91,14 @@ def check_data(cfg, loaders: Sequence[str] = _LOADERS) -> None:
     Catches what would otherwise be a deep traceback from inside the dataloader: a ``data_root`` put
     on a ``RepeatDataset`` wrapper, a missing folder, an empty image folder.
     """
+    from npe.config import leaf_datasets
+
     for loader in loaders:
         top = (cfg.get(loader) or {}).get('dataset') or {}
         if ('dataset' in top or 'datasets' in top) and 'data_root' in top:
             raise UserError(f'{loader}.dataset is a {top.get("type", "wrapper")} and takes no '
                             f'data_root; set {loader}.dataset.dataset.data_root instead')
-        for key, dataset in _datasets_with_keys(top, f'{loader}.dataset'):
+        for key, dataset in leaf_datasets(top, f'{loader}.dataset'):
             root = Path(dataset.get('data_root', '') or '')
             prefix = dataset.get('data_prefix') or {}
             fix = (f'prepare the data with `{_dataset_hint(dataset.get("type"))}` or set '
@@ -232,7 +218,7 @@ def build_train_config(base_config: str, *,
     if seed is not None or deterministic:
         cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
     cfg.launcher = launcher
-    own_visualizer(cfg)
+    own_runner_instances(cfg)
     if amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -283,7 +269,7 @@ def run_training(cfg) -> dict[str, Any]:
         record = dict(config=dumped.name, timestamp=runner.timestamp, log_dir=str(runner.log_dir),
                       npe=dict(cfg.npe), resume=bool(cfg.get('resume')),
                       created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))
-        write_json_atomic(Path(runner.work_dir) / RUN_FILE, json.dumps(record, indent=2) + '\n')
+        write_text_atomic(Path(runner.work_dir) / RUN_FILE, json.dumps(record, indent=2) + '\n')
     start = time.perf_counter()
     runner.train()
     wall = time.perf_counter() - start

@@ -14,12 +14,13 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from npe import __version__
 from npe.errors import UserError
+from npe.files import write_json_atomic
 from npe.paths import data_root as _data_root
 from npe.paths import mirror as _mirror
 
@@ -33,13 +34,6 @@ IGNORE_INDEX = 255
 def now_utc() -> str:
     """ISO 8601 UTC timestamp, second resolution."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON via a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -245,17 +245,19 @@ def test_kit_data_root_locates_known_datasets(stare_root, monkeypatch):
 
 
 def test_each_runner_in_a_process_logs_to_its_own_folder(stare_root, tmp_path):
-    """MMEngine reuses a visualizer by name; the driver builds many runners in one process."""
+    """MMEngine reuses visualizers and loggers by name; the driver builds many runners in one process."""
     from mmengine.runner import Runner
 
     import npe
 
     npe.register()
-    folders = []
+    folders, logs = [], []
     for name in ('a', 'b'):
         cfg = build_train_config(STARE_UNET, data_root=stare_root, work_dir=tmp_path / name)
         runner = Runner.from_cfg(cfg)
         backend = runner.visualizer._vis_backends['LocalVisBackend']
         folders.append(Path(backend._save_dir).resolve())
         assert Path(runner.log_dir).resolve() in folders[-1].parents
-    assert folders[0] != folders[1]
+        logs.append(Path(runner.logger.log_file).resolve())
+        assert Path(runner.log_dir).resolve() in logs[-1].parents
+    assert folders[0] != folders[1] and logs[0] != logs[1]
