@@ -20,6 +20,11 @@ SCHEDULES = {
     'ADE20KDataset': (2500, 1250, [1250]),
 }
 
+#: What the runner's weight initialisation does to the wrapper, per protocol (NPE.md section 1;
+#: ``MultiHeadWrapper(init_mode=...)``). ``reference``: every Conv2d/Linear of the wrapper
+#: N(0, 0.001^2) at iteration 0, as the reference code does.
+INIT_MODE = {'upstream': 'reference', 'fixed': 'reference'}
+
 #: Modules a dumped NPE config imports, so MMSeg's own tools can load it too.
 CUSTOM_IMPORTS = ['npe.models', 'npe.hooks', 'npe.datasets.mmseg_types']
 
@@ -151,7 +156,7 @@ def apply_npe(cfg: Config,
     cfg.model.decode_head = dict(type='MultiHeadWrapper', main_head=head.to_dict()
                                  if isinstance(head, ConfigDict) else dict(head),
                                  num_pem=int(num_pem), pem_type=pem_type,
-                                 scale_factor=float(scale_factor))
+                                 scale_factor=float(scale_factor), init_mode=INIT_MODE[protocol])
     cfg.model.pop('auxiliary_head', None)
 
     cfg.train_dataloader.batch_size = BATCH_SIZE

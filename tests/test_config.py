@@ -263,3 +263,29 @@ def test_remap_hook_loads_mmseg_checkpoint_into_main_head(stare_cfg, stare_root,
         assert torch.equal(loaded[target], saved[key]), key
     for key in (k for k in saved if k.startswith('backbone.')):
         assert torch.equal(loaded[key], saved[key]), key
+
+
+def _wrapper_convs(state: dict, model) -> dict:
+    """Weights and biases of every Conv2d/Linear inside the wrapper, from a state snapshot."""
+    names = [name for name, m in model.decode_head.named_modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    return {n: (state[f'decode_head.{n}.weight'], state.get(f'decode_head.{n}.bias')) for n in names}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize('protocol', ['upstream', 'fixed'])
+def test_iteration_zero_weights_after_the_runners_init(stare_cfg, stare_root, tmp_path, protocol):
+    """NPE.md section 1: after the runner's own initialisation, every Conv2d/Linear inside the
+    wrapper, the main head's classifier included, is N(0, 0.001^2) with zero bias."""
+    cfg = apply_npe(tiny_stare(stare_cfg), num_pem=1, protocol=protocol)
+    tag = f'init-{protocol}'
+    runner = runner_for(cfg, stare_root, tmp_path, iters=1,
+                        extra_hooks=[dict(type='SnapshotHook', tag=tag)])
+    runner.train()
+    convs = _wrapper_convs(SnapshotHook.snapshots[(tag, 'start')], runner.model)
+    assert 'main_head.conv_seg' in convs and 'pems.0.conv_seg' in convs
+    for name, (weight, bias) in convs.items():
+        assert weight.std().item() < 0.002, name   # MMSeg's own init would give 0.01 for conv_seg
+        assert bias is None or torch.all(bias == 0), name
+    pooled = torch.cat([w.flatten() for w, _ in convs.values()])
+    assert pooled.std().item() == pytest.approx(0.001, rel=0.05)

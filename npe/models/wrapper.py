@@ -19,6 +19,8 @@ SUPPORTED_HEADS = (
     'NLHead', 'APCHead', 'ANNHead', 'SETRUPHead', 'EMAHead',
 )
 PEM_TYPES = ('auto', 'FCNHead')
+#: What the runner's weight initialisation does to the wrapper (``MultiHeadWrapper(init_mode=...)``).
+INIT_MODES = ('reference', 'mmseg')
 
 # Keys of a head config that BaseDecodeHead itself understands; everything else is head-specific.
 _BASE_KEYS = ('in_channels', 'channels', 'num_classes', 'out_channels', 'threshold', 'dropout_ratio',
@@ -110,6 +112,12 @@ class MultiHeadWrapper(BaseDecodeHead):
         pem_loss: extra options of ``OneWayLogisticLoss`` (e.g. ``avg_non_ignore``, ``class_weight``).
         log_prior: optional per-class log prior for counted-prior logit adjustment at inference.
         init_std: std of the reference init applied to every Conv2d/Linear after construction.
+        init_mode: what the runner's weight initialisation (``init_weights``) does.
+            ``'reference'``: draw the reference init again for every Conv2d/Linear inside the
+            wrapper, in the reference's order (NPE.md section 1), so at iteration 0 the main head's
+            classifier has std ``init_std`` too. ``'mmseg'``: each head's own MMSeg init instead
+            (the classifiers ``conv_seg`` get N(0, 0.01^2)); everything else keeps the reference
+            init drawn at construction.
     """
 
     def __init__(self,
@@ -121,6 +129,7 @@ class MultiHeadWrapper(BaseDecodeHead):
                  pem_loss: dict | None = None,
                  log_prior: Sequence[float] | None = None,
                  init_std: float | None = 0.001,
+                 init_mode: str = 'reference',
                  **kwargs) -> None:
         main_head = dict(main_head)
         check_head(main_head)
@@ -130,6 +139,8 @@ class MultiHeadWrapper(BaseDecodeHead):
             raise UserError(f'unknown pem_type {pem_type!r}; choose one of {", ".join(PEM_TYPES)}')
         if float(scale_factor) <= 0:
             raise UserError(f'scale_factor must be > 0, got {scale_factor}')
+        if init_mode not in INIT_MODES:
+            raise UserError(f'unknown init_mode {init_mode!r}; choose one of {", ".join(INIT_MODES)}')
         base = {k: copy.deepcopy(main_head[k]) for k in _BASE_KEYS if k in main_head}
         base['loss_decode'] = copy.deepcopy(main_head.get('loss_decode', dict(type='CrossEntropyLoss')))
         if isinstance(base.get('in_channels'), (list, tuple)) and base.get('input_transform') is None:
@@ -137,9 +148,8 @@ class MultiHeadWrapper(BaseDecodeHead):
             base['input_transform'] = 'multiple_select'
         base.update(kwargs)
         super().__init__(init_cfg=None, **base)
-        # The wrapper never classifies by itself: drop the unused classifier (DDP would trip on it).
-        self.conv_seg = None
-
+        self.init_std = init_std
+        self.init_mode = init_mode
         self.num_pem = int(num_pem)
         self.pem_type = pem_type
         self.scale_factor = float(scale_factor)
@@ -160,8 +170,13 @@ class MultiHeadWrapper(BaseDecodeHead):
         self.register_buffer('log_prior', log_prior, persistent=False)
         self._prior_sum: torch.Tensor | None = None
         self._prior_count = 0
+        # The reference keeps the inherited classifier ``conv_seg`` (never used) and draws its init
+        # first; the kit drops it (DDP would trip on a parameter without gradient) but keeps its
+        # shape, so that every later draw comes from the same place of the random stream.
+        self._unused_classifier_shape = tuple(self.conv_seg.weight.shape)
         if init_std is not None:
             self._reference_init(init_std)
+        self.conv_seg = None
 
     def _reference_init(self, std: float) -> None:
         for module in self.modules():
@@ -169,6 +184,21 @@ class MultiHeadWrapper(BaseDecodeHead):
                 nn.init.normal_(module.weight, 0.0, std)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+
+    def init_weights(self) -> None:
+        """The runner's initialisation before training (see ``init_mode``); a checkpoint loaded
+        afterwards (``load_from``, resume) overwrites it."""
+        if self.init_mode == 'mmseg' or self.init_std is None:
+            super().init_weights()
+            return
+        # 'reference': the wrapper's own init IS the reference init, drawn again here; the heads'
+        # MMSeg init_cfg (conv_seg ~ N(0, 0.01^2)) never runs. The dropped classifier's draw
+        # comes first, as in the reference.
+        first = next(self.parameters(), None)
+        device = first.device if first is not None else None
+        torch.empty(self._unused_classifier_shape, device=device).normal_(0.0, self.init_std)
+        self._reference_init(self.init_std)
+        self._is_init = True
 
     # ----------------------------------------------------------------- forward
     def _pem_maps(self, inputs, size) -> list[torch.Tensor]:

@@ -195,3 +195,29 @@ def test_learned_prior_recording():
 def test_bad_heads_are_clear_errors(bad, match):
     with pytest.raises(UserError, match=match):
         MODELS.build(dict(type='MultiHeadWrapper', **bad))
+
+
+def test_runner_init_redraws_the_reference_init_in_the_reference_order():
+    """``init_weights`` (what MMEngine's runner calls) draws N(0, 0.001^2) for the reference's unused
+    classifier first, then for every Conv2d/Linear in registration order (NPE.md section 1)."""
+    wrapper = build('FCNHead', num_pem=2)
+    convs = [m for m in wrapper.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    wrapper.init_weights()
+    torch.set_rng_state(state)
+    torch.empty(wrapper._unused_classifier_shape).normal_(0.0, 0.001)
+    for module in convs:
+        expected = torch.empty_like(module.weight).normal_(0.0, 0.001)
+        assert torch.equal(module.weight, expected)
+        assert module.bias is None or torch.all(module.bias == 0)
+    # The main head's MMSeg init (conv_seg ~ N(0, 0.01^2)) did not run.
+    assert wrapper.main_head.conv_seg.weight.std().item() < 0.002
+
+
+def test_init_mode_mmseg_uses_the_heads_own_init():
+    wrapper = build('FCNHead', num_pem=1, init_mode='mmseg')
+    wrapper.init_weights()
+    assert wrapper.main_head.conv_seg.weight.std().item() > 0.005  # MMSeg: N(0, 0.01^2)
+    with pytest.raises(UserError, match='init_mode'):
+        build('FCNHead', num_pem=1, init_mode='kaiming')

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Fidelity benchmark: does the kit's `upstream` protocol train like the reference code?
+
+Generates the set of ``../shared/fidelity/`` (``make_longtail.py``), trains with the reference's
+command line (``unet_longtail_1600.py``, batch 8, backbone lr_mult 1.0, ``randomness.seed=S``), 0 and 1
+PEM per seed, evaluates the rows of ``reference_results.json`` and prints kit vs reference per seed and
+row with the differences. Every step is a real ``npe-train`` / ``npe-test`` process; finished steps are
+kept in ``--out`` and skipped on a second call (delete the folder to start over).
+
+    python benchmarks/fidelity.py                          # upstream, the reference file's seeds
+    python benchmarks/fidelity.py --protocol fixed --init-mode mmseg --seeds 0 1 2 3 4 --out /tmp/f
+
+``--init-mode`` overrides the wrapper's ``init_mode`` (default: the protocol's own). Rows beyond the
+reference's: ``npe_auto`` / ``baseline_counted_la_auto`` (s chosen among AUTO_CANDIDATES by mIoU on the
+training images, since the set has no held-out split; the validation split is never used for the
+choice), ``npe_counted_la_tau1`` / ``_tau0.5`` (counted priors on the NPE model's main head) and the
+learned-prior slope against -log(training share).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+AUTO_CANDIDATES = (0.5, 1, 1.5, 2, 3, 4)
+MAIN_ONLY_S = 1e6  # s so large that the adjustment vanishes: the main head alone
+MAX_ITERS = 1600
+REFERENCE_ROWS = ('baseline_main', 'baseline_counted_la_tau0.5', 'baseline_counted_la_tau1',
+                  'npe_main_only', 'npe_s1', 'npe_s2')
+EXTRA_ROWS = ('baseline_counted_la_auto', 'npe_auto', 'npe_counted_la_tau0.5', 'npe_counted_la_tau1',
+              'npe_prior_slope')
+TRAIN_SPLIT = ['test_dataloader.dataset.data_prefix.img_path=images/training',
+               'test_dataloader.dataset.data_prefix.seg_map_path=annotations/training']
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    """Run one kit command, its output into ``log``; stop with the log's tail on failure."""
+    with open(log, 'w') as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+    if proc.returncode != 0:
+        tail = log.read_text().splitlines()[-15:]
+        sys.exit(f'fidelity: command failed ({proc.returncode}): {" ".join(cmd)}\n' + '\n'.join(tail))
+
+
+def generate(shared: Path, data: Path) -> Path:
+    """The fidelity set in ``data`` (generated once; a marker file says it is complete)."""
+    marker = data / '.complete'
+    if not marker.is_file():
+        data.mkdir(parents=True, exist_ok=True)
+        _run([sys.executable, str(shared / 'make_longtail.py'), str(data)], data.parent / 'make.log')
+        marker.write_text('ok\n')
+    return data
+
+
+def training_share(data: Path) -> np.ndarray:
+    """Pixel share of each class over the training labels (ignore index 255 excluded)."""
+    import cv2
+
+    counts = np.zeros(256, np.int64)
+    for path in sorted((data / 'annotations' / 'training').glob('*.png')):
+        counts += np.bincount(cv2.imread(str(path), cv2.IMREAD_UNCHANGED).ravel(), minlength=256)
+    counts = counts[:255]
+    k = int(np.nonzero(counts)[0].max()) + 1
+    return counts[:k] / counts[:k].sum()
+
+
+def train(config: Path, data: Path, work: Path, num_pem: int, seed: int, protocol: str,
+          init_mode: str | None) -> Path:
+    """One training with the reference's command line; returns the work dir."""
+    if (work / f'iter_{MAX_ITERS}.pth').is_file():
+        return work
+    work.mkdir(parents=True, exist_ok=True)
+    options = ['train_dataloader.batch_size=8', f'randomness.seed={seed}',
+               'optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0',
+               # logging only (no effect on training): the loss at iteration 50 shows whether the
+               # random draws match the reference's
+               'default_hooks.logger.interval=50']
+    if init_mode:
+        options.append(f'model.decode_head.init_mode={init_mode}')
+    _run([sys.executable, '-m', 'npe.train', str(config), '--num-pem', str(num_pem), '--protocol',
+          protocol, '--work-dir', str(work), '--data-root', str(data), '--cfg-options', *options],
+         work.parent / f'{work.name}.train.log')
+    return work
+
+
+def evaluate(work: Path, name: str, scale_factors, options: list[str]) -> dict[float, dict]:
+    """``npe-test`` of a work dir at several s; returns {s: result} (cached in ``<work>.<name>.json``)."""
+    out = work.parent / f'{work.name}.{name}.json'
+    if not out.is_file():
+        cmd = [sys.executable, '-m', 'npe.test', str(work), '--out', str(out), '--scale-factor',
+               *[str(s) for s in scale_factors]]
+        if options:
+            cmd += ['--cfg-options', *options]
+        _run(cmd, work.parent / f'{work.name}.{name}.log')
+    return {float(r['scale_factor']): r for r in json.loads(out.read_text())['results']}
+
+
+def miou(result: dict) -> float:
+    return float(result['metrics']['mIoU'])
+
+
+def auto_pick(results: dict[float, dict]) -> float:
+    """The candidate s with the best mIoU (ties: the larger s, the milder adjustment)."""
+    return max(AUTO_CANDIDATES, key=lambda s: (miou(results[float(s)]), s))
+
+
+def prior_slope(learned: list[float], share: np.ndarray) -> float:
+    """Least-squares slope of the learned prior against -log(training share)."""
+    x = -np.log(share)
+    return float(np.polyfit(x, np.asarray(learned, float), 1)[0])
+
+
+def seed_rows(config: Path, data: Path, out: Path, seed: int, share: np.ndarray, protocol: str,
+              init_mode: str | None, baseline: bool = True) -> dict[str, float]:
+    """Every row for one seed (trains what is missing); ``baseline=False``: the NPE model's only."""
+    log_prior = '[' + ','.join(f'{v:.8g}' for v in np.log(share)) + ']'
+    counted = [f'model.decode_head.log_prior={log_prior}']
+    rows: dict[str, float] = {}
+    if baseline:
+        rows.update(baseline_rows(config, data, out, seed, protocol, init_mode, counted))
+    rows.update(npe_rows(config, data, out, seed, share, protocol, init_mode, counted))
+    return rows
+
+
+def baseline_rows(config: Path, data: Path, out: Path, seed: int, protocol: str,
+                  init_mode: str | None, counted: list[str]) -> dict[str, float]:
+    """The 0-PEM model: plain, and with counted-prior logit adjustment at s = 1, 2 and auto."""
+    rows: dict[str, float] = {}
+    base = train(config, data, out / f'm0_seed{seed}', 0, seed, protocol, init_mode)
+    plain = evaluate(base, 'val', [1], [])
+    rows['baseline_main'] = miou(plain[1.0])
+    la = evaluate(base, 'val_counted', [1, 2, *AUTO_CANDIDATES], counted)
+    rows['baseline_counted_la_tau1'] = miou(la[1.0])
+    rows['baseline_counted_la_tau0.5'] = miou(la[2.0])
+    pick = auto_pick(evaluate(base, 'train_counted', AUTO_CANDIDATES, counted + TRAIN_SPLIT))
+    rows['baseline_counted_la_auto'] = miou(la[float(pick)])
+    return rows
+
+
+def npe_rows(config: Path, data: Path, out: Path, seed: int, share: np.ndarray, protocol: str,
+             init_mode: str | None, counted: list[str]) -> dict[str, float]:
+    """The 1-PEM model: NPE-LA at s = 1, 2, auto; its main head alone and with counted priors."""
+    rows: dict[str, float] = {}
+    npe = train(config, data, out / f'm1_seed{seed}', 1, seed, protocol, init_mode)
+    adj = evaluate(npe, 'val', sorted({1, 2, MAIN_ONLY_S, *AUTO_CANDIDATES}), [])
+    rows['npe_s1'] = miou(adj[1.0])
+    rows['npe_s2'] = miou(adj[2.0])
+    rows['npe_main_only'] = miou(adj[MAIN_ONLY_S])
+    pick = auto_pick(evaluate(npe, 'train', AUTO_CANDIDATES, TRAIN_SPLIT))
+    rows['npe_auto'] = miou(adj[float(pick)])
+    rows['npe_prior_slope'] = prior_slope(adj[1.0]['learned_prior'], share)
+    # Counted priors on the NPE model's main head: PEMs switched off at inference.
+    npe_la = evaluate(npe, 'val_counted', [1, 2], counted + ['model.decode_head.num_pem=0'])
+    rows['npe_counted_la_tau1'] = miou(npe_la[1.0])
+    rows['npe_counted_la_tau0.5'] = miou(npe_la[2.0])
+    return rows
+
+
+def render(seeds, kit: dict[int, dict], reference: dict) -> str:
+    """Kit vs reference per seed and row, then the mean over seeds."""
+    lines = [f'| seed | row | reference | kit | kit - reference |', '|---|---|---|---|---|']
+    for seed in seeds:
+        ref = reference.get(str(seed), {})
+        for row in REFERENCE_ROWS + EXTRA_ROWS:
+            k, r = kit[seed].get(row), ref.get(row)
+            if k is None:
+                continue
+            diff = f'{k - r:+.2f}' if k is not None and r is not None else ''
+            fmt = '.3f' if row.endswith('slope') else '.2f'
+            lines.append(f'| {seed} | {row} | {"" if r is None else f"{r:{fmt}}"} | {k:{fmt}} | {diff} |')
+    lines += ['', '| row | reference mean | kit mean | kit - reference (mean) | max abs per-seed diff |',
+              '|---|---|---|---|---|']
+    for row in REFERENCE_ROWS + EXTRA_ROWS:
+        if any(row not in kit[s] for s in seeds):
+            continue
+        ks = [kit[s][row] for s in seeds]
+        rs = [reference[str(s)][row] for s in seeds if row in reference.get(str(s), {})]
+        if len(rs) == len(ks):
+            diffs = [k - r for k, r in zip(ks, rs)]
+            lines.append(f'| {row} | {np.mean(rs):.2f} | {np.mean(ks):.2f} | {np.mean(diffs):+.2f} | '
+                         f'{max(abs(d) for d in diffs):.2f} |')
+        else:
+            lines.append(f'| {row} | | {np.mean(ks):.3f} ± {np.std(ks, ddof=1) if len(ks) > 1 else 0:.3f} | | |')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--shared', type=Path, default=ROOT.parent / 'shared' / 'fidelity',
+                        help='the fidelity fixture folder (default: ../shared/fidelity)')
+    parser.add_argument('--out', type=Path, default=ROOT / 'work_dirs' / 'fidelity',
+                        help='data, work dirs and per-step results (kept; reruns skip finished steps)')
+    parser.add_argument('--seeds', type=int, nargs='+', help="default: the reference file's seeds")
+    parser.add_argument('--protocol', default='upstream', choices=('upstream', 'fixed'))
+    parser.add_argument('--init-mode', choices=('reference', 'mmseg'),
+                        help="the wrapper's init_mode (default: the protocol's)")
+    parser.add_argument('--npe-only', action='store_true',
+                        help='train and evaluate the 1-PEM model only (no baseline)')
+    parser.add_argument('--json', type=Path, help='also write the rows (kit and reference) as JSON')
+    args = parser.parse_args(argv)
+
+    reference = json.loads((args.shared / 'reference_results.json').read_text())
+    seeds = args.seeds or [int(s) for s in reference['seeds']]
+    tag = args.protocol + (f'_{args.init_mode}' if args.init_mode else '')
+    out = args.out / tag
+    out.mkdir(parents=True, exist_ok=True)
+    data = generate(args.shared, args.out / 'data')
+    share = training_share(data)
+    config = args.shared / 'unet_longtail_1600.py'
+    kit = {}
+    for seed in seeds:
+        start = time.time()
+        kit[seed] = seed_rows(config, data, out, seed, share, args.protocol, args.init_mode,
+                              baseline=not args.npe_only)
+        print(f'fidelity: seed {seed} done ({time.time() - start:.0f} s)', file=sys.stderr)
+    print(f'## Fidelity: protocol {args.protocol}, init_mode {args.init_mode or "(protocol default)"}, '
+          f'seeds {" ".join(map(str, seeds))}; mIoU %, {os.cpu_count()} CPUs\n')
+    print(render(seeds, kit, reference['seeds']))
+    if args.json:
+        args.json.write_text(json.dumps({'protocol': args.protocol, 'init_mode': args.init_mode,
+                                         'kit': {str(s): kit[s] for s in seeds},
+                                         'reference': {str(s): reference['seeds'].get(str(s))
+                                                       for s in seeds}}, indent=1) + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
