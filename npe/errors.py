@@ -1,4 +1,13 @@
-"""The one exception type a user should ever see from the kit."""
+"""The exceptions a user should ever see from the kit, and how a command turns them into one line.
+
+Every error a user can fix is a :class:`UserError` (one line: what, where, how to fix). Its
+subclasses say which part failed, so library callers can catch narrowly::
+
+    try:
+        npe.train("my_cfg.py", num_pem=2)
+    except npe.errors.DataError as exc:   # e.g. the data folder is missing
+        ...
+"""
 from __future__ import annotations
 
 import functools
@@ -10,6 +19,26 @@ F = TypeVar("F", bound=Callable[..., int | None])
 
 class UserError(Exception):
     """Bad input or an unmet precondition: one line saying what, where, and how to fix it."""
+
+
+class ConfigError(UserError):
+    """A config cannot be found, loaded, or made into an NPE training / test config."""
+
+
+class DataError(UserError):
+    """A dataset, archive, download or data folder is missing, corrupt or unsafe."""
+
+
+class RecipeError(UserError):
+    """A recipe file breaks the schema (the message names the file and the key)."""
+
+
+class RunError(UserError):
+    """A training run's work dir, config or checkpoint cannot be used (evaluation, resuming)."""
+
+
+class ResultFileError(UserError):
+    """A result file is unreadable or breaks the result-file contract."""
 
 
 def cli_entry(func: F) -> F:
