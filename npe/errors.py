@@ -11,6 +11,7 @@ subclasses say which part failed, so library callers can catch narrowly::
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Callable, TypeVar
 
@@ -43,7 +44,8 @@ class ResultFileError(UserError):
 
 def cli_entry(func: F) -> F:
     """Wrap a CLI ``main``: a :class:`UserError` becomes ``error: <msg>`` on stderr and exit status 2;
-    Ctrl-C one line and status 130 (finished work is kept; the same command resumes)."""
+    Ctrl-C one line and status 130 (finished work is kept; the same command resumes); a closed output
+    pipe ends quietly."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -56,5 +58,8 @@ def cli_entry(func: F) -> F:
             print("interrupted; finished runs are kept, run the same command again to go on",
                   file=sys.stderr)
             raise SystemExit(130) from None
+        except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(141) from None
 
     return wrapper  # type: ignore[return-value]

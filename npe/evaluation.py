@@ -240,6 +240,11 @@ def evaluate(work_dir: str | Path,
         "split": str | None, "tta": bool,
         "log_prior": [float] | None, "num_images": int, "wall_time_s": float}, ...]`` in the order
         of ``scale_factors``. Under DDP the per-class numbers and the prior are those of rank 0.
+
+    Raises:
+        npe.errors.RunError: no such work dir, config or checkpoint.
+        npe.errors.ConfigError: the config is not an NPE config, or a scale factor / option is bad.
+        npe.errors.DataError: the test data folder is missing or empty.
     """
     scale_values: list[float | None] = []
     for s in scale_factors:

@@ -8,6 +8,7 @@ checked in :mod:`npe.recipes` once the shapes are right.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WrapValidator, field_validator
@@ -16,7 +17,8 @@ from pydantic_core import PydanticCustomError
 from npe.constants import AUTO, METRICS, PEM_TYPES, PROTOCOLS
 from npe.errors import RecipeError
 
-ZOO_PREFIX = r"-([0-9a-f]{8})\.pth$"  # MMSeg model-zoo file names end in -<first 8 hex digits of the sha256>.pth
+#: MMSeg model-zoo file names end in -<first 8 hex digits of the sha256>.pth
+ZOO_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
 
 
 def show(value: Any) -> str:
@@ -72,9 +74,7 @@ class LoadFromFile(_Strict):
     @field_validator("sha256")
     @classmethod
     def _matches_file_name(cls, sha: str | None, info: ValidationInfo) -> str | None:
-        import re
-
-        zoo = re.search(ZOO_PREFIX, str(info.data.get("url", "")))
+        zoo = ZOO_PREFIX.search(str(info.data.get("url", "")))
         if sha and zoo and not sha.startswith(zoo.group(1)):
             raise PydanticCustomError("recipe", "does not start with {prefix}, the prefix in the "
                                       "checkpoint's file name", {"prefix": zoo.group(1)})

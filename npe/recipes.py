@@ -22,7 +22,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
@@ -38,7 +37,6 @@ from npe.recipe_schema import ZOO_PREFIX, RecipeFile, VariantFile, fail, is_numb
 ScaleFactor = Union[float, str]  # a positive float, or the string 'auto'
 
 DEFAULT_TOLERANCE = 1.0
-_ZOO_PREFIX = re.compile(ZOO_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class LoadFrom:
         else the 8-digit prefix an MMSeg zoo file name carries, else None."""
         if self.sha256:
             return self.sha256
-        match = _ZOO_PREFIX.search(self.url)
+        match = ZOO_PREFIX.search(self.url)
         return match.group(1) if match else None
 
 

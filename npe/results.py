@@ -17,17 +17,17 @@ from typing import Any, Iterable
 import numpy as np
 
 from npe import paths
-from npe.constants import AUTO, RESULT_SCHEMA, TRAIN_MARKER
+from npe.constants import AUTO, RESULT_SCHEMA
 from npe.errors import ResultFileError
 from npe.files import write_json_atomic
 from npe.recipes import Recipe, ScaleFactor, scale_label
 
-SCHEMA = RESULT_SCHEMA
 #: Folder of the generated tables inside the results folder (never a recipe's).
 TABLES_DIRNAME = "tables"
 
-__all__ = ["SCHEMA", "TRAIN_MARKER", "RunResult", "result_stem", "result_path", "is_done", "write_result",
-           "write_failure", "parse_result", "read_results", "group_results", "load_results"]
+__all__ = ["RESULT_SCHEMA", "RunResult", "result_stem", "result_path", "is_done", "write_result",
+           "write_failure", "parse_result", "read_results", "group_results", "discover", "load_results",
+           "number", "utc_now"]
 
 
 # --------------------------------------------------------------------------------------------------
