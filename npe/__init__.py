@@ -1,30 +1,57 @@
 """Neural Prior Estimator (NPE / NPE-LA) for MMSegmentation, and the kit that reproduces the paper.
 
-``import npe`` is cheap; the MMSeg parts load on first use of :func:`apply_npe` or :func:`register`.
+The Python API (each name loads its module on first use, so ``import npe`` stays cheap):
+
+- :func:`npe.apply_npe` - make an MMSeg config an NPE config (:mod:`npe.config`);
+- :func:`npe.train` - train a config with prior estimator modules (:mod:`npe.training`);
+- :func:`npe.evaluate` - evaluate a training run at scale factors s (:mod:`npe.evaluation`);
+- :func:`npe.run_recipe` - run a recipe end to end: data, trainings, evaluations, result files
+  (:mod:`npe.run`);
+- :func:`npe.load_results` - result files as plain records (:mod:`npe.results`);
+- :func:`npe.load_recipe`, :func:`npe.register`.
+
+Errors a user can fix raise subclasses of :class:`npe.errors.UserError` (``ConfigError``,
+``DataError``, ``RecipeError``, ``RunError``, ``ResultFileError``).
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-__all__ = ["apply_npe", "register", "__version__"]
+from typing import TYPE_CHECKING, Any
+
+from npe import errors
+from npe.constants import __version__
+
+__all__ = ["errors", "apply_npe", "register", "train", "evaluate", "run_recipe", "load_results", "load_recipe",
+           "__version__"]
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from npe.config import apply_npe, register
+    from npe.evaluation import evaluate
+    from npe.recipes import load_recipe
+    from npe.results import load_results
+    from npe.run import run_recipe
+    from npe.training import train
 
 
-def register() -> None:
-    """Register the wrapper head, the loss, the hooks and the built-in datasets with MMSeg."""
-    import importlib
+def __getattr__(name: str) -> Any:
+    """Load an API function from its module on first use (and keep it here)."""
+    if name in ("apply_npe", "register"):
+        from npe import config as module
+    elif name == "train":
+        from npe import training as module
+    elif name == "evaluate":
+        from npe import evaluation as module
+    elif name == "run_recipe":
+        from npe import run as module
+    elif name == "load_results":
+        from npe import results as module
+    elif name == "load_recipe":
+        from npe import recipes as module
+    else:
+        raise AttributeError(f"module 'npe' has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
 
-    from npe.config import CUSTOM_IMPORTS
 
-    for module in CUSTOM_IMPORTS:
-        importlib.import_module(module)
-
-
-def apply_npe(cfg, num_pem: int = 1, pem_type: str = "auto", scale_factor: float = 1.0,
-              freeze_backbone: bool = False, freeze_decode: bool = False, load_from=None,
-              protocol: str = "upstream"):
-    """Make an MMSeg config an NPE config; see :func:`npe.config.apply_npe`."""
-    from npe.config import apply_npe as _apply
-
-    register()
-    return _apply(cfg, num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
-                  freeze_backbone=freeze_backbone, freeze_decode=freeze_decode,
-                  load_from=load_from, protocol=protocol)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

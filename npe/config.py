@@ -1,15 +1,18 @@
-"""Turn an MMSegmentation config into an NPE config (NPE.md sections 4 and 5)."""
+"""Turn an MMSegmentation config into an NPE config (NPE.md sections 4 and 5), and the config edits
+every run shares: data roots, ``--cfg-options``, data-folder checks, per-run instance names."""
 from __future__ import annotations
 
 import copy
+import importlib
 import sys
 from pathlib import Path
+from typing import Any, Sequence
 
 from mmengine.config import Config, ConfigDict
 
-from npe.errors import UserError
-
-PROTOCOLS = ('upstream', 'fixed')
+from npe import names
+from npe.constants import LOADERS, PEM_TYPES, PROTOCOLS
+from npe.errors import ConfigError, DataError
 
 #: Batch size per process the reference forces (its 4 GPUs x 4 images).
 BATCH_SIZE = 16
@@ -29,6 +32,12 @@ INIT_MODE = {'upstream': 'reference', 'fixed': 'reference'}
 CUSTOM_IMPORTS = ['npe.models', 'npe.hooks', 'npe.datasets.mmseg_types']
 
 
+def register() -> None:
+    """Register the wrapper head, the loss, the hooks and the built-in datasets with MMSeg."""
+    for module in CUSTOM_IMPORTS:
+        importlib.import_module(module)
+
+
 def warn(message: str) -> None:
     """One warning line on stderr (protocol departures and the like)."""
     print(f'warning: {message}', file=sys.stderr)
@@ -36,40 +45,26 @@ def warn(message: str) -> None:
 
 def resolve_config_path(name: str) -> Path:
     """The file behind a config name: a path, ``mmseg::<rel>`` (configs shipped inside the mmseg
-    wheel) or ``npe::<rel>`` (configs shipped with this package). :class:`UserError` if absent."""
-    for scope, root in (('mmseg::', _mmseg_config_dir), ('npe::', _npe_config_dir)):
-        if name.startswith(scope):
-            path = root() / name[len(scope):]
-            if not path.is_file():
-                raise UserError(f'config {name!r} does not exist in {root()}; check the name '
-                                f'(e.g. mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py)')
-            return path
-    path = Path(name).expanduser()
-    if not path.is_file():
-        raise UserError(f'config {name!r} does not exist; give a config file or an MMSeg name like '
-                        "'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'")
-    return path
-
-
-def _mmseg_config_dir() -> Path:
-    import mmseg
-
-    return Path(mmseg.__file__).resolve().parent / '.mim' / 'configs'
-
-
-def _npe_config_dir() -> Path:
-    return Path(__file__).resolve().parent / 'configs'
+    wheel) or ``npe::<rel>`` (configs shipped with this package). :class:`ConfigError` if absent."""
+    scope, path = names.resolve(name)
+    if path.is_file():
+        return path
+    if scope is not None:
+        raise ConfigError(f'config {name!r} does not exist in {names.scope_root(scope)}; check the name '
+                          f'(e.g. mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py)')
+    raise ConfigError(f'config {name!r} does not exist; give a config file or an MMSeg name like '
+                      "'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'")
 
 
 def load_base_config(name: str) -> Config:
-    """Load a config file or an ``mmseg::``/``npe::`` config; :class:`UserError` if it cannot be read."""
+    """Load a config file or an ``mmseg::``/``npe::`` config; :class:`ConfigError` if it cannot be read."""
     path = resolve_config_path(str(name))
     try:
         return Config.fromfile(str(path))
     except FileNotFoundError as exc:
-        raise UserError(f'config {name!r} cannot be resolved ({exc}); check the name') from None
+        raise ConfigError(f'config {name!r} cannot be resolved ({exc}); check the name') from None
     except Exception as exc:  # syntax errors and the like inside the user's config
-        raise UserError(f'config {name!r} cannot be loaded: {type(exc).__name__}: {exc}') from None
+        raise ConfigError(f'config {name!r} cannot be loaded: {type(exc).__name__}: {exc}') from None
 
 
 def _dataset_type(cfg: Config) -> str | None:
@@ -130,26 +125,27 @@ def apply_npe(cfg: Config,
     (``'upstream'`` = the reference's effective behaviour, ``'fixed'`` = its documented one).
     Apply ``--cfg-options`` after this call.
     """
-    from npe.models.wrapper import PEM_TYPES, check_head
+    register()
+    from npe.models.wrapper import check_head
 
     if protocol not in PROTOCOLS:
-        raise UserError(f'unknown protocol {protocol!r}; choose upstream or fixed')
+        raise ConfigError(f'unknown protocol {protocol!r}; choose upstream or fixed')
     if pem_type not in PEM_TYPES:
-        raise UserError(f'unknown pem type {pem_type!r}; choose one of {", ".join(PEM_TYPES)}')
+        raise ConfigError(f'unknown pem type {pem_type!r}; choose one of {", ".join(PEM_TYPES)}')
     if isinstance(num_pem, bool) or int(num_pem) != num_pem or num_pem < 0:
-        raise UserError(f'num_pem must be an integer >= 0, got {num_pem!r}')
+        raise ConfigError(f'num_pem must be an integer >= 0, got {num_pem!r}')
     if not float(scale_factor) > 0:
-        raise UserError(f'scale factor must be > 0, got {scale_factor!r}')
+        raise ConfigError(f'scale factor must be > 0, got {scale_factor!r}')
     if num_pem == 0 and freeze_backbone and freeze_decode:
-        raise UserError('num_pem 0 with both --freeze-backbone and --freeze-decode leaves nothing to '
+        raise ConfigError('num_pem 0 with both --freeze-backbone and --freeze-decode leaves nothing to '
                         'train; drop a freeze flag or use --num-pem >= 1')
     if 'model' not in cfg or 'decode_head' not in cfg.model:
-        raise UserError('the config has no model.decode_head; NPE wraps a decode head')
+        raise ConfigError('the config has no model.decode_head; NPE wraps a decode head')
     head = cfg.model.decode_head
     if isinstance(head, (list, tuple)):
-        raise UserError('model.decode_head is a list (cascade decoder); NPE supports one decode head')
+        raise ConfigError('model.decode_head is a list (cascade decoder); NPE supports one decode head')
     if head.get('type') == 'MultiHeadWrapper':
-        raise UserError('the config is already an NPE config (decode_head is MultiHeadWrapper)')
+        raise ConfigError('the config is already an NPE config (decode_head is MultiHeadWrapper)')
     check_head(head)
 
     cfg = copy.deepcopy(cfg)
@@ -215,7 +211,7 @@ def leaf_datasets(dataset, key: str = 'dataset') -> list[tuple[str, dict]]:
 
 def set_data_root(cfg: Config, data_root: str | Path) -> Config:
     """Point every dataloader's dataset(s) at ``data_root`` (in place; returns ``cfg``)."""
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    for loader in LOADERS:
         if cfg.get(loader) is not None:
             for _, dataset in leaf_datasets(cfg[loader].get('dataset')):
                 dataset['data_root'] = str(data_root)
@@ -223,17 +219,118 @@ def set_data_root(cfg: Config, data_root: str | Path) -> Config:
     return cfg
 
 
-def kit_dataset_folder(cfg: Config, data_root: str | Path | None = None) -> Path | None:
-    """Where a config's dataset lives under the kit's data root.
+def _stock_data_roots(folder: str) -> set[str]:
+    """The relative defaults MMSeg's configs (``data/<folder>``) and the kit's (``segmentation/data/
+    <folder>``) carry for a dataset: they name no real place, so the kit's data root replaces them."""
+    return {f'data/{folder}', f'segmentation/data/{folder}'}
 
-    For a dataset the kit prepares (STARE, ADE20K, the generated ones) that is
-    ``<data root>/<its folder>``, the data root being ``data_root`` > ``$NPE_DATA_ROOT`` >
-    ``segmentation/data``. For any other dataset an explicit ``data_root`` is taken as the dataset
-    folder itself, and without one the config's own ``data_root`` stays (None is returned).
+
+def config_data_root(cfg: Config, folder: str) -> Path | None | bool:
+    """The data root the user's config itself sets, if any (anything but a stock relative default).
+
+    Returns ``True`` when the config's datasets carry their own roots (they are kept as they are), a
+    path when only the top-level ``data_root`` is the user's (every dataset is pointed at it), and
+    None when the config has nothing but the stock defaults.
+    """
+    stock = _stock_data_roots(folder)
+
+    def own(value: Any) -> bool:
+        return bool(value) and str(value).rstrip('/') not in stock
+
+    for loader in LOADERS:
+        for _, dataset in leaf_datasets((cfg.get(loader) or {}).get('dataset')):
+            if own(dataset.get('data_root')):
+                return True
+    return Path(str(cfg.data_root)) if own(cfg.get('data_root')) else None
+
+
+def kit_dataset_folder(cfg: Config, data_root: str | Path | None = None) -> Path | None:
+    """Where a config's dataset lives, the one rule of ``npe-train``, ``npe-test`` and the driver.
+
+    For a dataset the kit prepares (STARE, ADE20K, the generated ones), in this order:
+    ``data_root`` (the ``--data-root`` flag) / <its folder>; the data root the config itself sets
+    (anything but MMSeg's stock relative default such as ``data/STARE``), which is then kept (None is
+    returned) or, set only at the top level, returned; ``$NPE_DATA_ROOT`` / <folder>;
+    ``segmentation/data`` / <folder>. For any other dataset an explicit ``data_root`` is taken as the
+    dataset folder itself, and without one the config's own ``data_root`` stays (None is returned).
     """
     from npe import datasets, paths
 
     spec = datasets.for_mmseg_type(_dataset_type(cfg))
-    if spec is not None:
-        return spec.path(paths.data_root(data_root))
-    return Path(data_root) if data_root else None
+    if spec is None:
+        return Path(data_root) if data_root else None
+    if not data_root:
+        own = config_data_root(cfg, spec.folder)
+        if own is not None:
+            return None if own is True else own
+    return spec.path(paths.data_root(data_root))
+
+
+def merge_cfg_options(cfg: Config, options: dict | None) -> None:
+    """Apply ``--cfg-options`` to ``cfg`` in place; a malformed key path is a :class:`ConfigError`."""
+    if not options:
+        return
+    try:
+        cfg.merge_from_dict(dict(options))
+    except Exception as exc:  # e.g. indexing into a value that is not a list
+        raise ConfigError(f'--cfg-options cannot be applied: {type(exc).__name__}: {exc}') from None
+
+
+def fix_dataloaders(cfg: Config, loaders: Sequence[str] = LOADERS) -> None:
+    """``persistent_workers`` needs workers; MMSeg configs set it, users often set num_workers=0."""
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if loader_cfg and loader_cfg.get('num_workers', 1) == 0 and loader_cfg.get('persistent_workers'):
+            loader_cfg.persistent_workers = False
+
+
+def own_runner_instances(cfg: Config) -> None:
+    """Give this run's visualizer and experiment (logger, scope) names of their own (in place).
+
+    MMEngine keeps one instance per name for the whole process. Visualizers share one fixed name, so
+    a second Runner would write its scalars (the loss curve) into the first run's folder; loggers are
+    named by the second the Runner started, so two Runners started within a second share one log.
+    """
+    import time
+    import uuid
+
+    tag = uuid.uuid4().hex[:8]
+    if cfg.get('visualizer'):
+        base = str(cfg.visualizer.get('name') or 'visualizer').split('#')[0]
+        cfg.visualizer['name'] = f'{base}#{tag}'
+    stem = Path(cfg.filename).stem if cfg.filename else 'npe'
+    cfg.experiment_name = f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{tag}'
+
+
+def _dataset_hint(dataset_type: str | None) -> str:
+    """``npe-data prepare <name>`` for the kit's dataset with this MMSeg type, else a generic hint."""
+    from npe.datasets import for_mmseg_type
+
+    spec = for_mmseg_type(dataset_type)
+    return f'npe-data prepare {spec.name}' if spec is not None else 'npe-data prepare <dataset>'
+
+
+def check_data(cfg: Config, loaders: Sequence[str] = LOADERS) -> None:
+    """:class:`DataError` naming the first missing or empty data folder of the given dataloaders.
+
+    Catches what would otherwise be a deep traceback from inside the dataloader: a ``data_root`` put
+    on a ``RepeatDataset`` wrapper, a missing folder, an empty image folder.
+    """
+    for loader in loaders:
+        top = (cfg.get(loader) or {}).get('dataset') or {}
+        if ('dataset' in top or 'datasets' in top) and 'data_root' in top:
+            raise ConfigError(f'{loader}.dataset is a {top.get("type", "wrapper")} and takes no '
+                              f'data_root; set {loader}.dataset.dataset.data_root instead')
+        for key, dataset in leaf_datasets(top, f'{loader}.dataset'):
+            root = Path(dataset.get('data_root', '') or '')
+            prefix = dataset.get('data_prefix') or {}
+            fix = (f'prepare the data with `{_dataset_hint(dataset.get("type"))}` or set '
+                   f'--cfg-options {key}.data_root=DIR')
+            for name in ('img_path', 'seg_map_path'):
+                if not prefix.get(name):
+                    continue
+                folder = root / prefix[name]
+                if not folder.is_dir():
+                    raise DataError(f'{loader}: data folder {folder} does not exist; {fix}')
+                if name == 'img_path' and not any(folder.iterdir()):
+                    raise DataError(f'{loader}: data folder {folder} is empty; {fix}')

@@ -1,7 +1,17 @@
-"""The one exception type a user should ever see from the kit."""
+"""The exceptions a user should ever see from the kit, and how a command turns them into one line.
+
+Every error a user can fix is a :class:`UserError` (one line: what, where, how to fix). Its
+subclasses say which part failed, so library callers can catch narrowly::
+
+    try:
+        npe.train("my_cfg.py", num_pem=2)
+    except npe.errors.DataError as exc:   # e.g. the data folder is missing
+        ...
+"""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Callable, TypeVar
 
@@ -12,9 +22,30 @@ class UserError(Exception):
     """Bad input or an unmet precondition: one line saying what, where, and how to fix it."""
 
 
+class ConfigError(UserError):
+    """A config cannot be found, loaded, or made into an NPE training / test config."""
+
+
+class DataError(UserError):
+    """A dataset, archive, download or data folder is missing, corrupt or unsafe."""
+
+
+class RecipeError(UserError):
+    """A recipe file breaks the schema (the message names the file and the key)."""
+
+
+class RunError(UserError):
+    """A training run's work dir, config or checkpoint cannot be used (evaluation, resuming)."""
+
+
+class ResultFileError(UserError):
+    """A result file is unreadable or breaks the result-file contract."""
+
+
 def cli_entry(func: F) -> F:
     """Wrap a CLI ``main``: a :class:`UserError` becomes ``error: <msg>`` on stderr and exit status 2;
-    Ctrl-C one line and status 130 (finished work is kept; the same command resumes)."""
+    Ctrl-C one line and status 130 (finished work is kept; the same command resumes); a closed output
+    pipe ends quietly."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -27,5 +58,8 @@ def cli_entry(func: F) -> F:
             print("interrupted; finished runs are kept, run the same command again to go on",
                   file=sys.stderr)
             raise SystemExit(130) from None
+        except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(141) from None
 
     return wrapper  # type: ignore[return-value]

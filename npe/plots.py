@@ -14,8 +14,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from npe.recipes import COUNTED_LA, Recipe
-from npe.tables import RunResult, Row, group_results, prior_fit, spearman, summarize  # noqa: F401
+from npe.constants import COUNTED_LA
+from npe.recipes import Recipe
+from npe.results import RunResult, group_results
+from npe.stats import Row, mean_vector, prior_fit, summarize
 
 DPI = 100
 _SAVE = {"dpi": DPI, "metadata": {"Software": None}}
@@ -39,17 +41,6 @@ def _class_order(share: np.ndarray | None, n: int) -> np.ndarray:
     if share is None or share.size != n:
         return np.arange(n)
     return np.argsort(-share, kind="stable")
-
-
-def _mean_vector(runs: Sequence[RunResult], get) -> np.ndarray | None:
-    vectors = [v for v in (get(r) for r in runs if r.ok) if v is not None]
-    if not vectors or len({v.size for v in vectors}) != 1:
-        return None
-    stack = np.vstack(vectors)
-    with np.errstate(invalid="ignore"):
-        counts = np.sum(~np.isnan(stack), axis=0)
-        sums = np.nansum(stack, axis=0)
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def _best(rows: Sequence[Row], metric: str) -> Row | None:
@@ -84,7 +75,7 @@ def plot_per_class_iou(recipe: Recipe, results: Sequence[RunResult], path: Path)
         if row is None:
             continue
         runs = list(groups.get((row.variant, row.s_label), {}).values())
-        iou = _mean_vector(runs, lambda r: r.per_class("IoU"))
+        iou = mean_vector(runs, lambda r: r.per_class("IoU"))
         if iou is not None:
             if kind == "baseline":
                 label = kind
@@ -139,7 +130,7 @@ def learned_priors(recipe: Recipe, results: Sequence[RunResult]) -> list[tuple[s
             continue
         seen_keys.add(v.train_key)
         runs = [by_variant[v.name][seed] for seed in sorted(by_variant[v.name])]
-        mean = _mean_vector(runs, lambda r: r.vector("learned_prior"))
+        mean = mean_vector(runs, lambda r: r.vector("learned_prior"))
         if mean is not None:
             out.append((v.name, mean, len(runs)))
     return out

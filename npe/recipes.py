@@ -1,7 +1,8 @@
-"""Recipe schema: one YAML file per experiment group, loaded into frozen dataclasses and validated.
+"""Recipes: one YAML file per experiment group, loaded into frozen dataclasses and validated.
 
-Every rule about what a recipe may say lives in this module. A recipe that breaks one raises a
-:class:`~npe.errors.UserError` whose single line names the file and the key, e.g.
+The shape of a file (keys, types, allowed values) is the pydantic schema of :mod:`npe.recipe_schema`;
+the rules that relate several keys are checked here. A recipe that breaks one raises a
+:class:`~npe.errors.RecipeError` whose single line names the file and the key, e.g.
 ``recipes/foo.yaml: variants[2].num_pem: expected an integer >= 0, got 'two'``.
 
 Keys (top level): ``name`` (= file stem), ``title``, ``paper_table``, ``dataset``, ``base_config``,
@@ -19,45 +20,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
-import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import yaml
 
-from npe.errors import UserError, cli_entry
+from npe import names
+from npe.constants import AUTO, COUNTED_LA
+from npe.errors import RecipeError, UserError
 from npe.paths import PACKAGE_DIR, repo_root
+from npe.recipe_schema import ZOO_PREFIX, RecipeFile, VariantFile, fail, is_number, parse, show
 
 ScaleFactor = Union[float, str]  # a positive float, or the string 'auto'
 
-PROTOCOLS = ("upstream", "fixed")
-METRICS = ("mIoU", "mDice", "mAcc", "aAcc")
-PEM_TYPES = ("auto", "FCNHead")
-AUTO = "auto"
-COUNTED_LA = "counted_la"
 DEFAULT_TOLERANCE = 1.0
-# Used only while npe.datasets is not importable (it is written in parallel); the registry wins.
-_FALLBACK_DATASETS = {"stare": None, "ade20k": None, "smoke": "holdout", "longtail_synth": "holdout"}
-
-_TOP_KEYS = (
-    "name", "title", "paper_table", "dataset", "base_config", "load_from", "protocol", "metrics",
-    "seeds", "max_iters", "cfg_options", "counted_la", "auto_scale", "paper", "tolerance", "variants",
-)
-_REQUIRED_TOP = ("name", "title", "dataset", "base_config", "protocol", "metrics", "seeds", "variants")
-_VARIANT_KEYS = (
-    "name", "num_pem", "pem_type", "freeze_backbone", "freeze_decode", "protocol", "scale_factors",
-    "cfg_options",
-)
-_VARIANT_NAME = re.compile(r"^[a-z0-9_]+$")
-_CFG_KEY = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# MMSeg model-zoo file names end in -<first 8 hex digits of the sha256>.pth
-_ZOO_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
 
 
 @dataclass(frozen=True)
@@ -73,7 +52,7 @@ class LoadFrom:
         else the 8-digit prefix an MMSeg zoo file name carries, else None."""
         if self.sha256:
             return self.sha256
-        match = _ZOO_PREFIX.search(self.url)
+        match = ZOO_PREFIX.search(self.url)
         return match.group(1) if match else None
 
 
@@ -145,7 +124,7 @@ class Recipe:
         for v in self.variants:
             if v.name == name:
                 return v
-        raise UserError(f"{display_path(self.path)}: variants: no variant named {name!r}")
+        raise RecipeError(f"{display_path(self.path)}: variants: no variant named {name!r}")
 
     def merged_cfg_options(self, variant_name: str) -> dict:
         """The recipe's ``cfg_options`` updated by the variant's (what the variant trains with)."""
@@ -211,11 +190,6 @@ def scale_label(s: ScaleFactor) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def result_stem(variant: str, seed: int, s: ScaleFactor) -> str:
-    """File stem of a result file: ``<variant>__seed<seed>__s<s>`` (docs/internals.md)."""
-    return f"{variant}__seed{seed}__s{scale_label(s)}"
-
-
 def display_path(path: Path) -> str:
     """A path as error messages show it: relative to the repo when inside it."""
     path = Path(path)
@@ -251,13 +225,24 @@ def find_recipe(name_or_path: str | os.PathLike) -> Path:
     if candidate.suffix in (".yaml", ".yml") or os.sep in text or "/" in text:
         if candidate.is_file():
             return candidate
-        raise UserError(f"{text}: recipe file not found")
+        raise RecipeError(f"{text}: recipe file not found")
     for d in recipe_dirs():
         path = d / f"{text}.yaml"
         if path.is_file():
             return path
     known = ", ".join(list_recipes()) or "none"
-    raise UserError(f"unknown recipe {text!r} (known: {known}); pass a name or a path to a .yaml file")
+    raise RecipeError(f"unknown recipe {text!r} (known: {known}); pass a name or a path to a .yaml file")
+
+
+def resolve_base_config(value: str, recipe_path: Path) -> Path:
+    """File behind a ``base_config`` value (``mmseg::``, ``npe::`` or a path relative to the recipe).
+
+    Raises UserError (without the recipe file prefix; callers add it) when it does not exist.
+    """
+    _, path = names.resolve(value, relative_to=Path(recipe_path).parent)
+    if not path.is_file():
+        raise RecipeError(f"{value!r} not found (looked for {path})")
+    return path
 
 
 def load_recipe(name_or_path: str | os.PathLike, *, resolve: bool = True) -> Recipe:
@@ -272,17 +257,13 @@ def load_recipe(name_or_path: str | os.PathLike, *, resolve: bool = True) -> Rec
     try:
         data = yaml.load(raw.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
     except UnicodeDecodeError as exc:
-        raise UserError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise RecipeError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(_one_line(f"{where}: invalid YAML{at}: {problem}")) from None
+        raise RecipeError(" ".join(f"{where}: invalid YAML{at}: {problem}".split())) from None
     return validate_recipe(data, path, sha256=hashlib.sha256(raw).hexdigest(), resolve=resolve)
-
-
-# --------------------------------------------------------------------------------------------------
-# validation
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -301,193 +282,8 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if value is None:
-        return "null"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-class _Where:
-    """Builds the ``file: key: message`` line of every validation error."""
-
-    def __init__(self, path: Path):
-        self.file = display_path(path)
-
-    def fail(self, key: str, message: str) -> UserError:
-        return UserError(_one_line(f"{self.file}: {key}: {message}"))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-def _check_keys(w: _Where, data: Mapping, allowed: Sequence[str], prefix: str) -> None:
-    for key in data:
-        if key not in allowed:
-            where = f"{prefix}{key}" if isinstance(key, str) else f"{prefix}{_show(key)}"
-            raise w.fail(where, f"unknown key (allowed: {', '.join(allowed)})")
-
-
-def _str(w: _Where, key: str, value: Any, *, nullable: bool = False) -> str | None:
-    if value is None and nullable:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        kind = "a non-empty string or null" if nullable else "a non-empty string"
-        raise w.fail(key, f"expected {kind}, got {_show(value)}")
-    return value
-
-
-def _bool(w: _Where, key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise w.fail(key, f"expected true or false, got {_show(value)}")
-    return value
-
-
-def _choice(w: _Where, key: str, value: Any, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise w.fail(key, f"expected one of {', '.join(choices)}, got {_show(value)}")
-    return value
-
-
-def _positive(w: _Where, key: str, value: Any) -> float:
-    if not _is_number(value) or value <= 0:
-        raise w.fail(key, f"expected a number > 0, got {_show(value)}")
-    return float(value)
-
-
-def _list(w: _Where, key: str, value: Any, *, non_empty: bool = True) -> list:
-    if not isinstance(value, list):
-        raise w.fail(key, f"expected a list, got {_show(value)}")
-    if non_empty and not value:
-        raise w.fail(key, "expected a non-empty list")
-    return value
-
-
-def _cfg_options(w: _Where, key: str, value: Any) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise w.fail(key, f"expected a mapping of dotted config keys to values, got {_show(value)}")
-    out = {}
-    for k, v in value.items():
-        if not isinstance(k, str) or not _CFG_KEY.match(k):
-            raise w.fail(f"{key}.{k}" if isinstance(k, str) else key,
-                         f"expected a dotted config key like 'model.decode_head.dropout_ratio', got {_show(k)}")
-        out[k] = v
-    return out
-
-
-def _dataset_info(w: _Where, value: Any) -> tuple[str, str | None]:
-    """(name, holdout split) from the dataset registry, or the fixed list while it is absent."""
-    try:
-        import npe.datasets as registry  # noqa: PLC0415 - written in parallel, may not exist yet
-    except ImportError:
-        registry = None
-    known = sorted(registry.names()) if registry is not None else sorted(_FALLBACK_DATASETS)
-    if not isinstance(value, str) or value not in known:
-        raise w.fail("dataset", f"unknown dataset {_show(value)} (known: {', '.join(known)})")
-    if registry is None:
-        return value, _FALLBACK_DATASETS[value]
-    return value, registry.get(value).holdout_split
-
-
-def _mmseg_configs_dir() -> Path | None:
-    # find_spec locates the package without importing it (importing mmseg pulls in torch and mmcv).
-    spec = importlib.util.find_spec("mmseg")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / ".mim" / "configs"
-
-
-def resolve_base_config(value: str, recipe_path: Path) -> Path:
-    """File behind a ``base_config`` value (``mmseg::``, ``npe::`` or a path relative to the recipe).
-
-    Raises UserError (without the recipe file prefix; callers add it) when it does not exist.
-    """
-    if value.startswith("mmseg::"):
-        configs = _mmseg_configs_dir()
-        if configs is None:
-            raise UserError(f"{value!r} cannot be resolved: mmsegmentation is not installed "
-                            "(run scripts/setup.sh)")
-        path = configs / value[len("mmseg::"):]
-    elif value.startswith("npe::"):
-        path = PACKAGE_DIR / "configs" / value[len("npe::"):]
-    elif "::" in value:
-        raise UserError(f"{value!r}: unknown scope (use mmseg::, npe:: or a path relative to the recipe)")
-    else:
-        path = (Path(recipe_path).parent / value).resolve()
-    if not path.is_file():
-        raise UserError(f"{value!r} not found (looked for {path})")
-    return path
-
-
-def _load_from(w: _Where, value: Any) -> LoadFrom | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise w.fail("load_from", f"expected null or a mapping with url and sha256, got {_show(value)}")
-    _check_keys(w, value, ("url", "sha256"), "load_from.")
-    if "url" not in value:
-        raise w.fail("load_from.url", "missing key")
-    url = _str(w, "load_from.url", value["url"])
-    sha = value.get("sha256")
-    if sha is not None:
-        if not isinstance(sha, str) or not _SHA256.match(sha):
-            raise w.fail("load_from.sha256", f"expected null or 64 lowercase hex digits, got {_show(sha)}")
-        zoo = _ZOO_PREFIX.search(url)
-        if zoo and not sha.startswith(zoo.group(1)):
-            raise w.fail("load_from.sha256",
-                         f"does not start with {zoo.group(1)}, the prefix in the checkpoint's file name")
-    return LoadFrom(url=url, sha256=sha)
-
-
-def _auto_scale(w: _Where, value: Any, holdout: str | None, dataset: str) -> AutoScale | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise w.fail("auto_scale", f"expected null or a mapping with metric and candidates, got {_show(value)}")
-    _check_keys(w, value, ("metric", "candidates"), "auto_scale.")
-    for key in ("metric", "candidates"):
-        if key not in value:
-            raise w.fail(f"auto_scale.{key}", "missing key")
-    metric = _choice(w, "auto_scale.metric", value["metric"], METRICS)
-    cands = _list(w, "auto_scale.candidates", value["candidates"])
-    numbers = tuple(_positive(w, f"auto_scale.candidates[{i}]", c) for i, c in enumerate(cands))
-    if len(set(numbers)) != len(numbers):
-        raise w.fail("auto_scale.candidates", "contains a value twice")
-    if holdout is None:
-        raise w.fail("auto_scale", f"dataset {dataset!r} has no held-out training split to choose s on "
-                                   "(s must never be chosen on the validation set); remove auto_scale")
-    return AutoScale(metric=metric, candidates=numbers)
-
-
-def _scale_factors(w: _Where, key: str, value: Any) -> tuple[ScaleFactor, ...]:
-    items = _list(w, key, value)
-    out: list[ScaleFactor] = []
-    for i, s in enumerate(items):
-        if s == AUTO:
-            item: ScaleFactor = AUTO
-        elif _is_number(s) and s > 0:
-            item = float(s)
-        else:
-            raise w.fail(f"{key}[{i}]", f"expected a number > 0 or 'auto', got {_show(s)}")
-        if item in out:
-            raise w.fail(f"{key}[{i}]", f"scale factor {scale_label(item)} listed twice")
-        out.append(item)
-    return tuple(out)
+# --------------------------------------------------------------------------------------------------
+# rules between keys (the shapes are checked by npe.recipe_schema)
 
 
 def _train_key(recipe_part: Mapping, num_pem: int, pem_type: str, freeze_backbone: bool,
@@ -508,52 +304,36 @@ def _train_key(recipe_part: Mapping, num_pem: int, pem_type: str, freeze_backbon
     return f"pem{num_pem}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
-def _variant(w: _Where, i: int, value: Any, recipe: Mapping, recipe_part: Mapping) -> Variant:
+def _variant(where: str, i: int, v: VariantFile, f: RecipeFile, recipe_part: Mapping) -> Variant:
     p = f"variants[{i}]"
-    if not isinstance(value, Mapping):
-        raise w.fail(p, f"expected a mapping of variant options, got {_show(value)}")
-    _check_keys(w, value, _VARIANT_KEYS, f"{p}.")
-    for key in ("name", "num_pem"):
-        if key not in value:
-            raise w.fail(f"{p}.{key}", "missing key")
-    name = value["name"]
-    if not isinstance(name, str) or not _VARIANT_NAME.match(name):
-        raise w.fail(f"{p}.name", f"expected lowercase letters, digits and _, got {_show(name)}")
-    if name == COUNTED_LA:
-        raise w.fail(f"{p}.name", f"{COUNTED_LA!r} is reserved for the counted-prior adjustment")
-    num_pem = value["num_pem"]
-    if not _is_int(num_pem) or num_pem < 0:
-        raise w.fail(f"{p}.num_pem", f"expected an integer >= 0, got {_show(num_pem)}")
-    pem_type = _choice(w, f"{p}.pem_type", value.get("pem_type", "auto"), PEM_TYPES)
-    fb = _bool(w, f"{p}.freeze_backbone", value.get("freeze_backbone", False))
-    fd = _bool(w, f"{p}.freeze_decode", value.get("freeze_decode", False))
-    if num_pem == 0 and fb and fd:
-        raise w.fail(f"{p}.num_pem", "0 with freeze_backbone and freeze_decode leaves nothing to train")
-    protocol = recipe["protocol"]
-    if "protocol" in value and value["protocol"] is not None:
-        protocol = _choice(w, f"{p}.protocol", value["protocol"], PROTOCOLS)
-    if "scale_factors" in value:
-        scales = _scale_factors(w, f"{p}.scale_factors", value["scale_factors"])
-    else:
-        scales = (1.0,)
-    if num_pem == 0 and scales != (1.0,):
-        raise w.fail(f"{p}.scale_factors", "s has no effect without PEMs: a baseline is evaluated at 1 "
-                                           "only (remove scale_factors)")
-    if AUTO in scales and recipe["auto_scale"] is None:
-        raise w.fail(f"{p}.scale_factors", "'auto' needs a top-level auto_scale block (metric, candidates)")
-    cfg = _cfg_options(w, f"{p}.cfg_options", value.get("cfg_options"))
-    merged = {**recipe["cfg_options"], **cfg}
-    key = _train_key(recipe_part, num_pem, pem_type, fb, fd, protocol, merged)
-    return Variant(name=name, num_pem=num_pem, pem_type=pem_type, freeze_backbone=fb, freeze_decode=fd,
-                   protocol=protocol, scale_factors=scales, cfg_options=cfg, train_key=key)
+    if v.name == COUNTED_LA:
+        raise fail(where, f"{p}.name", f"{COUNTED_LA!r} is reserved for the counted-prior adjustment")
+    if v.num_pem == 0 and v.freeze_backbone and v.freeze_decode:
+        raise fail(where, f"{p}.num_pem", "0 with freeze_backbone and freeze_decode leaves nothing to train")
+    scales = tuple(AUTO if s == AUTO else float(s) for s in v.scale_factors)
+    for n, s in enumerate(scales):
+        if s in scales[:n]:
+            raise fail(where, f"{p}.scale_factors[{n}]", f"scale factor {scale_label(s)} listed twice")
+    if v.num_pem == 0 and scales != (1.0,):
+        raise fail(where, f"{p}.scale_factors", "s has no effect without PEMs: a baseline is evaluated at 1 "
+                                                "only (remove scale_factors)")
+    if AUTO in scales and f.auto_scale is None:
+        raise fail(where, f"{p}.scale_factors", "'auto' needs a top-level auto_scale block (metric, candidates)")
+    protocol = v.protocol or f.protocol
+    cfg = dict(v.cfg_options or {})
+    key = _train_key(recipe_part, v.num_pem, v.pem_type, v.freeze_backbone, v.freeze_decode, protocol,
+                     {**(f.cfg_options or {}), **cfg})
+    return Variant(name=v.name, num_pem=v.num_pem, pem_type=v.pem_type, freeze_backbone=v.freeze_backbone,
+                   freeze_decode=v.freeze_decode, protocol=protocol, scale_factors=scales, cfg_options=cfg,
+                   train_key=key)
 
 
-def _paper(w: _Where, value: Any, metrics: Sequence[str], variants: Sequence[Variant],
+def _paper(where: str, value: Any, metrics: Sequence[str], variants: Sequence[Variant],
            la_scales: Sequence[ScaleFactor]) -> tuple[dict, str | None]:
     if value is None:
         return {}, None
     if not isinstance(value, Mapping):
-        raise w.fail("paper", f"expected a mapping of row -> metric -> number, got {_show(value)}")
+        raise fail(where, "paper", f"expected a mapping of row -> metric -> number, got {show(value)}")
     scales = {v.name: ((1.0,) if v.is_baseline else v.scale_factors) for v in variants}
     if la_scales:
         scales[COUNTED_LA] = tuple(la_scales)
@@ -561,30 +341,32 @@ def _paper(w: _Where, value: Any, metrics: Sequence[str], variants: Sequence[Var
     source = None
     for row, entry in value.items():
         if row == "source":
-            source = _str(w, "paper.source", entry, nullable=True)
+            if entry is not None and (not isinstance(entry, str) or not entry.strip()):
+                raise fail(where, "paper.source", f"expected a non-empty string or null, got {show(entry)}")
+            source = entry
             continue
         if not isinstance(row, str):
-            raise w.fail("paper", f"row keys are variant names or 'variant@s', got {_show(row)}")
+            raise fail(where, "paper", f"row keys are variant names or 'variant@s', got {show(row)}")
         vname, _, s_text = row.partition("@")
         if vname not in scales:
-            raise w.fail(f"paper.{row}", f"no variant named {vname!r} (rows: variant or variant@s)")
+            raise fail(where, f"paper.{row}", f"no variant named {vname!r} (rows: variant or variant@s)")
         labels = [scale_label(s) for s in scales[vname]]
         if s_text:
             if s_text not in labels:
-                raise w.fail(f"paper.{row}", f"{vname} is not evaluated at s={s_text} (it is at {', '.join(labels)})")
+                raise fail(where, f"paper.{row}", f"{vname} is not evaluated at s={s_text} (it is at {', '.join(labels)})")
         elif len(labels) > 1:
-            raise w.fail(f"paper.{row}", f"{vname} is evaluated at several s ({', '.join(labels)}): "
+            raise fail(where, f"paper.{row}", f"{vname} is evaluated at several s ({', '.join(labels)}): "
                                          f"write {vname}@<s>")
         if entry is None:
             entry = {}
         if not isinstance(entry, Mapping):
-            raise w.fail(f"paper.{row}", f"expected a mapping of metric -> number or null, got {_show(entry)}")
+            raise fail(where, f"paper.{row}", f"expected a mapping of metric -> number or null, got {show(entry)}")
         numbers: dict[str, float | None] = {}
         for metric, number in entry.items():
             if metric not in metrics:
-                raise w.fail(f"paper.{row}.{metric}", f"not one of the recipe's metrics ({', '.join(metrics)})")
-            if number is not None and not _is_number(number):
-                raise w.fail(f"paper.{row}.{metric}", f"expected a number or null, got {_show(number)}")
+                raise fail(where, f"paper.{row}.{metric}", f"not one of the recipe's metrics ({', '.join(metrics)})")
+            if number is not None and not is_number(number):
+                raise fail(where, f"paper.{row}.{metric}", f"expected a number or null, got {show(number)}")
             numbers[metric] = None if number is None else float(number)
         key = f"{vname}@{s_text}" if s_text else vname
         table[key] = numbers
@@ -594,109 +376,62 @@ def _paper(w: _Where, value: Any, metrics: Sequence[str], variants: Sequence[Var
 def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", resolve: bool = True) -> Recipe:
     """Check parsed YAML ``data`` of the recipe file ``path`` against the schema; return the Recipe.
 
-    The first broken rule raises UserError naming the file and key.
+    The first broken rule raises :class:`~npe.errors.RecipeError` naming the file and key.
     """
     path = Path(path)
-    w = _Where(path)
-    if not isinstance(data, Mapping):
-        raise UserError(f"{w.file}: expected a mapping of recipe keys at the top level, got {_show(data)}")
-    _check_keys(w, data, _TOP_KEYS, "")
-    for key in _REQUIRED_TOP:
-        if key not in data:
-            raise w.fail(key, "missing key")
-
-    name = _str(w, "name", data["name"])
-    if name != path.stem:
-        raise w.fail("name", f"must equal the file name stem {path.stem!r}, got {name!r}")
-    if name == "tables":
-        raise w.fail("name", "'tables' is reserved (results/tables holds the generated tables); rename the file")
-    title = _str(w, "title", data["title"])
-    paper_table = _str(w, "paper_table", data.get("paper_table"), nullable=True)
-    dataset, holdout = _dataset_info(w, data["dataset"])
-
-    base_config = _str(w, "base_config", data["base_config"])
+    where = display_path(path)
+    f = parse(data, where)
+    if f.name != path.stem:
+        raise fail(where, "name", f"must equal the file name stem {path.stem!r}, got {f.name!r}")
+    if f.name == "tables":
+        raise fail(where, "name", "'tables' is reserved (results/tables holds the generated tables); rename the file")
     try:
-        base_path: Path | None = resolve_base_config(base_config, path)
+        base_path: Path | None = resolve_base_config(f.base_config, path)
     except UserError as exc:
         if resolve:
-            raise w.fail("base_config", str(exc)) from None
+            raise fail(where, "base_config", str(exc)) from None
         base_path = None
+    for key, values in (("metrics", f.metrics), ("seeds", f.seeds)):
+        if len(set(values)) != len(values):
+            raise fail(where, key, f"lists a {key[:-1]} twice")
+    auto_scale = None
+    if f.auto_scale is not None:
+        candidates = tuple(float(c) for c in f.auto_scale.candidates)
+        if len(set(candidates)) != len(candidates):
+            raise fail(where, "auto_scale.candidates", "contains a value twice")
+        from npe import datasets
 
-    load_from = _load_from(w, data.get("load_from"))
-    protocol = _choice(w, "protocol", data["protocol"], PROTOCOLS)
-
-    metrics_raw = _list(w, "metrics", data["metrics"])
-    metrics = tuple(_choice(w, f"metrics[{i}]", m, METRICS) for i, m in enumerate(metrics_raw))
-    if len(set(metrics)) != len(metrics):
-        raise w.fail("metrics", "lists a metric twice")
-
-    seeds_raw = _list(w, "seeds", data["seeds"])
-    for i, seed in enumerate(seeds_raw):
-        if not _is_int(seed) or seed < 0:
-            raise w.fail(f"seeds[{i}]", f"expected an integer >= 0, got {_show(seed)}")
-    if len(set(seeds_raw)) != len(seeds_raw):
-        raise w.fail("seeds", "lists a seed twice")
-    seeds = tuple(seeds_raw)
-
-    max_iters = data.get("max_iters")
-    if max_iters is not None and (not _is_int(max_iters) or max_iters < 1):
-        raise w.fail("max_iters", f"expected null or an integer >= 1, got {_show(max_iters)}")
-
-    cfg_options = _cfg_options(w, "cfg_options", data.get("cfg_options"))
-    counted_la = _bool(w, "counted_la", data.get("counted_la", True))
-    auto_scale = _auto_scale(w, data.get("auto_scale"), holdout, dataset)
-
-    tolerance = data.get("tolerance", DEFAULT_TOLERANCE)
-    if not _is_number(tolerance) or tolerance < 0:
-        raise w.fail("tolerance", f"expected a number >= 0 (metric points), got {_show(tolerance)}")
-
-    recipe_ctx = {"protocol": protocol, "cfg_options": cfg_options, "auto_scale": auto_scale}
-    recipe_part = {
-        "dataset": dataset,
-        "base_config": base_config,
-        "load_from": load_from.url if load_from else None,
-        "max_iters": max_iters,
-    }
-    variants_raw = _list(w, "variants", data["variants"])
+        if datasets.get(f.dataset).holdout_split is None:
+            raise fail(where, "auto_scale", f"dataset {f.dataset!r} has no held-out training split to choose s "
+                                            "on (s must never be chosen on the validation set); remove auto_scale")
+        auto_scale = AutoScale(metric=f.auto_scale.metric, candidates=candidates)
+    load_from = LoadFrom(url=f.load_from.url, sha256=f.load_from.sha256) if f.load_from else None
+    recipe_part = {"dataset": f.dataset, "base_config": f.base_config,
+                   "load_from": load_from.url if load_from else None, "max_iters": f.max_iters}
     variants: list[Variant] = []
-    for i, raw in enumerate(variants_raw):
-        v = _variant(w, i, raw, recipe_ctx, recipe_part)
+    for i, raw in enumerate(f.variants):
+        v = _variant(where, i, raw, f, recipe_part)
         if any(other.name == v.name for other in variants):
-            raise w.fail(f"variants[{i}].name", f"duplicate variant name {v.name!r}")
+            raise fail(where, f"variants[{i}].name", f"duplicate variant name {v.name!r}")
         variants.append(v)
     baselines = [v.name for v in variants if v.is_baseline]
-    if counted_la and len(baselines) != 1:
+    if f.counted_la and len(baselines) != 1:
         found = ", ".join(baselines) if baselines else "none"
-        raise w.fail("variants", f"counted_la needs exactly one baseline (num_pem: 0), found {found}; "
-                                 "add or remove one, or set counted_la: false")
-
+        raise fail(where, "variants", f"counted_la needs exactly one baseline (num_pem: 0), found {found}; "
+                                      "add or remove one, or set counted_la: false")
     recipe = Recipe(
-        name=name, title=title, paper_table=paper_table, dataset=dataset, base_config=base_config,
-        base_config_path=base_path, load_from=load_from, protocol=protocol, metrics=metrics, seeds=seeds,
-        max_iters=max_iters, cfg_options=cfg_options, counted_la=counted_la, auto_scale=auto_scale,
-        paper={}, paper_source=None, tolerance=float(tolerance), variants=variants, path=path,
-        sha256=sha256,
+        name=f.name, title=f.title, paper_table=f.paper_table, dataset=f.dataset, base_config=f.base_config,
+        base_config_path=base_path, load_from=load_from, protocol=f.protocol, metrics=tuple(f.metrics),
+        seeds=tuple(f.seeds), max_iters=f.max_iters, cfg_options=dict(f.cfg_options or {}),
+        counted_la=f.counted_la, auto_scale=auto_scale, paper={}, paper_source=None,
+        tolerance=float(f.tolerance), variants=variants, path=path, sha256=sha256,
     )
     # The paper block is checked against the finished variants (their s lists), hence this order.
-    paper, source = _paper(w, data.get("paper"), metrics, recipe.variants, recipe.counted_la_scales())
+    paper, source = _paper(where, f.paper, recipe.metrics, recipe.variants, recipe.counted_la_scales())
     return dataclasses.replace(recipe, paper=paper, paper_source=source)
 
 
-@cli_entry
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m npe.recipes [NAME_OR_PATH ...]``: validate recipes (default: all), one line each."""
-    import argparse  # noqa: PLC0415
+if __name__ == "__main__":  # ``python -m npe.recipes``: the shim of npe/cli/recipes.py
+    from npe.cli.recipes import main
 
-    parser = argparse.ArgumentParser(prog="python -m npe.recipes", description="Validate recipes.")
-    parser.add_argument("recipes", nargs="*", help="names or .yaml paths (default: every recipe)")
-    args = parser.parse_args(argv)
-    for item in args.recipes or list_recipes():
-        r = load_recipe(item)
-        runs = len({(v.train_key, seed) for v in r.variants for seed in r.seeds})
-        print(f"{display_path(r.path)}: ok ({len(r.variants)} variants, {runs} trainings, "
-              f"{len(r.expected_results())} result files)")
-    return 0
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

@@ -2,30 +2,31 @@
 scale factor -> one result file per (variant, seed, s) -> tables and figures.
 
 Reads top to bottom: :func:`plan_runs`, :func:`describe_plan`, :func:`prepare_inputs`,
-:func:`build_train_config`, :func:`train`, :func:`evaluate_job`, :func:`write_result`, and
-:func:`run_recipe` tying them together. Finished runs are skipped; an interrupted training resumes
-from its last checkpoint (MMEngine's own resume).
+:func:`job_train_config`, :func:`train_job`, :func:`evaluate_job`, and :func:`run_recipe` tying them
+together (``npe.run_recipe``); training and evaluation are :mod:`npe.training` and
+:mod:`npe.evaluation`, result files :mod:`npe.results`. Finished runs are skipped; an interrupted
+training resumes from its last checkpoint (MMEngine's own resume).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 from npe import paths
-from npe.errors import UserError
+from npe.constants import AUTO, COUNTED_LA, TRAIN_MARKER
+from npe.errors import RecipeError, UserError
 from npe.files import write_json_atomic
-from npe.recipes import AUTO, COUNTED_LA, Recipe, Variant, result_stem, scale_label
-
-SCHEMA = 'npe-result/1'
-TRAIN_MARKER = 'npe_train_done.json'
+from npe.recipes import Recipe, Variant, load_recipe, scale_label
+from npe.results import is_done, result_path, utc_now, write_failure, write_result
+from npe.training import training_loss
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -41,6 +42,11 @@ class TrainJob:
     @property
     def representative(self) -> Variant:
         return self.variants[0]
+
+    @property
+    def protocol(self) -> str:
+        """The effective protocol the job trains under (that of its variants)."""
+        return self.representative.protocol
 
     def expected(self, recipe: Recipe) -> list[tuple[str, float | str]]:
         """(variant, s) pairs this job produces result files for."""
@@ -59,7 +65,7 @@ def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequ
         known = {v.name for v in recipe.variants}
         unknown = [v for v in variants if v not in known]
         if unknown:
-            raise UserError(f'{recipe.path}: no variant named {", ".join(unknown)}; '
+            raise RecipeError(f'{recipe.path}: no variant named {", ".join(unknown)}; '
                             f'variants: {", ".join(sorted(known))}')
     chosen_seeds = list(seeds) if seeds else list(recipe.seeds)
     root = paths.work_root(work_root) / recipe.name
@@ -73,23 +79,12 @@ def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequ
     return jobs
 
 
-def result_path(results_dir: Path, recipe: Recipe, variant: str, seed: int, s) -> Path:
-    return results_dir / recipe.name / f'{result_stem(variant, seed, s)}.json'
-
-
-def _is_done(path: Path) -> bool:
-    try:
-        return json.loads(path.read_text()).get('status') == 'ok'
-    except (OSError, ValueError):
-        return False
-
-
 def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results_dir: Path) -> str:
     """Human-readable plan: runs, iterations, evaluations, data and checkpoints to fetch, cost."""
     from npe import datasets
 
     spec = datasets.get(recipe.dataset)
-    cfg = build_train_config(recipe, jobs[0], data_root, None, quiet=True) if jobs else None
+    cfg = job_train_config(recipe, jobs[0], data_root, None, quiet=True) if jobs else None
     iters = int(cfg.train_cfg.max_iters) if cfg is not None else 0
     batch = int(cfg.train_dataloader.batch_size) if cfg is not None else 0
     lines = [f'recipe {recipe.name}: {recipe.title}',
@@ -107,7 +102,7 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
     lines.append(f'  training runs ({len(jobs)}), {iters} iterations x batch {batch} each:')
     for job in jobs:
         expected = job.expected(recipe)
-        done = sum(_is_done(result_path(results_dir, recipe, v, job.seed, s)) for v, s in expected)
+        done = sum(is_done(result_path(results_dir, recipe.name, v, job.seed, s)) for v, s in expected)
         n_done += done
         n_eval += len(expected)
         v = job.representative
@@ -157,13 +152,13 @@ def counted_log_prior(recipe: Recipe, data_root: Path) -> tuple[list[float], lis
 
 
 # ----------------------------------------------------------------------------- training
-def build_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint: Path | None,
-                       quiet: bool = False):
+def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint: Path | None,
+                     quiet: bool = False):
     """The MMSeg config of one training job: ``npe-train``'s config with the recipe's options."""
     import io
 
     from npe import datasets
-    from npe.cli.train import build_train_config as npe_train_config
+    from npe.training import build_train_config
 
     variant = job.representative
     options = dict(recipe.cfg_options)
@@ -171,7 +166,7 @@ def build_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoin
     if recipe.max_iters:
         options.setdefault('train_cfg.max_iters', recipe.max_iters)
     with contextlib.redirect_stderr(io.StringIO() if quiet else sys.stderr):
-        cfg = npe_train_config(
+        cfg = build_train_config(
             str(recipe.base_config_path or recipe.base_config), load_from=str(checkpoint) if checkpoint else None,
             work_dir=job.work_dir, freeze_backbone=variant.freeze_backbone,
             freeze_decode=variant.freeze_decode, num_pem=variant.num_pem, pem_type=variant.pem_type,
@@ -191,12 +186,12 @@ def build_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoin
     return cfg
 
 
-def train(cfg, work_dir: Path) -> dict:
+def train_job(cfg, work_dir: Path) -> dict:
     """Train (resuming from the last checkpoint in ``work_dir`` if any); return the train record.
 
     A finished training leaves ``npe_train_done.json``; a second call returns that record at once.
     """
-    from npe.cli.train import run_training
+    from npe.training import run_training
 
     marker = work_dir / TRAIN_MARKER
     if marker.is_file():
@@ -204,23 +199,9 @@ def train(cfg, work_dir: Path) -> dict:
     resumed_from = cfg.load_from if cfg.get('resume') else None
     out = run_training(cfg)
     record = dict(iterations=out['iterations'], wall_time_s=round(out['wall_time_s'], 2),
-                  resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=_now())
+                  resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=utc_now())
     write_json_atomic(marker, record)
     return record
-
-
-def training_loss(work_dir: Path) -> list[list[float]]:
-    """[[iteration, loss], ...] from MMEngine's scalar logs of every (resumed) session."""
-    points: dict[int, float] = {}
-    for scalars in sorted(work_dir.glob('*/vis_data/scalars.json')):
-        for line in scalars.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if 'loss' in entry and 'step' in entry:
-                points[int(entry['step'])] = float(entry['loss'])
-    return [[step, points[step]] for step in sorted(points)]
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -236,7 +217,7 @@ def _holdout_split(recipe: Recipe) -> str:
 
 def _choose_scale(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior) -> tuple[float, dict]:
     """Pick s on the holdout split (never the validation set) by the recipe's auto metric."""
-    from npe.cli.test import evaluate
+    from npe.evaluation import evaluate
 
     auto = recipe.auto_scale
     split = _holdout_split(recipe)
@@ -250,7 +231,7 @@ def _choose_scale(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior) ->
 def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[float],
                  todo: set) -> list[dict]:
     """Evaluate the trained job at every (variant, s) in ``todo``; return result payloads."""
-    from npe.cli.test import evaluate
+    from npe.evaluation import evaluate
 
     checkpoint = record['checkpoint']
     payloads = []
@@ -292,7 +273,7 @@ def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[fl
     return payloads
 
 
-# ----------------------------------------------------------------------------- result files
+# ----------------------------------------------------------------------------- provenance
 def environment() -> dict:
     """Versions and machine facts recorded in every result file."""
     import mmcv
@@ -300,7 +281,7 @@ def environment() -> dict:
     import mmseg
     import torch
 
-    import npe
+    from npe.constants import __version__
 
     commit = None
     try:
@@ -311,53 +292,9 @@ def environment() -> dict:
     cuda = torch.version.cuda if torch.cuda.is_available() else None
     return dict(python=platform.python_version(), torch=torch.__version__, cuda=cuda,
                 mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmseg=mmseg.__version__,
-                npe=npe.__version__, git_commit=commit,
+                npe=__version__, git_commit=commit,
                 gpu=torch.cuda.get_device_name(0) if cuda else None,
                 cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads())
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-
-
-def _result_header(recipe: Recipe, job: TrainJob, variant: str, s, status: str, env: dict) -> dict:
-    """The fields every result file has, ok or failed (docs/internals.md)."""
-    return {'schema': SCHEMA, 'status': status,
-            'recipe': {'name': recipe.name, 'sha256': recipe.sha256, 'paper_table': recipe.paper_table},
-            'dataset': recipe.dataset, 'variant': variant, 'train_key': job.train_key,
-            'seed': job.seed, 'scale_factor': s if s == AUTO else float(s),
-            'protocol': job.representative.protocol, 'environment': env, 'created': _now()}
-
-
-def write_result(results_dir: Path, recipe: Recipe, job: TrainJob, record: dict, item: dict,
-                 share: list[float], loss: list, env: dict) -> Path:
-    """Write one result file atomically (temp file + rename)."""
-    row = item['row']
-    payload = _result_header(recipe, job, item['variant'], item['s'], 'ok', env)
-    payload.update({
-        'adjustment': item['adjustment'],
-        'scale_factor_value': item['value'],
-        'auto_scale': item['auto'],
-        'options': item['options'],
-        'iterations': record['iterations'],
-        'wall_time_s': record['wall_time_s'],
-        'checkpoint': record['checkpoint'],
-        'metrics': row['metrics'],
-        'per_class': row.get('per_class'),
-        'class_pixel_share': share,
-        'learned_prior': item['learned_prior'],
-        'log': {'loss': loss},
-    })
-    return write_json_atomic(result_path(results_dir, recipe, item['variant'], job.seed, item['s']),
-                             payload, indent=1)
-
-
-def write_failure(results_dir: Path, recipe: Recipe, job: TrainJob, variant: str, s, error: str,
-                  env: dict) -> Path:
-    """A failed run is recorded, never silently dropped (tables show it as failed)."""
-    payload = _result_header(recipe, job, variant, s, 'failed', env)
-    payload['error'] = error
-    return write_json_atomic(result_path(results_dir, recipe, variant, job.seed, s), payload)
 
 
 # ----------------------------------------------------------------------------- the whole run
@@ -373,11 +310,35 @@ def _quiet(log_file: Path, verbose: bool):
         yield
 
 
-def run_recipe(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-               data_root: str | None = None, results_dir: str | None = None, work_dir: str | None = None,
+def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | None = None,
+               seeds: Sequence[int] | None = None, data_root: str | os.PathLike | None = None,
+               results_dir: str | os.PathLike | None = None, work_dir: str | os.PathLike | None = None,
                mirror: str | None = None, offline: bool = False, dry_run: bool = False,
                tables: bool = True, verbose: bool = False) -> int:
-    """Run (or with ``dry_run`` only describe) a recipe; return the number of failed training jobs."""
+    """Run a recipe end to end, what ``npe-repro`` does: data, trainings, evaluations, result files.
+
+    Args:
+        recipe: a recipe name (``recipes/<name>.yaml``), a path to a YAML file, or a loaded
+            :class:`~npe.recipes.Recipe`.
+        variants, seeds: only these (default: all of the recipe's).
+        data_root, results_dir, work_dir: default ``$NPE_DATA_ROOT`` / ``$NPE_RESULTS_DIR`` /
+            ``$NPE_WORK_DIR``, else ``segmentation/data``, ``results``, ``work_dirs`` of the checkout.
+        mirror, offline: where data and checkpoints come from (see ``npe-data``).
+        dry_run: only print the plan (runs, iterations, data to fetch, cost); nothing is written.
+        tables: rebuild the recipe's tables and figures at the end (and print the Markdown table).
+        verbose: show MMEngine's log on the console instead of each work dir's ``npe-repro.log``.
+
+    Returns:
+        The number of training jobs that failed (each recorded as ``failed`` result files).
+
+    Raises:
+        npe.errors.RecipeError: the recipe is invalid or names an unknown variant.
+        npe.errors.DataError: data or the initial checkpoint cannot be had (one message lists all).
+
+    Finished runs are skipped; an interrupted training resumes from its last checkpoint.
+    """
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
     root = paths.data_root(data_root)
     results = paths.results_dir(results_dir)
     jobs = plan_runs(recipe, variants, seeds, work_dir)
@@ -390,16 +351,16 @@ def run_recipe(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Seq
     failures = 0
     for i, job in enumerate(jobs, 1):
         todo = {(v, s) for v, s in job.expected(recipe)
-                if not _is_done(result_path(results, recipe, v, job.seed, s))}
+                if not is_done(result_path(results, recipe.name, v, job.seed, s))}
         names = ', '.join(v.name for v in job.variants)
         if not todo:
             print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: done, skipped')
             continue
         print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: training in {job.work_dir}', flush=True)
         try:
-            cfg = build_train_config(recipe, job, root, checkpoint, quiet=True)
+            cfg = job_train_config(recipe, job, root, checkpoint, quiet=True)
             with _quiet(job.work_dir / 'npe-repro.log', verbose):
-                record = train(cfg, job.work_dir)
+                record = train_job(cfg, job.work_dir)
                 items = evaluate_job(recipe, job, record, log_prior, todo)
         except UserError:
             raise
@@ -410,11 +371,13 @@ def run_recipe(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Seq
                   f'{job.work_dir / "npe-repro.log"}',
                   file=sys.stderr)
             for v, s in sorted(todo, key=str):
-                write_failure(results, recipe, job, v, s, message, env)
+                write_failure(results, recipe, train_key=job.train_key, protocol=job.protocol,
+                              seed=job.seed, variant=v, s=s, error=message, env=env)
             continue
         loss = training_loss(job.work_dir)
         for item in items:
-            write_result(results, recipe, job, record, item, share, loss, env)
+            write_result(results, recipe, train_key=job.train_key, protocol=job.protocol, seed=job.seed,
+                         item=item, record=record, share=share, loss=loss, env=env)
         print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: {len(items)} result files written '
               f'(training {record["wall_time_s"]:.0f} s)', flush=True)
     if tables:

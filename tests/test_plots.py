@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from npe import plots, recipes, tables
+from npe import plots, recipes, stats
+from npe import results as result_files
 
 SHARE = np.array([0.5, 0.2, 0.15, 0.08, 0.04, 0.02, 0.01])
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -23,7 +24,7 @@ def _pearson(a, b) -> float:
 
 def test_prior_fit_exact_line():
     prior = 1.6 * -np.log(SHARE) + 3.0
-    fit = plots.prior_fit(prior, SHARE)
+    fit = stats.prior_fit(prior, SHARE)
     assert fit["spearman"] == pytest.approx(-1.0)
     assert fit["slope"] == pytest.approx(1.6)
     assert fit["intercept"] == pytest.approx(3.0)
@@ -33,7 +34,7 @@ def test_prior_fit_exact_line():
 def test_prior_fit_against_independent_computation():
     rng = np.random.default_rng(3)
     prior = -np.log(SHARE) + rng.normal(0, 1.0, SHARE.size)
-    fit = plots.prior_fit(prior, SHARE)
+    fit = stats.prior_fit(prior, SHARE)
     # no ties here, so ranks are argsort of argsort
     rank = lambda v: np.argsort(np.argsort(v)).astype(float)  # noqa: E731
     assert fit["spearman"] == pytest.approx(_pearson(rank(prior), rank(np.log(SHARE))))
@@ -45,20 +46,20 @@ def test_prior_fit_against_independent_computation():
 
 def test_spearman_with_ties_averages_ranks():
     a, b = [1.0, 2.0, 2.0, 3.0], [10.0, 20.0, 30.0, 40.0]
-    assert plots.spearman(a, b) == pytest.approx(_pearson([1, 2.5, 2.5, 4], [1, 2, 3, 4]))
-    assert math.isnan(plots.spearman([1.0, 1.0], [1.0, 2.0]))  # constant input: undefined
+    assert stats.spearman(a, b) == pytest.approx(_pearson([1, 2.5, 2.5, 4], [1, 2, 3, 4]))
+    assert math.isnan(stats.spearman([1.0, 1.0], [1.0, 2.0]))  # constant input: undefined
 
 
 def test_prior_fit_drops_unusable_classes():
     prior = np.array([0.0, 1.0, np.nan, 2.0, 5.0])
     share = np.array([0.5, 0.3, 0.1, 0.1, 0.0])  # class 4 never seen in training: log undefined
-    fit = plots.prior_fit(prior, share)
+    fit = stats.prior_fit(prior, share)
     assert fit["n"] == 3
-    ref = plots.prior_fit(prior[[0, 1, 3]], share[[0, 1, 3]])
+    ref = stats.prior_fit(prior[[0, 1, 3]], share[[0, 1, 3]])
     assert fit["slope"] == pytest.approx(ref["slope"]) and fit["spearman"] == pytest.approx(ref["spearman"])
-    assert math.isnan(plots.prior_fit([1.0], [1.0])["slope"])
+    assert math.isnan(stats.prior_fit([1.0], [1.0])["slope"])
     with pytest.raises(ValueError):
-        plots.prior_fit([1.0, 2.0], [0.5, 0.3, 0.2])
+        stats.prior_fit([1.0, 2.0], [0.5, 0.3, 0.2])
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -99,25 +100,25 @@ def _write_results(tmp_path: Path, recipe: recipes.Recipe, with_prior: bool = Tr
             "class_pixel_share": list(SHARE), "learned_prior": prior,
             "log": {"loss": [[i, 2.0 / (1 + i) + seed] for i in range(0, 50, 10)]},
         }
-        (folder / f"{recipes.result_stem(variant, seed, s)}.json").write_text(json.dumps(data))
+        (folder / f"{result_files.result_stem(variant, seed, s)}.json").write_text(json.dumps(data))
     return results_dir
 
 
 def test_learned_priors_mean_over_seeds_once_per_training(tmp_path):
     recipe = _recipe(tmp_path)
-    results = tables.load_results(_write_results(tmp_path, recipe), recipe.name)
+    results = result_files.read_results(_write_results(tmp_path, recipe), recipe.name)
     priors = plots.learned_priors(recipe, results)
     assert [label for label, _, _ in priors] == ["npe1", "npe2"]  # npe1_sweep shares npe1's model
     label, mean, n = priors[0]
     assert n == 2
     np.testing.assert_allclose(mean, -np.log(SHARE) + 0.05)  # mean of seed offsets 0 and 0.1
-    fit = plots.prior_fit(priors[1][1], SHARE)
+    fit = stats.prior_fit(priors[1][1], SHARE)
     assert fit["slope"] == pytest.approx(2.0) and fit["spearman"] == pytest.approx(-1.0)
 
 
 def test_make_figures_writes_deterministic_pngs(tmp_path):
     recipe = _recipe(tmp_path)
-    results = tables.load_results(_write_results(tmp_path, recipe), recipe.name)
+    results = result_files.read_results(_write_results(tmp_path, recipe), recipe.name)
     out = tmp_path / "out"
     drawn = plots.make_figures(recipe, results, out)
     assert [p.name for p in drawn] == ["figs_per_class_iou.png", "figs_prior.png", "figs_loss.png"]
@@ -133,11 +134,11 @@ def test_make_figures_writes_deterministic_pngs(tmp_path):
 def test_figures_skip_when_inputs_absent(tmp_path):
     recipe = _recipe(tmp_path)
     out = tmp_path / "out"
-    results = tables.load_results(_write_results(tmp_path, recipe), recipe.name)
+    results = result_files.read_results(_write_results(tmp_path, recipe), recipe.name)
     plots.make_figures(recipe, results, out)
     assert (out / "figs_prior.png").is_file()
     # rerun without learned priors: the stale prior figure goes, the others stay
-    results = tables.load_results(_write_results(tmp_path, recipe, with_prior=False), recipe.name)
+    results = result_files.read_results(_write_results(tmp_path, recipe, with_prior=False), recipe.name)
     drawn = plots.make_figures(recipe, results, out)
     assert [p.name for p in drawn] == ["figs_per_class_iou.png", "figs_loss.png"]
     assert not (out / "figs_prior.png").exists()

@@ -9,9 +9,11 @@ import pytest
 import yaml
 
 from npe import recipes
+from npe.cli import recipes as recipes_cli
 from npe.cli import tables as tables_cli
 from npe.errors import UserError, cli_entry
 from npe.paths import repo_root
+from npe.results import result_stem
 
 MMSEG_STARE = "mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py"
 STARE_CKPT = ("https://download.openmmlab.com/mmsegmentation/v0.5/unet/fcn_unet_s5-d16_128x128_40k_stare/"
@@ -214,7 +216,7 @@ def test_relative_base_config_and_npe_scope(tmp_path):
 def test_scale_label_and_result_stem():
     assert [recipes.scale_label(s) for s in (1, 1.0, 1.5, 2.0, 0.25, "auto")] == ["1", "1", "1.5", "2", "0.25",
                                                                                    "auto"]
-    assert recipes.result_stem("npe1", 2, 1.5) == "npe1__seed2__s1.5"
+    assert result_stem("npe1", 2, 1.5) == "npe1__seed2__s1.5"
 
 
 def test_auto_scale_allowed_on_holdout_dataset(tmp_path):
@@ -354,7 +356,7 @@ def test_invalid_recipe_through_npe_tables(case, tmp_path, capsys):
 def test_invalid_recipe_through_module_cli(tmp_path, capsys):
     path = write(tmp_path, _mutate(INVALID["unresolvable_base_config"][0]))
     with pytest.raises(SystemExit) as exc:
-        recipes.main([str(path)])
+        recipes_cli.main([str(path)])
     assert exc.value.code == 2
     _check_one_line(capsys, path, "base_config", "not found")
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from npe import recipes, tables
+from npe import recipes, stats, tables
+from npe import results as result_files
 from npe.cli import tables as tables_cli
 from npe.errors import UserError
 
@@ -87,7 +88,7 @@ def make_result(recipe: recipes.Recipe, variant: str, seed: int, s, iou: list, m
 def dump(results_dir: Path, recipe: recipes.Recipe, data: dict) -> Path:
     folder = results_dir / recipe.name
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{recipes.result_stem(data['variant'], data['seed'], data['scale_factor'])}.json"
+    path = folder / f"{result_files.result_stem(data['variant'], data['seed'], data['scale_factor'])}.json"
     path.write_text(json.dumps(data, indent=2))
     return path
 
@@ -130,25 +131,25 @@ def _independent_thirds(iou):
 
 
 def test_class_thirds_ranked_by_share():
-    groups = tables.class_thirds(SHARE)
+    groups = stats.class_thirds(SHARE)
     assert [list(g) for g in groups] == [[1, 2, 0], [3, 4], [6, 5]]
-    assert [len(g) for g in tables.class_thirds([1] * 150)] == [50, 50, 50]
+    assert [len(g) for g in stats.class_thirds([1] * 150)] == [50, 50, 50]
     # ties keep class order
-    assert [list(g) for g in tables.class_thirds([0.5, 0.5, 0.5])] == [[0], [1], [2]]
+    assert [list(g) for g in stats.class_thirds([0.5, 0.5, 0.5])] == [[0], [1], [2]]
 
 
 def test_describe_uses_sample_std():
-    st = tables.describe([1.0, 2.0, 4.0])
+    st = stats.describe([1.0, 2.0, 4.0])
     assert st.mean == pytest.approx(7 / 3) and st.n == 3
     assert st.std == pytest.approx(statistics.stdev([1.0, 2.0, 4.0]))
-    one = tables.describe([5.0])
+    one = stats.describe([5.0])
     assert one.std is None and one.n == 1
-    assert tables.describe([]).mean is None
+    assert stats.describe([]).mean is None
 
 
 def test_summary_numbers(scenario):
     recipe, results_dir, truth = scenario
-    summary = tables.summarize(recipe, tables.load_results(results_dir, recipe.name))
+    summary = stats.summarize(recipe, result_files.read_results(results_dir, recipe.name))
     labels = [(r.variant, r.s_label) for r in summary.rows]
     assert labels == [("baseline", "1"), ("counted_la", "1"), ("counted_la", "2"), ("counted_la", "auto"),
                       ("npe1", "1"), ("npe1", "2"), ("npe1", "auto")]
@@ -229,7 +230,7 @@ def test_flag_marks_out_of_tolerance(tmp_path):
     results_dir = tmp_path / "results"
     for seed, (miou, mdice) in zip(SEEDS, [(52.0, 60.2), (53.0, 60.4), (54.0, 60.6)]):
         dump(results_dir, recipe, make_result(recipe, "baseline", seed, 1.0, [50.0] * 7, miou, mdice))
-    summary = tables.summarize(recipe, tables.load_results(results_dir, recipe.name))
+    summary = stats.summarize(recipe, result_files.read_results(results_dir, recipe.name))
     row = _row(summary, "baseline", "1")
     assert row.diff["mIoU"] == pytest.approx(3.0) and row.flagged["mIoU"] is True
     assert row.diff["mDice"] == pytest.approx(0.4) and row.flagged["mDice"] is False
@@ -246,7 +247,7 @@ def test_single_seed_std_dash_and_no_paper_columns(tmp_path):
     recipe = write_recipe(tmp_path)
     results_dir = tmp_path / "results"
     dump(results_dir, recipe, make_result(recipe, "baseline", 0, 1.0, [50.0] * 7, 51.234, 60.0))
-    summary = tables.summarize(recipe, tables.load_results(results_dir, recipe.name))
+    summary = stats.summarize(recipe, result_files.read_results(results_dir, recipe.name))
     headers, body = tables.table_rows(summary)
     assert not any(h.startswith("paper") for h in headers)
     assert dict(zip(headers, body[0]))["mIoU"] == "51.23 ± —"
@@ -259,7 +260,7 @@ def test_all_failed_row_says_failed(tmp_path):
     results_dir = tmp_path / "results"
     for seed in SEEDS:
         dump(results_dir, recipe, make_result(recipe, "baseline", seed, 1.0, [], 0, 0, status="failed"))
-    summary = tables.summarize(recipe, tables.load_results(results_dir, recipe.name))
+    summary = stats.summarize(recipe, result_files.read_results(results_dir, recipe.name))
     headers, body = tables.table_rows(summary)
     cells = dict(zip(headers, body[0]))
     assert cells["mIoU"] == "failed" and cells["notes"] == "failed: 3 (seed 0, 1, 2)"
@@ -273,7 +274,7 @@ def test_results_not_in_recipe_and_other_version_are_shown(tmp_path):
     extra = make_result(recipe, "npe1", 0, 4.0, [50.0] * 7, 55.0, 60.0)
     extra["variant"] = "npe7"
     dump(results_dir, recipe, extra)
-    summary = tables.summarize(recipe, tables.load_results(results_dir, recipe.name))
+    summary = stats.summarize(recipe, result_files.read_results(results_dir, recipe.name))
     row = _row(summary, "npe7", "4")
     assert not row.in_recipe and row.stats["mIoU"].mean == 55.0 and "not in recipe" in row.method
     assert row.delta["mIoU"] == pytest.approx(5.0)
@@ -289,7 +290,7 @@ def test_duplicate_and_bad_result_files(tmp_path, capsys):
     dump(results_dir, recipe, data)
     (results_dir / recipe.name / "copy.json").write_text(json.dumps(data))
     with pytest.raises(UserError, match="both hold baseline seed 0"):
-        tables.summarize(recipe, tables.load_results(results_dir, recipe.name))
+        stats.summarize(recipe, result_files.read_results(results_dir, recipe.name))
     (results_dir / recipe.name / "copy.json").write_text(json.dumps({**data, "schema": "other/2"}))
     with pytest.raises(SystemExit) as exc:
         tables_cli.main(["--results-dir", str(results_dir), "--recipe", str(recipe.path), "--no-figures"])
@@ -298,7 +299,7 @@ def test_duplicate_and_bad_result_files(tmp_path, capsys):
     assert len(err) == 1 and "copy.json: schema:" in err[0]
     (results_dir / recipe.name / "copy.json").write_text("{not json")
     with pytest.raises(UserError, match="copy.json: not a readable JSON"):
-        tables.load_results(results_dir, recipe.name)
+        result_files.read_results(results_dir, recipe.name)
 
 
 def test_rebuild_is_byte_identical(scenario, tmp_path):
@@ -323,7 +324,7 @@ def test_default_discovers_recipes_with_results(tmp_path, capsys):
     for variant, seed, s in smoke.expected_results()[:2]:
         data = {"schema": "npe-result/1", "status": "ok", "variant": variant, "seed": seed, "scale_factor": s,
                 "scale_factor_value": s, "metrics": {"mIoU": 40.0, "mDice": 50.0, "mAcc": 60.0, "aAcc": 70.0}}
-        (folder / f"{recipes.result_stem(variant, seed, s)}.json").write_text(json.dumps(data))
+        (folder / f"{result_files.result_stem(variant, seed, s)}.json").write_text(json.dumps(data))
     orphan = results_dir / "no_such_recipe"
     orphan.mkdir()
     (orphan / "x.json").write_text("{}")
@@ -355,7 +356,7 @@ def test_prior_stats_per_seed_fits(tmp_path):
     for seed, prior in priors.items():
         for s in (1, 2):
             dump(results, recipe, make_result(recipe, "npe1", seed, s, [50.0] * 7, 50.0, 60.0, prior=prior))
-    summary = tables.summarize(recipe, tables.load_results(results, recipe.name))
+    summary = stats.summarize(recipe, result_files.read_results(results, recipe.name))
     ((name, rho, slope, n),) = summary.priors
     assert name == "npe1" and n == 2
     assert rho.mean == pytest.approx(-1.0) and rho.std == pytest.approx(0.0)

@@ -1,14 +1,12 @@
-"""Pieces the ``npe-*`` commands share: one-line argument errors and ``--cfg-options`` parsing."""
+"""Pieces the ``npe-*`` commands share: the one argument parser, ``--cfg-options`` parsing, quiet
+library warnings. Everything else the commands do lives in the library (``npe.training``, ...)."""
 from __future__ import annotations
 
 import argparse
 import warnings
-from pathlib import Path
 from typing import Any
 
 from npe.errors import UserError
-
-LAUNCHERS = ('none', 'pytorch', 'slurm')
 
 
 def quiet_library_warnings() -> None:
@@ -17,12 +15,19 @@ def quiet_library_warnings() -> None:
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 
-class ArgumentParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is a :class:`UserError`: one ``error:`` line and exit status 2
-    (through :func:`npe.errors.cli_entry`) instead of the usage block plus a message."""
+    (through :func:`npe.errors.cli_entry`) instead of the usage block plus a message. Subcommand
+    parsers (``add_subparsers``) are of this class too."""
 
     def error(self, message: str):  # type: ignore[override]
         raise UserError(f'{message} (see {self.prog} --help)')
+
+
+def make_parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of a command: the only place the kit builds one (so every command keeps
+    the one-line error contract)."""
+    return _Parser(prog=prog, description=description, epilog=epilog)
 
 
 class CfgOptionsAction(argparse.Action):
@@ -47,29 +52,15 @@ class CfgOptionsAction(argparse.Action):
         setattr(namespace, self.dest, options)
 
 
-def merge_cfg_options(cfg, options: dict | None) -> None:
-    """Apply ``--cfg-options`` to ``cfg`` in place; a malformed key path is a :class:`UserError`."""
-    if not options:
-        return
-    try:
-        cfg.merge_from_dict(dict(options))
-    except Exception as exc:  # e.g. indexing into a value that is not a list
-        raise UserError(f'--cfg-options cannot be applied: {type(exc).__name__}: {exc}') from None
+def add_cfg_options(parser: argparse.ArgumentParser, help: str) -> None:
+    """The ``--cfg-options KEY=VALUE ...`` flag of ``npe-train`` and ``npe-test``."""
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, metavar='KEY=VALUE',
+                        help=help)
 
 
-def own_runner_instances(cfg) -> None:
-    """Give this run's visualizer and experiment (logger, scope) names of their own (in place).
+def add_launcher(parser: argparse.ArgumentParser) -> None:
+    """``--launcher`` and the ``--local_rank`` torch.distributed passes (hidden)."""
+    from npe.constants import LAUNCHERS
 
-    MMEngine keeps one instance per name for the whole process. Visualizers share one fixed name, so
-    a second Runner would write its scalars (the loss curve) into the first run's folder; loggers are
-    named by the second the Runner started, so two Runners started within a second share one log.
-    """
-    import time
-    import uuid
-
-    tag = uuid.uuid4().hex[:8]
-    if cfg.get('visualizer'):
-        base = str(cfg.visualizer.get('name') or 'visualizer').split('#')[0]
-        cfg.visualizer['name'] = f'{base}#{tag}'
-    stem = Path(cfg.filename).stem if cfg.filename else 'npe'
-    cfg.experiment_name = f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{tag}'
+    parser.add_argument('--launcher', default='none', choices=LAUNCHERS, help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)

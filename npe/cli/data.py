@@ -15,15 +15,16 @@ import sys
 from typing import Sequence
 
 from npe import datasets
+from npe.cli.common import make_parser
 from npe.errors import UserError, cli_entry
 from npe.paths import data_root as resolve_data_root
 from npe.paths import mirror as resolve_mirror
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="npe-data",
-        description="Prepare datasets and initial checkpoints under the data root, and list what is there.",
+    parser = make_parser(
+        "npe-data",
+        "Prepare datasets and initial checkpoints under the data root, and list what is there.",
         epilog="Data root: --data-root > $NPE_DATA_ROOT > <repo>/segmentation/data. Mirror: --mirror > "
                "$NPE_MIRROR (files are fetched as <mirror>/<file name>; checksums stay the kit's).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -4,17 +4,17 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from npe.cli.common import ArgumentParser
+from npe.cli.common import make_parser
 from npe.errors import cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog='npe-repro',
-        description='Run a recipe: prepare its data, train every distinct configuration once per seed, '
-                    'evaluate each at every scale factor (and counted-prior logit adjustment of the '
-                    'baseline), write one result file per (variant, seed, s) and the recipe\'s tables. '
-                    'Running it again skips finished runs and resumes interrupted ones.',
+    parser = make_parser(
+        'npe-repro',
+        'Run a recipe: prepare its data, train every distinct configuration once per seed, '
+        'evaluate each at every scale factor (and counted-prior logit adjustment of the '
+        'baseline), write one result file per (variant, seed, s) and the recipe\'s tables. '
+        'Running it again skips finished runs and resumes interrupted ones.',
         epilog='Recipes: recipes/*.yaml (npe-repro --list). Example: npe-repro longtail_synth')
     parser.add_argument('recipe', nargs='?', help='recipe name (recipes/<name>.yaml) or a YAML path')
     parser.add_argument('--list', action='store_true', help='list the recipes and exit')

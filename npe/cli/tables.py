@@ -5,16 +5,17 @@ import argparse
 from typing import Sequence
 
 from npe import paths
+from npe.cli.common import make_parser
 from npe.errors import cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``npe-tables``."""
-    p = argparse.ArgumentParser(
-        prog="npe-tables",
-        description="Rebuild the tables and figures of results/tables/ from the result files "
-                    "(<results>/<recipe>/*.json) and the recipes. Deterministic: rebuilding from the "
-                    "same files gives the same bytes.")
+    p = make_parser(
+        "npe-tables",
+        "Rebuild the tables and figures of results/tables/ from the result files "
+        "(<results>/<recipe>/*.json) and the recipes. Deterministic: rebuilding from the "
+        "same files gives the same bytes.")
     p.add_argument("--results-dir", metavar="DIR",
                    help="folder holding <recipe>/ result folders (default: $NPE_RESULTS_DIR or <repo>/results)")
     p.add_argument("--out-dir", metavar="DIR", help="where tables go (default: <results-dir>/tables)")

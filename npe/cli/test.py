@@ -1,373 +1,36 @@
 """``npe-test``: evaluate a training run's checkpoint at one or several scale factors s.
 
-Which config: the one the training run itself used, never "the first .py" (NPE.md section 5, row 7).
-In order of precedence:
-
-1. ``--config FILE`` (``config=`` in :func:`evaluate`);
-2. the file named in ``WORK_DIR/npe_train.json``, which ``npe-train`` writes when its Runner has
-   dumped the config (``WORK_DIR/<config stem>.py``) - the run that started last in this work dir;
-3. ``vis_data/config.py`` of the newest timestamped run folder ``WORK_DIR/YYYYmmdd_HHMMSS/`` (work
-   dirs of MMSeg's own ``tools/train.py``);
-4. the only ``*.py`` directly in ``WORK_DIR``; several of them is an error asking for ``--config``.
-
-Which checkpoint: ``--checkpoint``, else the one named in ``WORK_DIR/last_checkpoint`` (the last one
-the run saved), else the newest ``iter_*.pth``/``epoch_*.pth``.
-
-Which s: the trained value stored in the config unless ``--scale-factor`` is given (row 6); several
-values evaluate the same checkpoint once per s, with one model (s only acts at inference).
-
-Nothing in the training run is modified (row 10): the test Runner works in a fresh
-``WORK_DIR/test_<timestamp>/`` (its logs and a copy of the test config go there).
-
-Library use: :func:`evaluate` returns the result dicts; ``npe-test --out FILE`` writes them as JSON.
+Parses the flags and calls :func:`npe.evaluation.evaluate` (which config, checkpoint and s are used
+is documented there); bad input is one ``error:`` line and exit status 2.
 """
 from __future__ import annotations
 
-import argparse
-import copy
-import datetime as _dt
-import json
-import math
-import re
 import sys
-import time
-import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from npe.cli.common import (LAUNCHERS, ArgumentParser, CfgOptionsAction, merge_cfg_options,
-                            own_runner_instances, quiet_library_warnings)
-from npe.cli.train import RUN_FILE, check_data, latest_checkpoint
+from npe.cli.common import add_cfg_options, add_launcher, make_parser, quiet_library_warnings
 from npe.errors import UserError, cli_entry
-from npe.files import write_text_atomic
-
-_RUN_FOLDER = re.compile(r'^\d{8}_\d{6}$')
-#: Metrics every evaluation reports (NPE.md section 6), whatever the config asked for.
-REQUIRED_IOU_METRICS = ('mIoU', 'mDice')
-_TRAIN_ONLY_HOOKS = ('NPEFreezeHook', 'NPECheckpointRemapHook')
 
 
-# --------------------------------------------------------------------------- locating things
-def find_run_config(work_dir: str | Path) -> Path:
-    """The config the training run in ``work_dir`` used (rules 2-4 of the module docstring)."""
-    work_dir = Path(work_dir)
-    record = work_dir / RUN_FILE
-    if record.is_file():
-        try:
-            name = json.loads(record.read_text())['config']
-        except (ValueError, KeyError, TypeError):
-            raise UserError(f'{record} is damaged; give the config with --config') from None
-        path = work_dir / name
-        if not path.is_file():
-            raise UserError(f'{record} names {name}, which is not in {work_dir}; give --config')
-        return path
-    runs = sorted(p for p in work_dir.iterdir() if p.is_dir() and _RUN_FOLDER.match(p.name)
-                  and (p / 'vis_data' / 'config.py').is_file())
-    if runs:
-        return runs[-1] / 'vis_data' / 'config.py'
-    candidates = sorted(work_dir.glob('*.py'))
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise UserError(f'no training config in {work_dir} (no {RUN_FILE}, no run folder, no .py); '
-                        'is it a work dir of npe-train? Give --config otherwise')
-    raise UserError(f'{work_dir} holds several configs ({", ".join(p.name for p in candidates)}) and '
-                    f'no {RUN_FILE}; choose one with --config')
-
-
-def _decode_head(model):
-    """The wrapper head inside DDP / TTA wrappers."""
-    while hasattr(model, 'module'):
-        model = model.module
-    return model.decode_head
-
-
-def _iou_evaluator(evaluator):
-    """``test_evaluator`` with every IoUMetric made an NPEIoUMetric reporting mIoU and mDice."""
-    def convert(metric: dict) -> dict:
-        metric = dict(metric)
-        metric['type'] = 'NPEIoUMetric'
-        asked = list(metric.get('iou_metrics') or ['mIoU'])
-        metric['iou_metrics'] = asked + [m for m in REQUIRED_IOU_METRICS if m not in asked]
-        return metric
-
-    def is_iou(metric) -> bool:
-        return isinstance(metric, dict) and str(metric.get('type', '')).split('.')[-1] in (
-            'IoUMetric', 'NPEIoUMetric')
-
-    metrics = list(evaluator) if isinstance(evaluator, (list, tuple)) else \
-        ([evaluator] if evaluator else [])
-    if not any(is_iou(m) for m in metrics):
-        metrics.append(dict(type='IoUMetric'))
-    metrics = [convert(m) if is_iou(m) else m for m in metrics]
-    return metrics[0] if len(metrics) == 1 else metrics
-
-
-def _number(value: Any) -> float | None:
-    """A metric as a plain float; MMSeg's percentages are float32, so 4 decimals are all there is."""
-    value = float(value)
-    return None if math.isnan(value) else round(value, 4)
-
-
-def _fresh_dir(parent: Path, launcher: str) -> Path:
-    """``parent/test_<timestamp>`` that does not exist yet (same name on every rank under DDP)."""
-    stamp = time.strftime('%Y%m%d_%H%M%S')
-    if launcher != 'none':
-        from mmengine.dist import broadcast_object_list
-        box = [stamp]
-        broadcast_object_list(box)  # rank 0's clock names the folder for all ranks
-        return parent / f'test_{box[0]}'
-    path, n = parent / f'test_{stamp}', 1
-    while path.exists():
-        n += 1
-        path = parent / f'test_{stamp}_{n}'
-    return path
-
-
-# --------------------------------------------------------------------------- library API
-def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = None,
-                        tta: bool = False, cfg_options: dict | None = None,
-                        data_split: str | None = None, config: str | Path | None = None,
-                        launcher: str = 'none', data_root: str | Path | None = None):
-    """The test config of a training run, validated; writes nothing.
-
-    Returns ``(cfg, checkpoint_path)``. The config is the run's own (see the module docstring),
-    with ``data_split`` (``'holdout'``...) as the test split, then ``cfg_options``, then for
-    ``tta`` the config's ``tta_pipeline`` as test pipeline and ``tta_model`` around the model (so
-    adjust TTA with ``tta_pipeline.*`` options); ``load_from`` = the checkpoint, training parts
-    removed, the IoU metric made an ``NPEIoUMetric`` reporting mIoU and mDice. ``work_dir`` is
-    still the training run's (the caller sets a fresh one).
-    """
-    from mmengine.config import Config
-
-    if launcher not in LAUNCHERS:
-        raise UserError(f'unknown launcher {launcher!r}; choose one of {", ".join(LAUNCHERS)}')
-    work_dir = Path(work_dir)
-    if not work_dir.is_dir():
-        raise UserError(f'work dir {work_dir} does not exist; give the --work-dir of a training run')
-    config_path = Path(config) if config else find_run_config(work_dir)
-    if not config_path.is_file():
-        raise UserError(f'config {config_path} does not exist')
-    if checkpoint is not None:
-        ckpt = Path(checkpoint)
-        if not ckpt.is_file():
-            raise UserError(f'checkpoint {ckpt} does not exist')
-    else:
-        ckpt = latest_checkpoint(work_dir)
-        if ckpt is None:
-            raise UserError(f'no checkpoint in {work_dir} (no last_checkpoint, no iter_*.pth); train '
-                            'longer than one checkpoint interval or give --checkpoint')
-    try:
-        cfg = Config.fromfile(str(config_path))
-    except Exception as exc:
-        raise UserError(f'config {config_path} cannot be loaded: {type(exc).__name__}: {exc}') from None
-
-    head = (cfg.get('model') or {}).get('decode_head') or {}
-    if head.get('type') != 'MultiHeadWrapper':
-        raise UserError(f'{config_path} is not an NPE config (decode_head is {head.get("type")!r}); '
-                        'npe-test evaluates runs trained with npe-train')
-    if not cfg.get('test_dataloader') or not cfg.get('test_cfg'):
-        raise UserError(f'{config_path} has no test_dataloader/test_cfg to evaluate with')
-    if data_root is not None:  # the data moved (another machine, another mount point)
-        from npe.config import kit_dataset_folder, set_data_root
-
-        set_data_root(cfg, kit_dataset_folder(cfg, data_root))
-    if data_split:
-        from npe.config import leaf_datasets
-
-        for _, dataset in leaf_datasets(cfg.test_dataloader.dataset):
-            dataset['data_prefix'] = dict(img_path=f'images/{data_split}',
-                                          seg_map_path=f'annotations/{data_split}')
-    merge_cfg_options(cfg, cfg_options)
-    if tta:  # after cfg_options, so tta_pipeline.* / tta_model.* overrides take effect
-        if not cfg.get('tta_model') or not cfg.get('tta_pipeline'):
-            raise UserError(f'--tta: {config_path} has no tta_model/tta_pipeline; drop --tta or add '
-                            'them with --cfg-options')
-        cfg.test_dataloader.dataset.pipeline = copy.deepcopy(cfg.tta_pipeline)
-        tta_model = copy.deepcopy(cfg.tta_model)
-        tta_model.module = cfg.model
-        cfg.model = tta_model
-    check_data(cfg, ('test_dataloader',))
-    loader = cfg.test_dataloader
-    if loader.get('num_workers', 1) == 0 and loader.get('persistent_workers'):
-        loader.persistent_workers = False
-
-    cfg.test_evaluator = _iou_evaluator(cfg.get('test_evaluator'))
-    own_runner_instances(cfg)
-    imports = list((cfg.get('custom_imports') or {}).get('imports', []))
-    cfg.custom_imports = dict(imports=imports + [m for m in ('npe.metrics',) if m not in imports],
-                              allow_failed_imports=False)
-    # Evaluation only: no training/validation parts (their data need not exist any more).
-    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
-                'val_dataloader', 'val_cfg', 'val_evaluator'):
-        cfg[key] = None
-    cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or [])
-                        if str(h.get('type', '')).split('.')[-1] not in _TRAIN_ONLY_HOOKS]
-    ckpt = ckpt.resolve()
-    cfg.load_from = str(ckpt)
-    cfg.resume = False
-    cfg.launcher = launcher
-    return cfg, ckpt
-
-
-def evaluate(work_dir: str | Path,
-             checkpoint: str | Path | None = None,
-             scale_factors: Sequence[float | None] = (None,),
-             tta: bool = False,
-             cfg_options: dict | None = None,
-             record_prior: bool = True,
-             log_prior: Sequence[float] | None = None,
-             data_split: str | None = None,
-             config: str | Path | None = None,
-             out_dir: str | Path | None = None,
-             launcher: str = 'none',
-             data_root: str | Path | None = None) -> list[dict[str, Any]]:
-    """Evaluate a training run's checkpoint once per scale factor; return one dict per s.
-
-    Args:
-        work_dir: the training run's work dir (its files are only read).
-        checkpoint: default: the run's last checkpoint.
-        scale_factors: s values; ``None`` = the trained value from the config.
-        tta: test-time augmentation with the config's ``tta_model`` / ``tta_pipeline``.
-        cfg_options: config overrides for the test (e.g. another ``test_dataloader`` data root).
-        record_prior: record the learned prior (per-class mean of the centred PEM output).
-        log_prior: per-class log prior for counted-prior logit adjustment (``z - log_prior / s``),
-            e.g. on a baseline (``num_pem=0``).
-        data_split: evaluate ``images/<split>`` + ``annotations/<split>`` (e.g. ``'holdout'``).
-        config: the config to use instead of the run's own.
-        out_dir: the test Runner's work dir (default: a fresh ``<work_dir>/test_<timestamp>/``).
-        launcher: ``none`` | ``pytorch`` | ``slurm``.
-        data_root: read the test data from this kit data root instead of where the run trained.
-
-    Returns:
-        ``[{"scale_factor": float, "metrics": {"aAcc", "mIoU", "mAcc", "mDice": float (percent)},
-        "per_class": {"classes": [str], "IoU": [float|None], "Acc": [...], "Dice": [...]},
-        "learned_prior": [float] | None (None without PEMs or with record_prior=False),
-        "checkpoint": str, "config": str, "protocol": str, "npe": dict (the run's NPE options),
-        "split": str | None, "tta": bool,
-        "log_prior": [float] | None, "num_images": int, "wall_time_s": float}, ...]`` in the order
-        of ``scale_factors``. Under DDP the per-class numbers and the prior are those of rank 0.
-    """
-    scale_values: list[float | None] = []
-    for s in scale_factors:
-        if s is not None:
-            try:
-                s = float(s)
-            except (TypeError, ValueError):
-                raise UserError(f'scale factor {s!r} is not a number') from None
-            if not s > 0 or math.isinf(s):
-                raise UserError(f'scale factor must be a finite number > 0, got {s}')
-        scale_values.append(s)
-    if not scale_values:
-        raise UserError('no scale factor to evaluate')
-
-    cfg, ckpt = prepare_test_config(work_dir, checkpoint=checkpoint, tta=tta,
-                                    cfg_options=cfg_options, data_split=data_split, config=config,
-                                    launcher=launcher, data_root=data_root)
-    head_cfg = (cfg.model.module if tta else cfg.model).decode_head
-    trained_s = float(head_cfg.get('scale_factor', 1.0))
-    num_classes = int(head_cfg.main_head.num_classes)
-    if log_prior is not None:
-        log_prior = [float(v) for v in log_prior]
-        if len(log_prior) != num_classes or not all(math.isfinite(v) for v in log_prior):
-            raise UserError(f'log_prior needs {num_classes} finite values (one per class), got '
-                            f'{len(log_prior)}')
-    config_used = Path(cfg.filename).resolve()  # the file prepare_test_config() loaded
-    npe_cfg = cfg.get('npe')
-    npe_cfg = npe_cfg.to_dict() if hasattr(npe_cfg, 'to_dict') else dict(npe_cfg or {})
-
-    import torch
-
-    import npe
-    from npe.checkpoint import allow_mmengine_checkpoints
-
-    npe.register()
-    import npe.metrics  # noqa: F401  (registers NPEIoUMetric)
-    allow_mmengine_checkpoints()
-    from mmengine.dist import init_dist, is_distributed
-    from mmengine.runner import Runner
-
-    if launcher != 'none' and not is_distributed():
-        init_dist(launcher, **(cfg.get('env_cfg') or {}).get('dist_cfg', {}))
-    cfg.work_dir = str(Path(out_dir).resolve() if out_dir else
-                       _fresh_dir(Path(work_dir).resolve(), launcher))
-    # A name of its own: MMEngine shares loggers/visualizers by experiment name, and the training
-    # run's name (<stem>_<timestamp>) may still be alive in this process.
-    cfg.experiment_name = f'npe_test_{uuid.uuid4().hex[:8]}'
-    runner = Runner.from_cfg(cfg)
-    head = _decode_head(runner.model)
-    if log_prior is not None:
-        device = next(head.parameters()).device
-        head.log_prior = torch.tensor(log_prior, dtype=torch.float32, device=device)
-
-    results = []
-    for s in scale_values:
-        s_value = trained_s if s is None else s
-        head.scale_factor = s_value
-        if record_prior:
-            head.start_prior_recording()
-        start = time.perf_counter()
-        metrics = runner.test()
-        wall = time.perf_counter() - start
-        prior = head.stop_prior_recording() if record_prior else None
-        per_class = None
-        for metric in runner.test_evaluator.metrics:
-            if getattr(metric, 'last_per_class', None) is not None:
-                per_class = metric.last_per_class
-        results.append(dict(
-            scale_factor=s_value,
-            metrics={k: _number(v) for k, v in metrics.items() if isinstance(v, (int, float))
-                     or hasattr(v, '__float__')},
-            per_class=per_class,
-            learned_prior=prior,
-            checkpoint=str(ckpt),
-            config=str(config_used),
-            protocol=npe_cfg.get('protocol'),
-            npe=npe_cfg,
-            split=data_split,
-            tta=bool(tta),
-            log_prior=log_prior,
-            num_images=len(runner.test_dataloader.dataset),
-            wall_time_s=wall,
-        ))
-    return results
-
-
-# --------------------------------------------------------------------------- CLI
-def build_parser() -> ArgumentParser:
+def build_parser():
     """The ``npe-test`` argument parser."""
-    p = ArgumentParser(prog='npe-test',
-                       description="Evaluate a training run's checkpoint with NPE-LA at one or "
-                                   'several scale factors.')
+    p = make_parser('npe-test', "Evaluate a training run's checkpoint with NPE-LA at one or several "
+                                'scale factors.')
     p.add_argument('work_dir', metavar='WORK_DIR', help='work dir of an npe-train run')
     p.add_argument('--checkpoint', metavar='CKPT', help='default: the last checkpoint of the run')
     p.add_argument('--scale-factor', type=float, nargs='+', metavar='S',
                    help='s values to evaluate (default: the trained value)')
     p.add_argument('--tta', action='store_true', help="test-time augmentation (the config's tta_*)")
-    p.add_argument('--launcher', default='none', choices=LAUNCHERS, help='job launcher')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    add_launcher(p)
     p.add_argument('--out', metavar='FILE', help='write the metrics as JSON')
     p.add_argument('--config', metavar='FILE', help="default: the run's own dumped config")
     p.add_argument('--data-root', metavar='DIR',
                    help="read the test data from the kit's data root DIR (DIR/<dataset folder>; for "
                         'datasets the kit does not know, DIR is the dataset folder); default: where '
                         'the run was trained from')
-    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, metavar='KEY=VALUE',
-                   help='override test config keys (MMEngine syntax)')
+    add_cfg_options(p, 'override test config keys (MMEngine syntax)')
     return p
-
-
-def format_table(results: Sequence[dict]) -> str:
-    """One row per s: aAcc, mIoU, mAcc, mDice (percent)."""
-    cols = ('aAcc', 'mIoU', 'mAcc', 'mDice')
-    lines = [f'{"s":>8} ' + ' '.join(f'{c:>7}' for c in cols)]
-    for r in results:
-        cells = []
-        for c in cols:
-            v = r['metrics'].get(c)
-            cells.append(f'{v:7.2f}' if isinstance(v, (int, float)) else f'{"-":>7}')
-        lines.append(f'{r["scale_factor"]:>8g} ' + ' '.join(cells))
-    return '\n'.join(lines)
 
 
 @cli_entry
@@ -377,10 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.out and Path(args.out).is_dir():
         raise UserError(f'--out {args.out} is a folder; give a file name')
-    scale_factors = args.scale_factor or [None]
-    results = evaluate(args.work_dir, checkpoint=args.checkpoint, scale_factors=scale_factors,
-                       tta=args.tta, cfg_options=args.cfg_options, config=args.config,
-                       data_root=args.data_root,
+    from npe.evaluation import evaluate, format_table, write_metrics
+
+    results = evaluate(args.work_dir, checkpoint=args.checkpoint,
+                       scale_factors=args.scale_factor or [None], tta=args.tta,
+                       cfg_options=args.cfg_options, config=args.config, data_root=args.data_root,
                        launcher=args.launcher)
     from mmengine.dist import is_main_process
 
@@ -389,15 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f'npe-test: {results[0]["checkpoint"]}' + (' (TTA)' if args.tta else ''))
     print(format_table(results))
     if args.out:
-        first = results[0]
-        payload = dict(work_dir=str(Path(args.work_dir).resolve()),
-                       checkpoint=first['checkpoint'], config=first['config'],
-                       protocol=first['protocol'], npe=first['npe'], tta=bool(args.tta),
-                       created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'),
-                       results=[{k: r[k] for k in ('scale_factor', 'metrics', 'per_class',
-                                                    'learned_prior', 'num_images', 'wall_time_s')}
-                                for r in results])
-        path = write_text_atomic(args.out, json.dumps(payload, indent=2) + '\n')
+        path = write_metrics(args.out, args.work_dir, results, tta=args.tta)
         print(f'npe-test: wrote {path}')
     return 0
 

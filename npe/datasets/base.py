@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from npe import __version__
+from npe.constants import __version__
 from npe.errors import UserError
 from npe.files import write_json_atomic
 from npe.paths import data_root as _data_root

@@ -26,13 +26,10 @@ default 4), ``NPE_DOWNLOAD_BACKOFF`` (first wait in seconds, doubled each retry,
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import http.client
 import os
-import shutil
 import socket
-import stat
 import sys
 import tarfile
 import time
@@ -257,19 +254,19 @@ def _download(url: str, part: Path, desc: str) -> None:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock so two processes never write the same ``.part`` file.
+    """Hold an exclusive lock (``filelock``) so two processes never write the same ``.part`` file.
 
-    The lock file is removed on release to keep the downloads folder clean; a third process arriving
+    The lock file is removed before release to keep the downloads folder clean; a third process arriving
     in that instant could lock a fresh file, which at worst repeats a download (checksums still hold).
     """
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    from filelock import FileLock
+
+    with FileLock(str(path)):
         try:
             yield
         finally:
             with contextlib.suppress(OSError):
                 path.unlink()
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------------------------- fetch
@@ -360,63 +357,54 @@ def offline_message(missing: Iterable[tuple[Source, str, str]], dest_dir: Path, 
 
 
 # --------------------------------------------------------------------------------------------- archives
-def _safe_relative(name: str, archive: Path) -> PurePosixPath:
-    """The member's path relative to the target, or a UserError if it would land outside it."""
-    cleaned = name.replace("\\", "/")
-    if cleaned.startswith("/") or (len(cleaned) > 1 and cleaned[1] == ":"):
-        raise UserError(f"refusing {archive.name}: member {name!r} has an absolute path; the archive is not "
-                        f"safe to unpack - check where it came from")
-    parts = [p for p in PurePosixPath(cleaned).parts if p not in ("", ".")]
-    if ".." in parts:
-        raise UserError(f"refusing {archive.name}: member {name!r} points outside the target folder ('..'); "
-                        f"the archive is not safe to unpack - check where it came from")
-    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+# Tar members are checked by tarfile's own ``data`` extraction filter (Python >= 3.11.4 / 3.10.12):
+# no absolute paths, nothing outside the target through '..' or links, no device files. Its errors
+# become one clear line here.
+_REFUSALS = (
+    (tarfile.AbsoluteLinkError, "is a link to an absolute path"),
+    (tarfile.LinkOutsideDestinationError, "is a link that points outside the target folder"),
+    (tarfile.AbsolutePathError, "has an absolute path"),
+    (tarfile.OutsideDestinationError, "points outside the target folder ('..')"),
+    (tarfile.SpecialFileError, "is a device, FIFO or other special file"),
+)
 
 
-def _link_stays_inside(rel: PurePosixPath, target: str, archive: Path, name: str, hard: bool) -> PurePosixPath:
-    """Resolve a link target relative to the member (symlink) or the archive root (hardlink)."""
-    t = target.replace("\\", "/")
-    if t.startswith("/"):
-        raise UserError(f"refusing {archive.name}: link {name!r} points to absolute path {target!r}")
-    base = [] if hard else list(rel.parent.parts)
-    stack = [p for p in base if p != "."]
-    for p in PurePosixPath(t).parts:
-        if p in ("", "."):
-            continue
-        if p == "..":
-            if not stack:
-                raise UserError(f"refusing {archive.name}: link {name!r} -> {target!r} points outside the "
-                                f"target folder")
-            stack.pop()
-        else:
-            stack.append(p)
-    return PurePosixPath(*stack) if stack else PurePosixPath(".")
+def _refusal(archive: Path, name: str, reason: str) -> UserError:
+    return UserError(f"refusing {archive.name}: member {name!r} {reason}; the archive is not safe to unpack - "
+                     f"check where it came from")
 
 
-def check_tar_members(archive: Path, tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
-    """All members of an open tar, refusing any that would land outside the target folder."""
+def _data_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """tarfile's ``data`` filter, except that an absolute member name is refused, not made relative."""
+    if member.name.startswith("/") or os.path.isabs(member.name):
+        raise tarfile.AbsolutePathError(member)
+    return tarfile.data_filter(member, dest)
+
+
+def check_tar_members(archive: Path, tar: tarfile.TarFile, target: Path | None = None) -> list[tarfile.TarInfo]:
+    """All members of an open tar, each passed through the ``data`` filter for ``target`` (a stand-in
+    folder when the caller only reads members): a :class:`UserError` names the first unsafe one."""
     members = tar.getmembers()
+    dest = str(target if target is not None else Path("/nonexistent-npe-target"))
     for m in members:
-        rel = _safe_relative(m.name, archive)
-        if m.issym() or m.islnk():
-            _link_stays_inside(rel, m.linkname, archive, m.name, hard=m.islnk())
-        elif not (m.isfile() or m.isdir()):
-            raise UserError(f"refusing {archive.name}: member {m.name!r} is a device, FIFO or other special "
-                            f"file")
+        try:
+            _data_filter(m, dest)
+        except tarfile.FilterError as exc:
+            reason = next((text for kind, text in _REFUSALS if isinstance(exc, kind)), str(exc))
+            raise _refusal(archive, m.name, reason) from None
     return members
 
 
-def _zip_is_symlink(info: zipfile.ZipInfo) -> bool:
-    return stat.S_ISLNK(info.external_attr >> 16)
-
-
 def check_zip_members(archive: Path, zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    """All members of an open zip, refusing any that would land outside the target folder."""
+    """All members of an open zip, refusing absolute names and '..' (``zipfile`` would silently rename
+    them; an archive that carries them is not what the kit expects)."""
     infos = zf.infolist()
     for info in infos:
-        rel = _safe_relative(info.filename, archive)
-        if _zip_is_symlink(info):
-            _link_stays_inside(rel, zf.read(info).decode("utf-8", "replace"), archive, info.filename, hard=False)
+        name = info.filename.replace("\\", "/")
+        if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+            raise _refusal(archive, info.filename, "has an absolute path")
+        if ".." in PurePosixPath(name).parts:
+            raise _refusal(archive, info.filename, "points outside the target folder ('..')")
     return infos
 
 
@@ -440,60 +428,14 @@ def safe_extract(archive: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     try:
         if zipfile.is_zipfile(archive):
-            _extract_zip(archive, target)
+            with zipfile.ZipFile(archive) as zf:
+                check_zip_members(archive, zf)
+                zf.extractall(target)  # zipfile checks each CRC on read
         else:
             with tarfile.open(archive, "r:*") as tar:
-                _extract_tar(archive, tar, target)
+                check_tar_members(archive, tar, target)
+                tar.extractall(target, filter=_data_filter)
     except UserError:
         raise
     except CORRUPT_ERRORS as exc:
         raise corrupt_archive_error(archive, exc) from None
-
-
-def _extract_tar(archive: Path, tar: tarfile.TarFile, target: Path) -> None:
-    members = check_tar_members(archive, tar)
-    links = []
-    for m in members:
-        rel = _safe_relative(m.name, archive)
-        dest = target / rel
-        if m.isdir():
-            dest.mkdir(parents=True, exist_ok=True)
-        elif m.isfile():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            src = tar.extractfile(m)
-            assert src is not None
-            with src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, CHUNK)
-            if dest.stat().st_size != m.size:
-                raise EOFError(f"member {m.name!r} is shorter than its header says")
-            os.chmod(dest, 0o644 | (m.mode & 0o111))
-        else:
-            links.append((m, rel, dest))
-    # Links last, so a hard link's target exists and no file is written through a symlink.
-    for m, rel, dest in links:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if m.islnk():
-            src = target / _link_stays_inside(rel, m.linkname, archive, m.name, hard=True)
-            shutil.copyfile(src, dest)
-        else:
-            os.symlink(m.linkname, dest)
-
-
-def _extract_zip(archive: Path, target: Path) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        infos = check_zip_members(archive, zf)
-        links = []
-        for info in infos:
-            rel = _safe_relative(info.filename, archive)
-            dest = target / rel
-            if info.is_dir():
-                dest.mkdir(parents=True, exist_ok=True)
-            elif _zip_is_symlink(info):
-                links.append((zf.read(info).decode("utf-8"), dest))
-            else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(dest, "wb") as out:  # zipfile checks each CRC on read
-                    shutil.copyfileobj(src, out, CHUNK)
-        for link_target, dest in links:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(link_target, dest)

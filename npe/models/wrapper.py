@@ -11,6 +11,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.losses import accuracy
 from mmseg.registry import MODELS
 
+from npe.constants import INIT_MODES, PEM_TYPES
 from npe.errors import UserError
 
 #: Decode heads the wrapper accepts (the reference's list).
@@ -18,9 +19,6 @@ SUPPORTED_HEADS = (
     'FCNHead', 'UPerHead', 'ASPPHead', 'DepthwiseSeparableASPPHead', 'PSPHead', 'DNLHead',
     'NLHead', 'APCHead', 'ANNHead', 'SETRUPHead', 'EMAHead',
 )
-PEM_TYPES = ('auto', 'FCNHead')
-#: What the runner's weight initialisation does to the wrapper (``MultiHeadWrapper(init_mode=...)``).
-INIT_MODES = ('reference', 'mmseg')
 
 # Keys of a head config that BaseDecodeHead itself understands; everything else is head-specific.
 _BASE_KEYS = ('in_channels', 'channels', 'num_classes', 'out_channels', 'threshold', 'dropout_ratio',

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import expect_one_line_error
 
-from npe.cli.test import evaluate, find_run_config, main, prepare_test_config
-from npe.cli.train import RUN_FILE, build_train_config
+from npe.cli.test import main
+from npe.evaluation import evaluate, find_run_config, prepare_test_config
+from npe.training import RUN_FILE, build_train_config
 from npe.errors import UserError
 
 STARE_UNET = 'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'

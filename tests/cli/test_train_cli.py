@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import expect_one_line_error
 
-from npe.cli.train import build_train_config, latest_checkpoint, main
+from npe.cli.train import main
+from npe.training import build_train_config, latest_checkpoint
 from npe.errors import UserError
 
 STARE_UNET = 'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'
@@ -261,3 +262,28 @@ def test_each_runner_in_a_process_logs_to_its_own_folder(stare_root, tmp_path):
         logs.append(Path(runner.logger.log_file).resolve())
         assert Path(runner.log_dir).resolve() in logs[-1].parents
     assert folders[0] != folders[1] and logs[0] != logs[1]
+
+
+def test_own_config_data_root_wins_over_the_kit_data_root(stare_root, tmp_path, monkeypatch, capsys):
+    """A data_root the user's config sets (not MMSeg's stock 'data/STARE') is used; --data-root still
+    wins over it, and --help says the order."""
+    def roots(cfg):
+        return {cfg.train_dataloader.dataset.dataset.data_root, cfg.val_dataloader.dataset.data_root,
+                cfg.test_dataloader.dataset.data_root}
+
+    monkeypatch.setenv('NPE_DATA_ROOT', str(tmp_path / 'elsewhere'))  # the kit's root: no STARE there
+    per_loader = _write(tmp_path / 'mine.py', (
+        f"_base_ = ['{STARE_UNET}']\n"
+        f"train_dataloader = dict(dataset=dict(dataset=dict(data_root='{stare_root}')))\n"
+        f"val_dataloader = dict(dataset=dict(data_root='{stare_root}'))\n"
+        f"test_dataloader = dict(dataset=dict(data_root='{stare_root}'))\n"))
+    assert roots(build_train_config(per_loader)) == {str(stare_root)}
+    top_level = _write(tmp_path / 'top.py', f"_base_ = ['{STARE_UNET}']\ndata_root = '{stare_root}'\n")
+    assert roots(build_train_config(top_level)) == {str(stare_root)}
+    with pytest.raises(UserError, match='flagged/STARE'):  # the flag beats the config
+        build_train_config(per_loader, kit_data_root=tmp_path / 'flagged')
+    with pytest.raises(SystemExit):
+        main(['--help'])
+    help_text = ' '.join(capsys.readouterr().out.split())
+    assert ('first found: --data-root DIR; the data_root your config sets itself (not '
+            "MMSeg's stock relative default such as data/STARE); $NPE_DATA_ROOT; segmentation/data") in help_text

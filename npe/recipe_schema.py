@@ -1,0 +1,178 @@
+"""The shape of a recipe file as pydantic v2 models (unknown keys forbidden, strict types, literals),
+and the one formatter that turns pydantic's first error into the kit's line
+``recipes/foo.yaml: variants[2].num_pem: expected an integer >= 0, got 'two'``.
+
+Rules that relate several keys (a baseline needs s = 1, ``auto`` needs ``auto_scale``, ...) are
+checked in :mod:`npe.recipes` once the shapes are right.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal, Mapping, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WrapValidator, field_validator
+from pydantic_core import PydanticCustomError
+
+from npe.constants import AUTO, METRICS, PEM_TYPES, PROTOCOLS
+from npe.errors import RecipeError
+
+#: MMSeg model-zoo file names end in -<first 8 hex digits of the sha256>.pth
+ZOO_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
+
+
+def show(value: Any) -> str:
+    """A value as error messages show it (short)."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if value is None:
+        return "null"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _message(expected: str):
+    """A validator that reports any failure of the wrapped type as ``expected ..., got <value>``."""
+    def wrap(value: Any, handler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError("recipe", "{expected}, got {got}",
+                                      {"expected": expected, "got": show(value)}) from None
+    return WrapValidator(wrap)
+
+
+def _choice(choices: tuple[str, ...], expected: str | None = None):
+    return Annotated[Literal[choices], _message(expected or f"expected one of {', '.join(choices)}")]
+
+
+Text = Annotated[str, Field(min_length=1, pattern=r"\S"), _message("expected a non-empty string")]
+OptionalText = Annotated[Optional[Annotated[str, Field(pattern=r"\S")]],
+                         _message("expected a non-empty string or null")]
+Flag = Annotated[bool, _message("expected true or false")]
+Count = Annotated[int, Field(ge=0), _message("expected an integer >= 0")]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False), _message("expected a number > 0")]
+ScaleItem = Annotated[Union[Literal[AUTO], Annotated[float, Field(gt=0, allow_inf_nan=False)]],
+                      _message("expected a number > 0 or 'auto'")]
+CfgKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"),
+                   _message("expected a dotted config key like 'model.decode_head.dropout_ratio'")]
+CfgOptions = Optional[dict[CfgKey, Any]]
+NonEmpty = Field(min_length=1)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class LoadFromFile(_Strict):
+    url: Text
+    sha256: Annotated[Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]],
+                      _message("expected null or 64 lowercase hex digits")] = None
+
+    @field_validator("sha256")
+    @classmethod
+    def _matches_file_name(cls, sha: str | None, info: ValidationInfo) -> str | None:
+        zoo = ZOO_PREFIX.search(str(info.data.get("url", "")))
+        if sha and zoo and not sha.startswith(zoo.group(1)):
+            raise PydanticCustomError("recipe", "does not start with {prefix}, the prefix in the "
+                                      "checkpoint's file name", {"prefix": zoo.group(1)})
+        return sha
+
+
+class AutoScaleFile(_Strict):
+    metric: _choice(METRICS)
+    candidates: list[Positive] = NonEmpty
+
+
+class VariantFile(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$"), _message("expected lowercase letters, digits and _")]
+    num_pem: Count
+    pem_type: _choice(PEM_TYPES) = "auto"
+    freeze_backbone: Flag = False
+    freeze_decode: Flag = False
+    protocol: Optional[_choice(PROTOCOLS)] = None
+    scale_factors: list[ScaleItem] = Field(default=[1.0], min_length=1)
+    cfg_options: CfgOptions = None
+
+
+class RecipeFile(_Strict):
+    name: Text
+    title: Text
+    paper_table: OptionalText = None
+    dataset: Any
+    base_config: Text
+    load_from: Optional[LoadFromFile] = None
+    protocol: _choice(PROTOCOLS)
+    metrics: list[_choice(METRICS)] = NonEmpty
+    seeds: list[Count] = NonEmpty
+    max_iters: Annotated[Optional[Annotated[int, Field(ge=1)]], _message("expected null or an integer >= 1")] = None
+    cfg_options: CfgOptions = None
+    counted_la: Flag = True
+    auto_scale: Optional[AutoScaleFile] = None
+    paper: Optional[dict[str, Any]] = None
+    tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False),
+                         _message("expected a number >= 0 (metric points)")] = 1.0
+    variants: list[VariantFile] = NonEmpty
+
+    @field_validator("dataset", mode="plain")
+    @classmethod
+    def _known_dataset(cls, value: Any) -> str:
+        from npe import datasets
+
+        known = sorted(datasets.names())
+        if not isinstance(value, str) or value not in known:
+            raise PydanticCustomError("recipe", "unknown dataset {value} (known: {known})",
+                                      {"value": show(value), "known": ", ".join(known)})
+        return value
+
+
+_MODELS = {"load_from": LoadFromFile, "auto_scale": AutoScaleFile, "variants": VariantFile}
+
+
+def _key(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _explain(error: dict) -> str:
+    kind, value, loc = error["type"], error.get("input"), error["loc"]
+    if kind == "extra_forbidden":
+        model = _MODELS.get(loc[0], RecipeFile) if len(loc) > 1 else RecipeFile
+        return f"unknown key (allowed: {', '.join(model.model_fields)})"
+    if kind == "missing":
+        return "missing key"
+    if kind == "list_type":
+        return f"expected a list, got {show(value)}"
+    if kind == "too_short":
+        return "expected a non-empty list"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping, got {show(value)}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def parse(data: Any, where: str) -> RecipeFile:
+    """``data`` (parsed YAML) as a :class:`RecipeFile`; :class:`RecipeError` with the first problem as
+    ``<where>: <key>: <message>``."""
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{where}: expected a mapping of recipe keys at the top level, got {show(data)}")
+    try:
+        return RecipeFile.model_validate(dict(data))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise fail(where, _key(first["loc"]), _explain(first)) from None
+
+
+def fail(where: str, key: str, message: str) -> RecipeError:
+    """The error line of a broken rule: ``<file>: <key>: <message>`` on one line."""
+    return RecipeError(" ".join(f"{where}: {key}: {message}".split()))
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

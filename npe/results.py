@@ -1,0 +1,235 @@
+"""The result-file contract (``npe-result/1``, docs/internals.md): names, writer and reader.
+
+One JSON file per (variant, seed, s): ``<results_dir>/<recipe>/<variant>__seed<seed>__s<s>.json``.
+The driver (:mod:`npe.run`) writes them with :func:`write_result` / :func:`write_failure`; tables,
+figures and :func:`load_results` (``npe.load_results``) read them back with :func:`read_results`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from npe import paths
+from npe.constants import AUTO, RESULT_SCHEMA
+from npe.errors import ResultFileError
+from npe.files import write_json_atomic
+from npe.recipes import Recipe, ScaleFactor, scale_label
+
+#: Folder of the generated tables inside the results folder (never a recipe's).
+TABLES_DIRNAME = "tables"
+
+__all__ = ["RESULT_SCHEMA", "RunResult", "result_stem", "result_path", "is_done", "write_result",
+           "write_failure", "parse_result", "read_results", "group_results", "discover", "load_results",
+           "number", "utc_now"]
+
+
+# --------------------------------------------------------------------------------------------------
+# names
+
+
+def result_stem(variant: str, seed: int, s: ScaleFactor) -> str:
+    """File stem of a result file: ``<variant>__seed<seed>__s<s>`` (docs/internals.md)."""
+    return f"{variant}__seed{seed}__s{scale_label(s)}"
+
+
+def result_path(results_dir: str | Path, recipe_name: str, variant: str, seed: int, s: ScaleFactor) -> Path:
+    """``<results_dir>/<recipe>/<variant>__seed<seed>__s<s>.json``."""
+    return Path(results_dir) / recipe_name / f"{result_stem(variant, seed, s)}.json"
+
+
+def is_done(path: str | Path) -> bool:
+    """Whether a result file exists and records a finished run (``status: ok``)."""
+    try:
+        return json.loads(Path(path).read_text()).get("status") == "ok"
+    except (OSError, ValueError):
+        return False
+
+
+def utc_now() -> str:
+    """ISO 8601 UTC timestamp, second resolution, ``Z`` suffix (the ``created`` field)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------------------------------
+# writing
+
+
+def _header(recipe: Recipe, variant: str, seed: int, s: ScaleFactor, *, train_key: str, protocol: str,
+            status: str, env: dict) -> dict:
+    """The fields every result file has, ok or failed (docs/internals.md)."""
+    return {"schema": RESULT_SCHEMA, "status": status,
+            "recipe": {"name": recipe.name, "sha256": recipe.sha256, "paper_table": recipe.paper_table},
+            "dataset": recipe.dataset, "variant": variant, "train_key": train_key,
+            "seed": seed, "scale_factor": s if s == AUTO else float(s),
+            "protocol": protocol, "environment": env, "created": utc_now()}
+
+
+def write_result(results_dir: str | Path, recipe: Recipe, *, train_key: str, protocol: str, seed: int,
+                 item: dict, record: dict, share: list[float], loss: list, env: dict) -> Path:
+    """Write the result file of one evaluated (variant, seed, s) atomically; return its path.
+
+    ``item``: ``variant``, ``s``, ``value`` (s used), ``auto`` (how an auto s was chosen),
+    ``adjustment``, ``options``, ``learned_prior`` and ``row`` (one dict of
+    :func:`npe.evaluation.evaluate`); ``record``: the training's ``iterations``, ``wall_time_s``,
+    ``checkpoint``; ``share``: training pixel share per class; ``loss``: the loss curve.
+    """
+    row = item["row"]
+    payload = _header(recipe, item["variant"], seed, item["s"], train_key=train_key, protocol=protocol,
+                      status="ok", env=env)
+    payload.update({
+        "adjustment": item["adjustment"],
+        "scale_factor_value": item["value"],
+        "auto_scale": item["auto"],
+        "options": item["options"],
+        "iterations": record["iterations"],
+        "wall_time_s": record["wall_time_s"],
+        "checkpoint": record["checkpoint"],
+        "metrics": row["metrics"],
+        "per_class": row.get("per_class"),
+        "class_pixel_share": share,
+        "learned_prior": item["learned_prior"],
+        "log": {"loss": loss},
+    })
+    return write_json_atomic(result_path(results_dir, recipe.name, item["variant"], seed, item["s"]),
+                             payload, indent=1)
+
+
+def write_failure(results_dir: str | Path, recipe: Recipe, *, train_key: str, protocol: str, seed: int,
+                  variant: str, s: ScaleFactor, error: str, env: dict) -> Path:
+    """A failed run is recorded, never silently dropped (tables show it as failed)."""
+    payload = _header(recipe, variant, seed, s, train_key=train_key, protocol=protocol, status="failed",
+                      env=env)
+    payload["error"] = error
+    return write_json_atomic(result_path(results_dir, recipe.name, variant, seed, s), payload)
+
+
+# --------------------------------------------------------------------------------------------------
+# reading
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One result file: its name, the parsed dict, and the fields every table needs."""
+
+    file: str
+    data: dict
+    variant: str
+    seed: int
+    s: ScaleFactor
+    ok: bool
+
+    @property
+    def s_label(self) -> str:
+        return scale_label(self.s)
+
+    def metric(self, name: str) -> float | None:
+        value = (self.data.get("metrics") or {}).get(name)
+        return number(value)
+
+    def per_class(self, key: str = "IoU") -> np.ndarray | None:
+        values = (self.data.get("per_class") or {}).get(key)
+        if not isinstance(values, list) or not values:
+            return None
+        return np.array([np.nan if number(v) is None else float(v) for v in values], dtype=float)
+
+    def vector(self, key: str) -> np.ndarray | None:
+        values = self.data.get(key)
+        if not isinstance(values, list) or not values:
+            return None
+        return np.array([np.nan if number(v) is None else float(v) for v in values], dtype=float)
+
+
+def number(value: Any) -> float | None:
+    """A finite-or-NaN JSON number as float; None for NaN, bools and anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def parse_result(path: str | Path) -> RunResult:
+    """One result file, checked against the contract; :class:`ResultFileError` when it breaks it."""
+    path = Path(path)
+    where = f"{path}"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFileError(f"{where}: not a readable JSON result file ({' '.join(str(exc).split())}); "
+                              "delete it and rerun the recipe") from None
+    if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA:
+        got = data.get("schema") if isinstance(data, dict) else None
+        raise ResultFileError(f"{where}: schema: expected {RESULT_SCHEMA!r}, got {got!r}")
+    variant, seed, s, status = data.get("variant"), data.get("seed"), data.get("scale_factor"), data.get("status")
+    if not isinstance(variant, str) or not variant:
+        raise ResultFileError(f"{where}: variant: expected a non-empty string, got {variant!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ResultFileError(f"{where}: seed: expected an integer, got {seed!r}")
+    if s != AUTO and (number(s) is None or s <= 0):
+        raise ResultFileError(f"{where}: scale_factor: expected a number > 0 or 'auto', got {s!r}")
+    if status not in ("ok", "failed"):
+        raise ResultFileError(f"{where}: status: expected 'ok' or 'failed', got {status!r}")
+    return RunResult(file=path.name, data=data, variant=variant, seed=seed,
+                     s=AUTO if s == AUTO else float(s), ok=status == "ok")
+
+
+def read_results(results_dir: str | Path, recipe_name: str) -> list[RunResult]:
+    """All result files of a recipe (``<results_dir>/<recipe_name>/*.json``), sorted by file name."""
+    folder = Path(results_dir) / recipe_name
+    if not folder.is_dir():
+        return []
+    return [parse_result(p) for p in sorted(folder.glob("*.json"))]
+
+
+def group_results(results: Iterable[RunResult]) -> dict[tuple[str, str], dict[int, RunResult]]:
+    """Results keyed by (variant, s label) then seed; two files for the same run are an error."""
+    groups: dict[tuple[str, str], dict[int, RunResult]] = {}
+    for r in results:
+        runs = groups.setdefault((r.variant, r.s_label), {})
+        if r.seed in runs:
+            raise ResultFileError(f"{runs[r.seed].file} and {r.file}: both hold {r.variant} seed {r.seed} "
+                                  f"s={r.s_label}; delete the stale one")
+        runs[r.seed] = r
+    return groups
+
+
+def discover(results_dir: str | Path) -> list[str]:
+    """Names of the folders under ``results_dir`` that hold result files (the tables folder excluded)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and p.name != TABLES_DIRNAME and any(p.glob("*.json")))
+
+
+def load_results(recipe: str | None = None, results_dir: str | os.PathLike | None = None, *,
+                 only_ok: bool = False) -> list[dict[str, Any]]:
+    """The result files of one recipe (or of every recipe with results) as plain records.
+
+    Args:
+        recipe: a recipe name (the folder ``<results_dir>/<recipe>``); None = every folder with result
+            files.
+        results_dir: default ``$NPE_RESULTS_DIR`` or ``<repo>/results``.
+        only_ok: leave out failed runs.
+
+    Returns:
+        One dict per file, sorted by recipe and file name: the file's JSON content (``variant``,
+        ``seed``, ``scale_factor``, ``status``, ``metrics``, ``per_class``, ``environment``, ... as in
+        docs/internals.md) plus ``"path"``. ``pandas.json_normalize(records)`` makes it a table.
+
+    Raises:
+        npe.errors.ResultFileError: a file is not a readable result file.
+    """
+    root = paths.results_dir(results_dir)
+    names = [recipe] if recipe else discover(root)
+    records = []
+    for name in names:
+        for r in read_results(root, name):
+            if r.ok or not only_ok:
+                records.append({**r.data, "path": str(root / name / r.file)})
+    return records

@@ -1,0 +1,263 @@
+"""Training: build an NPE training config, run it with MMEngine, find its checkpoints, read its losses.
+
+Library use (``npe.train`` is :func:`train`)::
+
+    from npe.training import build_train_config, run_training
+    cfg = build_train_config('mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py', num_pem=1,
+                             work_dir='work_dirs/x', seed=0, cfg_options={'train_cfg.max_iters': 50})
+    info = run_training(cfg)   # {'work_dir', 'checkpoint', 'iterations', 'wall_time_s', ...}
+
+Everything a user can get wrong (options, config, data folders, checkpoint paths) is checked in
+:func:`build_train_config`, before anything is written to disk; only :func:`run_training` creates
+the work dir.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TypedDict
+
+from npe.config import (apply_npe, check_data, fix_dataloaders, kit_dataset_folder, load_base_config,
+                        merge_cfg_options, own_runner_instances, register, set_data_root)
+from npe.constants import LAUNCHERS, RUN_FILE
+from npe.errors import ConfigError, RunError
+from npe.files import write_json_atomic
+
+__all__ = ['TrainInfo', 'build_train_config', 'run_training', 'train', 'latest_checkpoint',
+           'training_loss', 'RUN_FILE']
+
+
+class TrainInfo(TypedDict):
+    """What :func:`run_training` / :func:`train` return."""
+
+    work_dir: str           #: the run's work dir (absolute)
+    checkpoint: str | None  #: the last checkpoint saved
+    iterations: int         #: iterations trained in total
+    wall_time_s: float      #: wall time of this session
+    config: str             #: the config MMEngine dumped for this run
+    log_dir: str            #: this session's timestamped folder
+    scalars: str | None     #: its vis_data/scalars.json (loss curve), if written
+    resumed: bool           #: whether the session resumed from a checkpoint
+
+
+def latest_checkpoint(work_dir: str | Path) -> Path | None:
+    """The checkpoint a run in ``work_dir`` saved last (``last_checkpoint`` file, else newest
+    ``iter_*.pth`` / ``epoch_*.pth``); None if there is none.
+
+    ``last_checkpoint`` holds the absolute path at save time; the file of that name inside
+    ``work_dir`` wins, so a copied or moved work dir uses its own checkpoint.
+    """
+    work_dir = Path(work_dir)
+    marker = work_dir / 'last_checkpoint'
+    if marker.is_file():
+        recorded = Path(marker.read_text().strip())
+        # The file of that name in work_dir first: a copied or moved work dir resumes from its own.
+        for candidate in (work_dir / recorded.name, recorded):
+            if candidate.is_file():
+                return candidate
+
+    def number(p: Path) -> int:
+        digits = p.stem.split('_')[-1]
+        return int(digits) if digits.isdigit() else -1
+    ckpts = sorted(list(work_dir.glob('iter_*.pth')) + list(work_dir.glob('epoch_*.pth')),
+                   key=lambda p: (p.stat().st_mtime, number(p)))
+    return ckpts[-1] if ckpts else None
+
+
+def training_loss(work_dir: str | Path) -> list[list[float]]:
+    """[[iteration, loss], ...] from MMEngine's scalar logs of every (resumed) session in ``work_dir``."""
+    points: dict[int, float] = {}
+    for scalars in sorted(Path(work_dir).glob('*/vis_data/scalars.json')):
+        for line in scalars.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if 'loss' in entry and 'step' in entry:
+                points[int(entry['step'])] = float(entry['loss'])
+    return [[step, points[step]] for step in sorted(points)]
+
+
+def _is_url(path: str) -> bool:
+    return '://' in str(path)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def build_train_config(base_config: str | Path, *,
+                       load_from: str | None = None,
+                       work_dir: str | Path | None = None,
+                       freeze_backbone: bool = False,
+                       freeze_decode: bool = False,
+                       num_pem: int = 1,
+                       pem_type: str = 'auto',
+                       scale_factor: float = 1.0,
+                       protocol: str = 'upstream',
+                       cfg_options: dict[str, Any] | None = None,
+                       seed: int | None = None,
+                       deterministic: bool = False,
+                       resume: bool = False,
+                       amp: bool = False,
+                       launcher: str = 'none',
+                       data_root: str | Path | None = None,
+                       kit_data_root: str | Path | None = None,
+                       check_data_folders: bool = True):
+    """The full training config of ``npe-train``, validated; writes nothing.
+
+    Order: base config -> :func:`npe.apply_npe` (wrapper, protocol, batch size 16, schedule) ->
+    data root -> ``cfg_options`` (last, like the reference) -> work dir, seed, launcher, AMP,
+    resume. ``data_root`` is a dataset folder every dataset is pointed at; without it the dataset's
+    folder follows :func:`npe.config.kit_dataset_folder` with ``kit_data_root`` (``--data-root``).
+    ``resume=True`` resumes from the work dir's latest checkpoint if there is one (``cfg.load_from``
+    is then that checkpoint, so MMEngine does not "resume" from the initial ``load_from``
+    checkpoint), else trains from the start. Protocol warnings go to stderr only once every check
+    has passed. Raises :class:`~npe.errors.UserError` subclasses for bad input.
+    """
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f'unknown launcher {launcher!r}; choose one of {", ".join(LAUNCHERS)}')
+    if load_from and not _is_url(load_from) and not Path(load_from).is_file():
+        raise ConfigError(f'--load-from {load_from}: no such checkpoint file')
+    if work_dir is not None and Path(work_dir).exists() and not Path(work_dir).is_dir():
+        raise ConfigError(f'--work-dir {work_dir} exists and is not a folder')
+    if amp and not _cuda_available():
+        # MMEngine's AmpOptimWrapper refuses to run without CUDA/NPU/MLU (no CPU autocast path).
+        raise ConfigError('--amp needs a GPU (MMEngine mixed precision does not run on CPU); drop --amp')
+
+    cfg = load_base_config(str(base_config))
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper'):
+        if not cfg.get(key):
+            raise ConfigError(f'config {str(base_config)!r} has no {key}; npe-train needs a complete '
+                              'training config (model, data, schedule, optimizer)')
+
+    warnings = io.StringIO()
+    with contextlib.redirect_stderr(warnings):  # replayed below, after the remaining checks
+        cfg = apply_npe(cfg, num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
+                        freeze_backbone=freeze_backbone, freeze_decode=freeze_decode,
+                        load_from=load_from, protocol=protocol)
+    if data_root is None:
+        data_root = kit_dataset_folder(cfg, kit_data_root)
+    if data_root is not None:
+        set_data_root(cfg, data_root)
+    merge_cfg_options(cfg, cfg_options)
+    fix_dataloaders(cfg)
+
+    if work_dir is None:
+        work_dir = cfg.get('work_dir') or Path('work_dirs') / Path(cfg.filename or 'npe').stem
+    cfg.work_dir = str(Path(work_dir).resolve())
+    if Path(cfg.work_dir).exists() and not Path(cfg.work_dir).is_dir():
+        raise ConfigError(f'work dir {cfg.work_dir} exists and is not a folder')
+    if seed is not None or deterministic:
+        cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
+    cfg.launcher = launcher
+    own_runner_instances(cfg)
+    if amp:
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('dtype', 'float16')
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    cfg.resume = False
+    if resume:
+        last = latest_checkpoint(cfg.work_dir)
+        if last is not None:
+            cfg.resume = True
+            # Named explicitly: MMEngine would otherwise resume from the initial --load-from
+            # checkpoint, or (load_from None) from the absolute path in last_checkpoint, which is
+            # another folder's file when the work dir was copied.
+            cfg.load_from = str(last)
+        else:
+            warnings.write(f'warning: --resume: no checkpoint in {cfg.work_dir}; training from the '
+                           'start\n')
+    if check_data_folders:
+        check_data(cfg)
+    sys.stderr.write(warnings.getvalue())
+    return cfg
+
+
+def run_training(cfg) -> TrainInfo:
+    """Train ``cfg`` (from :func:`build_train_config`) with MMEngine's Runner.
+
+    Creates the work dir, writes ``npe_train.json`` there (the name of the config MMEngine dumped
+    for this run, used by ``npe-test``) and trains. Returns a :class:`TrainInfo`.
+    """
+    from npe.checkpoint import allow_mmengine_checkpoints
+
+    register()
+    allow_mmengine_checkpoints()
+    if cfg.get('npe') is None:
+        raise RunError('the config is not an NPE config; build it with build_train_config()')
+    from mmengine.dist import is_main_process
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg)
+    # The file name MMEngine's Runner.dump_config() just wrote the config under.
+    dumped = Path(runner.work_dir) / (Path(cfg.filename).name if cfg.filename
+                                      else f'{runner.timestamp}.py')
+    if is_main_process():
+        record = dict(config=dumped.name, timestamp=runner.timestamp, log_dir=str(runner.log_dir),
+                      npe=dict(cfg.npe), resume=bool(cfg.get('resume')),
+                      created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))
+        write_json_atomic(Path(runner.work_dir) / RUN_FILE, record)
+    start = time.perf_counter()
+    runner.train()
+    wall = time.perf_counter() - start
+    ckpt = latest_checkpoint(runner.work_dir)
+    scalars = Path(runner.log_dir) / 'vis_data' / 'scalars.json'
+    return TrainInfo(work_dir=str(runner.work_dir), checkpoint=str(ckpt) if ckpt else None,
+                     iterations=int(runner.iter), wall_time_s=wall, config=str(dumped),
+                     log_dir=str(runner.log_dir), scalars=str(scalars) if scalars.is_file() else None,
+                     resumed=bool(cfg.get('resume')))
+
+
+def train(base_config: str | Path, *,
+          work_dir: str | Path | None = None,
+          num_pem: int = 1,
+          pem_type: str = 'auto',
+          scale_factor: float = 1.0,
+          protocol: str = 'upstream',
+          load_from: str | None = None,
+          freeze_backbone: bool = False,
+          freeze_decode: bool = False,
+          seed: int | None = None,
+          cfg_options: dict[str, Any] | None = None,
+          data_root: str | Path | None = None,
+          **options: Any) -> TrainInfo:
+    """Train an MMSeg config with NPE prior estimator modules: what ``npe-train`` does, as a call.
+
+    Args:
+        base_config: a config file, or an ``mmseg::<path>`` / ``npe::<path>`` name, e.g.
+            ``'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'``.
+        work_dir: logs and checkpoints (default ``./work_dirs/<config stem>``).
+        num_pem: prior estimator modules (0 = baseline trained under the same protocol).
+        pem_type: ``'auto'`` (BN-free copy of the decode head) or ``'FCNHead'``.
+        scale_factor: s of NPE-LA stored in the config (``npe.evaluate`` can use others).
+        protocol: ``'upstream'`` (the reference's effective behaviour) or ``'fixed'``.
+        load_from: initial checkpoint (a plain MMSeg checkpoint initialises the main head).
+        freeze_backbone, freeze_decode: do not train the backbone / the original head.
+        seed: random seed.
+        cfg_options: config overrides applied last, e.g. ``{'train_cfg.max_iters': 100}``.
+        data_root: the kit's data root (datasets the kit prepares are read from
+            ``<data_root>/<dataset folder>``); see :func:`npe.config.kit_dataset_folder`.
+        **options: ``deterministic``, ``resume``, ``amp``, ``launcher``, ``check_data_folders`` of
+            :func:`build_train_config`.
+
+    Returns:
+        :class:`TrainInfo`: ``work_dir``, ``checkpoint``, ``iterations``, ``wall_time_s``, ...
+
+    Raises:
+        npe.errors.ConfigError: the config cannot be loaded or made an NPE config.
+        npe.errors.DataError: a data folder is missing or empty.
+    """
+    cfg = build_train_config(base_config, work_dir=work_dir, num_pem=num_pem, pem_type=pem_type,
+                             scale_factor=scale_factor, protocol=protocol, load_from=load_from,
+                             freeze_backbone=freeze_backbone, freeze_decode=freeze_decode, seed=seed,
+                             cfg_options=cfg_options, kit_data_root=data_root, **options)
+    return run_training(cfg)
