@@ -113,9 +113,9 @@ class MultiHeadWrapper(BaseDecodeHead):
         init_mode: what the runner's weight initialisation (``init_weights``) does.
             ``'reference'``: draw the reference init again for every Conv2d/Linear inside the
             wrapper, in the reference's order (NPE.md section 1), so at iteration 0 the main head's
-            classifier has std ``init_std`` too. ``'mmseg'``: each head's own MMSeg init instead
-            (the classifiers ``conv_seg`` get N(0, 0.01^2)); everything else keeps the reference
-            init drawn at construction.
+            classifier has std ``init_std`` too. ``'mmseg'``: MMSeg's own init of the heads instead
+            (ConvModules: Kaiming; the classifiers ``conv_seg``: N(0, 0.01^2)), as an un-wrapped
+            MMSeg model gets it.
     """
 
     def __init__(self,
