@@ -113,9 +113,10 @@ class MultiHeadWrapper(BaseDecodeHead):
         init_mode: what the runner's weight initialisation (``init_weights``) does.
             ``'reference'``: draw the reference init again for every Conv2d/Linear inside the
             wrapper, in the reference's order (NPE.md section 1), so at iteration 0 the main head's
-            classifier has std ``init_std`` too. ``'mmseg'``: MMSeg's own init of the heads instead
-            (ConvModules: Kaiming; the classifiers ``conv_seg``: N(0, 0.01^2)), as an un-wrapped
-            MMSeg model gets it.
+            classifier has std ``init_std`` too. ``'mmseg'``: the heads' own MMSeg ``init_cfg`` runs
+            instead; for the stock heads that re-draws the main head's classifier ``conv_seg`` from
+            N(0, 0.01^2), as in an un-wrapped MMSeg model, and everything else keeps the reference
+            init drawn at construction (measured).
     """
 
     def __init__(self,
