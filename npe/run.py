@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from npe import paths
+from npe import paths, provenance
 from npe.errors import UserError
 from npe.files import write_json_atomic
 from npe.recipes import AUTO, COUNTED_LA, Recipe, Variant, result_stem, scale_label
@@ -311,9 +311,10 @@ def environment() -> dict:
     cuda = torch.version.cuda if torch.cuda.is_available() else None
     return dict(python=platform.python_version(), torch=torch.__version__, cuda=cuda,
                 mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmseg=mmseg.__version__,
-                npe=npe.__version__, git_commit=commit,
+                npe=npe.__version__, git_commit=commit or provenance.git_commit_fallback(),
                 gpu=torch.cuda.get_device_name(0) if cuda else None,
-                cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads())
+                cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
+                **provenance.machine())
 
 
 def _now() -> str:
@@ -384,7 +385,7 @@ def run_recipe(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Seq
     if dry_run:
         print(describe_plan(recipe, jobs, root, results))
         return 0
-    checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), offline)
+    checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), paths.offline(offline))
     share, log_prior = counted_log_prior(recipe, root)
     env = environment()
     failures = 0
@@ -410,11 +411,13 @@ def run_recipe(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Seq
                   f'{job.work_dir / "npe-repro.log"}',
                   file=sys.stderr)
             for v, s in sorted(todo, key=str):
-                write_failure(results, recipe, job, v, s, message, env)
+                print(provenance.result_line(json.loads(
+                    write_failure(results, recipe, job, v, s, message, env).read_text())), flush=True)
             continue
         loss = training_loss(job.work_dir)
         for item in items:
-            write_result(results, recipe, job, record, item, share, loss, env)
+            print(provenance.result_line(json.loads(
+                write_result(results, recipe, job, record, item, share, loss, env).read_text())), flush=True)
         print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: {len(items)} result files written '
               f'(training {record["wall_time_s"]:.0f} s)', flush=True)
     if tables:
