@@ -108,6 +108,20 @@ def test_actionlint_is_a_real_check(tmp_path):
     assert proc.returncode != 0
 
 
+def test_no_engine_fails_in_ci_and_skips_elsewhere(tmp_path):
+    """The engine fixture's contract, run in a child pytest against an engine that does not exist."""
+    base = {k: v for k, v in os.environ.items() if k not in ('CI', 'PYTEST_ADDOPTS')}
+    base['NPE_DOCKER_HOST'] = f'unix://{tmp_path}/no-engine.sock'
+    cmd = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-rs', '--rootdir', str(ROOT),
+           str(ROOT / 'tests' / 'test_docker.py'), '-k', 'dry_run_prints']
+    outside = subprocess.run(cmd, env=base, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert outside.returncode == 0 and '1 skipped' in outside.stdout, outside.stdout[-2000:]
+    assert 'no Docker engine' in outside.stdout
+    in_ci = subprocess.run(cmd, env=dict(base, CI='true'), cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300)
+    assert in_ci.returncode != 0 and 'Docker engine unavailable in CI' in in_ci.stdout, in_ci.stdout[-2000:]
+
+
 # ----------------------------------------------------------------------------- the engine
 @pytest.fixture(scope='module')
 def engine():
@@ -189,8 +203,10 @@ def project(engine, tmp_path_factory):
     return {'ctx': ctx, 'env': env, 'uid': uid, 'commit': commit, **folders}
 
 
-def compose_run(engine, project, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return engine.run('docker', 'compose', *COMPOSE_FILES, 'run', '--build', '--rm', 'repro', *args,
+def compose_run(engine, project, *args: str, build: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """`docker compose run [--build] --rm repro ARGS` (the compose file's pull_policy builds anyway)."""
+    flags = ('--build', '--rm') if build else ('--rm',)
+    return engine.run('docker', 'compose', *COMPOSE_FILES, 'run', *flags, 'repro', *args,
                       cwd=project['ctx'], env=project['env'], timeout=timeout)
 
 
@@ -230,7 +246,7 @@ def test_smoke_recipe_runs_in_the_cpu_image(engine, project):
 @pytest.mark.integration
 @pytest.mark.timeout(1800)
 def test_unknown_recipe_lists_the_recipes_and_fails(engine, project):
-    proc = compose_run(engine, project, 'no_such_recipe')
+    proc = compose_run(engine, project, 'no_such_recipe', build=False)
     assert proc.returncode != 0
     err = proc.stderr
     assert "error: unknown recipe 'no_such_recipe'" in err
@@ -241,7 +257,7 @@ def test_unknown_recipe_lists_the_recipes_and_fails(engine, project):
 @pytest.mark.integration
 @pytest.mark.timeout(1800)
 def test_dry_run_prints_the_plan(engine, project):
-    proc = compose_run(engine, project, 'smoke', '--dry-run')
+    proc = compose_run(engine, project, 'smoke', '--dry-run', build=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'recipe smoke:' in proc.stdout and 'training runs (2)' in proc.stdout
     assert '/npe/recipes_builtin/smoke.yaml' in proc.stdout  # the non-editable install's recipes
