@@ -278,6 +278,22 @@ def test_tables_are_made_through_the_same_service(engine, project):
 
 @pytest.mark.integration
 @pytest.mark.timeout(1800)
+def test_no_argument_runs_the_default_recipe(engine, project, tmp_path):
+    """`docker compose run --rm repro` = longtail_synth; over the committed results it only
+    re-checks them and prints the table, as scripts/repro.sh does in a clone."""
+    results = tmp_path / 'results'
+    shutil.copytree(ROOT / 'results' / 'longtail_synth', results / 'longtail_synth')
+    for path in [results, *results.rglob('*')]:
+        os.chown(path, project['uid'], project['uid'])
+    proc = engine.run('docker', 'compose', *COMPOSE_FILES, 'run', '--rm', 'repro', cwd=project['ctx'],
+                      env=dict(project['env'], NPE_HOST_RESULTS=str(results)), timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count('done, skipped') == 6
+    assert '# Long-tailed synthetic' in proc.stdout and (results / 'tables' / 'longtail_synth.md').is_file()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(1800)
 def test_rebuild_after_one_py_change_reuses_the_dependency_layers(engine, project):
     """Last in this file: it changes the copy's package."""
     changed = project['ctx'] / 'npe' / 'provenance.py'
