@@ -116,3 +116,22 @@ def test_a_wheel_installed_elsewhere_finds_recipes_configs_and_data_root(tmp_pat
     assert module.startswith(str(target)) and recipe.startswith(str(target / 'npe' / 'recipes_builtin'))
     assert set(recipes.split(',')) == {p.stem for p in (ROOT / 'recipes').glob('*.yaml')}
     assert data_root == str(elsewhere / 'segmentation' / 'data')
+
+
+@pytest.mark.integration
+def test_cuda_lock_installs_on_python_310_from_pypi_alone(tmp_path):
+    """The CUDA image cannot be built here (no registry, no GPU), so check its lock the way its build
+    will use it: every pin has a CPython 3.10 manylinux wheel on PyPI whose hash is in the lock."""
+    lock = DOCKER / 'requirements-cuda.lock'
+    cmd = [sys.executable, '-m', 'pip', 'download', '--isolated', '--disable-pip-version-check',
+           '--index-url', 'https://pypi.org/simple', '--no-deps', '--only-binary', ':all:',
+           '--python-version', '3.10', '--implementation', 'cp', '--abi', 'cp310', '--abi', 'abi3',
+           '--abi', 'none', '--platform', 'manylinux_2_28_x86_64', '--platform', 'manylinux_2_17_x86_64',
+           '--platform', 'manylinux2014_x86_64', '--platform', 'any', '--require-hashes',
+           '-r', str(lock), '-d', str(tmp_path), '-q']
+    cert = '/etc/ssl/certs/ca-certificates.crt'
+    if Path(cert).is_file():
+        cmd[4:4] = ['--cert', cert]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(tmp_path.glob('*.whl'))) == len(_pins(lock))
