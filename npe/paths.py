@@ -41,3 +41,8 @@ def work_root(override: str | os.PathLike | None = None) -> Path:
 def mirror(override: str | None = None) -> str | None:
     """Mirror base URL: ``override`` > ``$NPE_MIRROR`` > None (each file's home URL)."""
     return override or os.environ.get("NPE_MIRROR") or None
+
+
+def offline(flag: bool = False) -> bool:
+    """Offline mode: ``flag`` > ``$NPE_OFFLINE`` (1/true/yes/on) > False."""
+    return bool(flag) or os.environ.get("NPE_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from npe import paths
+from npe import paths, provenance
 from npe.constants import AUTO, COUNTED_LA, TRAIN_MARKER
 from npe.errors import RecipeError, UserError
 from npe.files import write_json_atomic
@@ -292,9 +292,10 @@ def environment() -> dict:
     cuda = torch.version.cuda if torch.cuda.is_available() else None
     return dict(python=platform.python_version(), torch=torch.__version__, cuda=cuda,
                 mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmseg=mmseg.__version__,
-                npe=__version__, git_commit=commit,
+                npe=__version__, git_commit=commit or provenance.git_commit_fallback(),
                 gpu=torch.cuda.get_device_name(0) if cuda else None,
-                cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads())
+                cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
+                **provenance.machine())
 
 
 # ----------------------------------------------------------------------------- the whole run
@@ -345,7 +346,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     if dry_run:
         print(describe_plan(recipe, jobs, root, results))
         return 0
-    checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), offline)
+    checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), paths.offline(offline))
     share, log_prior = counted_log_prior(recipe, root)
     env = environment()
     failures = 0
@@ -371,13 +372,15 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
                   f'{job.work_dir / "npe-repro.log"}',
                   file=sys.stderr)
             for v, s in sorted(todo, key=str):
-                write_failure(results, recipe, train_key=job.train_key, protocol=job.protocol,
-                              seed=job.seed, variant=v, s=s, error=message, env=env)
+                path = write_failure(results, recipe, train_key=job.train_key, protocol=job.protocol,
+                                     seed=job.seed, variant=v, s=s, error=message, env=env)
+                print(provenance.result_line(json.loads(path.read_text())), flush=True)
             continue
         loss = training_loss(job.work_dir)
         for item in items:
-            write_result(results, recipe, train_key=job.train_key, protocol=job.protocol, seed=job.seed,
-                         item=item, record=record, share=share, loss=loss, env=env)
+            path = write_result(results, recipe, train_key=job.train_key, protocol=job.protocol,
+                                seed=job.seed, item=item, record=record, share=share, loss=loss, env=env)
+            print(provenance.result_line(json.loads(path.read_text())), flush=True)
         print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: {len(items)} result files written '
               f'(training {record["wall_time_s"]:.0f} s)', flush=True)
     if tables:
