@@ -197,6 +197,23 @@ def render(seeds, kit: dict[int, dict], reference: dict) -> str:
     return '\n'.join(lines)
 
 
+def compare_inits(files: list[Path]) -> str:
+    """Mean ± std over seeds of every row, one column per ``--json`` file (e.g. two init modes)."""
+    runs = [json.loads(f.read_text()) for f in files]
+    heads = [f"{r['protocol']} / init {r['init_mode'] or 'default'} (seeds {', '.join(r['kit'])})"
+             for r in runs]
+    lines = ['| row | ' + ' | '.join(heads) + ' |', '|---' * (len(runs) + 1) + '|']
+    for row in REFERENCE_ROWS + EXTRA_ROWS:
+        cells = []
+        for r in runs:
+            values = [seed_rows[row] for seed_rows in r['kit'].values() if row in seed_rows]
+            sd = np.std(values, ddof=1) if len(values) > 1 else 0.0
+            fmt = '.2f' if row.endswith('slope') else '.1f'
+            cells.append(f'{np.mean(values):{fmt}} ± {sd:{fmt}}' if values else '')
+        lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--shared', type=Path, default=ROOT.parent / 'shared' / 'fidelity',
@@ -210,7 +227,12 @@ def main(argv=None) -> int:
     parser.add_argument('--npe-only', action='store_true',
                         help='train and evaluate the 1-PEM model only (no baseline)')
     parser.add_argument('--json', type=Path, help='also write the rows (kit and reference) as JSON')
+    parser.add_argument('--compare-inits', type=Path, nargs='+', metavar='JSON',
+                        help='only print mean ± std per row of earlier --json files side by side')
     args = parser.parse_args(argv)
+    if args.compare_inits:
+        print(compare_inits(args.compare_inits))
+        return 0
 
     reference = json.loads((args.shared / 'reference_results.json').read_text())
     seeds = args.seeds or [int(s) for s in reference['seeds']]
