@@ -1,0 +1,192 @@
+"""Scale-out (npe/launch.py): launcher environment checks, the batch split, DDP on CPU through a real
+``torchrun --nproc-per-node 2`` (gloo, BN), evaluation after and under DDP."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from npe import launch
+from npe.errors import ConfigError
+
+BIN = Path(sys.executable).parent
+LAUNCH_VARS = [v for names in launch.LAUNCHER_ENV.values() for v in names]
+
+
+def clean_env(tmp: Path, **extra: str) -> dict:
+    """The environment of a command started by hand: no launcher variables, the test's folders."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS and not k.startswith('SLURM_')}
+    env.update(NPE_DATA_ROOT=str(tmp / 'data'), NPE_RESULTS_DIR=str(tmp / 'results'),
+               NPE_WORK_DIR=str(tmp / 'work'), PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1', **extra)
+    env.pop('NPE_MIRROR', None)
+    return env
+
+
+# --------------------------------------------------------------------------- outside the launcher
+@pytest.mark.parametrize('launcher, needle', [('pytorch', 'torchrun'), ('slurm', 'srun')])
+def test_launcher_outside_its_environment_is_one_line(tmp_path, launcher, needle):
+    proc = subprocess.run([str(BIN / 'npe-train'), 'npe::smoke_unet.py', '--launcher', launcher,
+                           '--work-dir', str(tmp_path / 'w')], env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f'error: --launcher {launcher} was started outside its launcher')
+    assert needle in lines[0] and 'Traceback' not in proc.stderr and 'KeyError' not in proc.stderr
+    assert not (tmp_path / 'w').exists()
+
+
+def test_check_launcher_environment_names_what_is_missing(monkeypatch):
+    for name in LAUNCH_VARS:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match='no SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST'):
+        launch.check_launcher_environment('slurm')
+    launch.check_launcher_environment('none')  # nothing needed
+    monkeypatch.setenv('WORLD_SIZE', '4')
+    assert launch.world_size('pytorch') == 4 and launch.world_size('none') == 1
+
+
+# --------------------------------------------------------------------------- batch split
+def _cfg(batch: int = 16, norm: str = 'SyncBN'):
+    from mmengine.config import Config
+
+    return Config(dict(train_dataloader=dict(batch_size=batch),
+                       model=dict(backbone=dict(norm_cfg=dict(type=norm, requires_grad=True)),
+                                  decode_head=[dict(norm_cfg=dict(type=norm))]),
+                       npe=dict()))
+
+
+def test_total_batch_is_split_over_the_processes():
+    cfg = _cfg()
+    launch.distribute(cfg, 'pytorch', 4)
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.npe.distributed == dict(launcher='pytorch', world_size=4, batch_per_process=4,
+                                       total_batch=16)
+    assert cfg.model_wrapper_cfg.find_unused_parameters is True
+    if not launch._cuda():  # gloo cannot run SyncBN; CPU modules take no device list
+        assert cfg.model.backbone.norm_cfg.type == 'BN' and cfg.model.decode_head[0].norm_cfg.type == 'BN'
+        assert cfg.model_wrapper_cfg.device_ids is None and cfg.env_cfg.dist_cfg.backend == 'gloo'
+
+
+def test_batch_per_process_keeps_the_per_process_batch():
+    cfg = _cfg()
+    launch.distribute(cfg, 'pytorch', 3, batch_per_process=8)
+    assert cfg.train_dataloader.batch_size == 8 and cfg.npe.distributed.total_batch == 24
+
+
+def test_one_process_records_world_size_one_and_keeps_syncbn():
+    cfg = _cfg()
+    launch.distribute(cfg, 'none', 1)
+    assert cfg.train_dataloader.batch_size == 16 and cfg.npe.distributed.world_size == 1
+    assert 'model_wrapper_cfg' not in cfg  # MMEngine reverts SyncBN itself when not distributed
+    assert cfg.model.backbone.norm_cfg.type == 'SyncBN'
+
+
+def test_uneven_split_is_a_clear_error():
+    with pytest.raises(ConfigError, match='does not split evenly over 3 processes.*--batch-per-process'):
+        launch.distribute(_cfg(), 'pytorch', 3)
+    with pytest.raises(ConfigError, match='--batch-per-process must be >= 1'):
+        launch.distribute(_cfg(), 'pytorch', 2, batch_per_process=0)
+
+
+def test_repro_bad_scale_out_input_is_one_line(tmp_path):
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--gpus', '3', '--dry-run'],
+                          env=clean_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and 'training runs (2)' in proc.stdout  # a plan needs no split
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--task', '7'], env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert '--task 7 is out of range: the plan has 2 trainings (0..1)' in proc.stderr
+
+
+@pytest.mark.skipif(launch._cuda(), reason='a GPU is present')
+def test_amp_on_cpu_is_one_line(tmp_path):
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--amp'], env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert proc.stderr.startswith('error: --amp needs a GPU')
+    assert not (tmp_path / 'work').exists() and not (tmp_path / 'results').exists()
+
+
+# --------------------------------------------------------------------------- real torchrun
+DDP_RECIPE = """\
+name: smoke_ddp
+title: "smoke under DDP: NPE (1 PEM), s in {1, 2, auto}"
+paper_table: null
+dataset: smoke
+base_config: npe::smoke_unet.py
+load_from: null
+protocol: fixed
+metrics: [mIoU, mDice, mAcc, aAcc]
+seeds: [0]
+max_iters: 8
+counted_la: false
+auto_scale: {metric: mIoU, candidates: [1, 2]}
+variants:
+  - {name: npe1, num_pem: 1, scale_factors: [1, 2, auto]}
+"""
+
+
+@pytest.mark.integration
+def test_repro_gpus_2_trains_under_torchrun_and_evaluates_every_s(tmp_path):
+    """``npe-repro --gpus 2``: torchrun, MMEngine's pytorch launcher, gloo on CPU; result files at
+    s = 1, 2 and auto record world size 2 and 8 images per process."""
+    recipe = tmp_path / 'smoke_ddp.yaml'
+    recipe.write_text(DDP_RECIPE)
+    proc = subprocess.run([str(BIN / 'npe-repro'), str(recipe), '--gpus', '2'], env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=600)
+    log = tmp_path / 'work' / 'smoke_ddp' / 'npe1__seed0' / 'npe-repro.log'
+    assert proc.returncode == 0, proc.stderr + (log.read_text()[-3000:] if log.is_file() else '')
+    text = log.read_text()
+    assert 'Distributed training: True' in text and 'Distributed launcher: pytorch' in text
+    files = sorted((tmp_path / 'results' / 'smoke_ddp').glob('*.json'))
+    assert [f.name for f in files] == ['npe1__seed0__s1.json', 'npe1__seed0__s2.json',
+                                       'npe1__seed0__sauto.json']
+    for f in files:
+        data = json.loads(f.read_text())
+        assert data['status'] == 'ok' and data['protocol'] == 'fixed'
+        assert data['distributed'] == dict(launcher='pytorch', world_size=2, batch_per_process=8,
+                                           total_batch=16)
+        assert data['iterations'] == 8 and 0 <= data['metrics']['mIoU'] <= 100
+        assert data['learned_prior'] and len(data['learned_prior']) == 3  # the PEM was trained
+    auto = json.loads(files[-1].read_text())
+    assert set(auto['auto_scale']['candidates']) == {'1', '2'} and auto['scale_factor_value'] in (1, 2)
+    assert (tmp_path / 'results' / 'tables' / 'smoke_ddp.md').is_file()
+
+
+@pytest.mark.integration
+def test_npe_train_under_torchrun_upstream_then_npe_test_under_ddp(tmp_path):
+    """``torchrun --nproc-per-node 2 npe-train --launcher pytorch`` (upstream protocol, frozen
+    backbone), then ``npe-test`` of the DDP checkpoint in one process and under torchrun."""
+    env = clean_env(tmp_path)
+    subprocess.run([str(BIN / 'npe-data'), 'prepare', 'smoke'], env=env, check=True,
+                   capture_output=True, timeout=300)
+    work = tmp_path / 'w'
+    torchrun = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2']
+    proc = subprocess.run([*torchrun, str(BIN / 'npe-train'), 'npe::smoke_unet.py', '--launcher', 'pytorch',
+                           '--work-dir', str(work), '--freeze-backbone', '--seed', '0',
+                           '--cfg-options', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4'],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count('npe-train: 4 iterations') == 1  # rank 0 reports
+    run = json.loads((work / 'npe_train.json').read_text())
+    assert run['npe']['distributed'] == dict(launcher='pytorch', world_size=2, batch_per_process=8,
+                                             total_batch=16)
+    assert run['npe']['protocol'] == 'upstream' and (work / 'iter_4.pth').is_file()
+
+    test = [str(BIN / 'npe-test'), str(work), '--scale-factor', '1', '2', '--out']
+    single = subprocess.run([*test, str(tmp_path / 'one.json')], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = subprocess.run([*torchrun, *test, str(tmp_path / 'two.json'), '--launcher', 'pytorch'], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
+    one, two = (json.loads((tmp_path / n).read_text()) for n in ('one.json', 'two.json'))
+    assert one['results'][0]['num_images'] == two['results'][0]['num_images'] > 0
+    assert [r['scale_factor'] for r in one['results']] == [1.0, 2.0]
+    # the DDP sampler splits the validation images over the ranks and collects them back: same numbers
+    assert [r['metrics']['mIoU'] for r in one['results']] == [r['metrics']['mIoU'] for r in two['results']]
