@@ -190,3 +190,65 @@ def test_npe_train_under_torchrun_upstream_then_npe_test_under_ddp(tmp_path):
     assert [r['scale_factor'] for r in one['results']] == [1.0, 2.0]
     # the DDP sampler splits the validation images over the ranks and collects them back: same numbers
     assert [r['metrics']['mIoU'] for r in one['results']] == [r['metrics']['mIoU'] for r in two['results']]
+
+
+# --------------------------------------------------------------------------- Slurm
+def test_sbatch_scripts_are_one_array_and_a_tables_job(tmp_path):
+    train, tables = launch.write_sbatch_scripts(
+        tmp_path / 's', recipe_name='smoke', tasks=3, task_command=['python', '-m', 'npe', 'my recipe.yaml'],
+        tables_command=['python', '-m', 'npe.cli.tables', '--recipe', 'smoke'], gpus=2)
+    text = train.read_text()
+    assert text.startswith('#!/bin/bash\n') and '#SBATCH --array=0-2' in text
+    assert '#SBATCH --gres=gpu:2' in text and f'#SBATCH --output={tmp_path / "s"}/train-%A_%a.out' in text
+    assert "exec python -m npe 'my recipe.yaml' --task \"$SLURM_ARRAY_TASK_ID\"" in text
+    assert 'exec python -m npe.cli.tables --recipe smoke' in tables.read_text()
+    assert '--array' not in tables.read_text() and os.access(train, os.X_OK)
+
+
+def test_slurm_without_sbatch_is_one_line(tmp_path):
+    env = clean_env(tmp_path)
+    env['PATH'] = str(BIN)  # the venv's commands only: no sbatch
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--slurm', '--time', '5'], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert proc.stderr.startswith('error: --slurm: no sbatch on PATH')
+
+
+@pytest.mark.integration
+def test_repro_slurm_on_a_real_one_node_cluster(tmp_path):
+    """``npe-repro smoke --slurm``: one job array (a task per training), the tables job afterany it;
+    the same result files and table as a local run."""
+    import re
+
+    from npe.recipes import load_recipe
+    from npe.run import plan_runs
+    from slurm_cluster import OneNodeCluster
+
+    recipe = load_recipe('smoke')
+    jobs = plan_runs(recipe)
+    expected = sorted(f'{v}__seed{j.seed}__s{s:g}.json' for j in jobs for v, s in j.expected(recipe))
+    with OneNodeCluster() as cluster:
+        env = dict(clean_env(tmp_path), SLURM_CONF=cluster.env['SLURM_CONF'])
+        proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--slurm', '--time', '20'], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        found = re.search(r'job array (\d+) \((\d+) trainings.*tables job (\d+) after it', proc.stdout)
+        assert found, proc.stdout
+        array_id, n, tables_id = found.group(1), int(found.group(2)), found.group(3)
+        assert n == len(jobs) == 2
+        show = subprocess.run(['scontrol', 'show', 'job', tables_id], env=cluster.env,
+                              capture_output=True, text=True).stdout
+        assert f'afterany:{array_id}' in show, show
+        cluster.wait_for([array_id, tables_id])
+        states = cluster.job_states(array_id)
+        assert states == {f'{array_id}_{i}': 'COMPLETED' for i in range(n)}, states
+        assert cluster.job_states(tables_id) == {tables_id: 'COMPLETED'}
+    results = tmp_path / 'results' / 'smoke'
+    assert sorted(p.name for p in results.glob('*.json')) == expected
+    for path in results.glob('*.json'):
+        data = json.loads(path.read_text())
+        assert data['status'] == 'ok' and data['distributed']['world_size'] == 1
+    table = (tmp_path / 'results' / 'tables' / 'smoke.md').read_text()
+    assert 'Runs: 5 expected, 5 ok, 0 failed, 0 missing.' in table
+    outputs = sorted((tmp_path / 'work' / 'smoke' / 'slurm').glob('*/*.out'))
+    assert len(outputs) == n + 1  # a log per array task and one of the tables job
