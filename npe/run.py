@@ -79,14 +79,17 @@ def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequ
     return jobs
 
 
-def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results_dir: Path) -> str:
+def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results_dir: Path,
+                  gpus: int = 0, batch_per_process: int | None = None) -> str:
     """Human-readable plan: runs, iterations, evaluations, data and checkpoints to fetch, cost."""
     from npe import datasets
 
     spec = datasets.get(recipe.dataset)
-    cfg = job_train_config(recipe, jobs[0], data_root, None, quiet=True) if jobs else None
+    cfg = job_train_config(recipe, jobs[0], data_root, None, quiet=True, gpus=gpus,
+                           batch_per_process=batch_per_process) if jobs else None
     iters = int(cfg.train_cfg.max_iters) if cfg is not None else 0
-    batch = int(cfg.train_dataloader.batch_size) if cfg is not None else 0
+    split = dict(cfg.npe.distributed) if cfg is not None else dict(world_size=1, total_batch=0)
+    batch = int(split['total_batch'])
     lines = [f'recipe {recipe.name}: {recipe.title}',
              f'  file {recipe.path} (sha256 {recipe.sha256[:12]}), protocol {recipe.protocol}, '
              f'base config {recipe.base_config}']
@@ -99,7 +102,9 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
     if recipe.load_from:
         lines.append(f'  initial checkpoint: {recipe.load_from.url}')
     n_done = n_eval = 0
-    lines.append(f'  training runs ({len(jobs)}), {iters} iterations x batch {batch} each:')
+    per = (f' ({split["world_size"]} processes x {split["batch_per_process"]})'
+           if split['world_size'] > 1 else '')
+    lines.append(f'  training runs ({len(jobs)}), {iters} iterations x batch {batch}{per} each:')
     for job in jobs:
         expected = job.expected(recipe)
         done = sum(is_done(result_path(results_dir, recipe.name, v, job.seed, s)) for v, s in expected)
@@ -366,7 +371,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
                               f'{len(jobs)} trainings (0..{len(jobs) - 1})')
         jobs, tables = [jobs[task]], False
     if dry_run:
-        print(describe_plan(recipe, jobs, root, results))
+        print(describe_plan(recipe, jobs, root, results, gpus, batch_per_process))
         return 0
     checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), offline)
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)

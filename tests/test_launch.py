@@ -96,7 +96,10 @@ def test_uneven_split_is_a_clear_error():
 def test_repro_bad_scale_out_input_is_one_line(tmp_path):
     proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--gpus', '3', '--dry-run'],
                           env=clean_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and 'training runs (2)' in proc.stdout  # a plan needs no split
+    assert proc.returncode == 2 and 'batch 16 does not split evenly over 3 processes' in proc.stderr
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--gpus', '4', '--dry-run'],
+                          env=clean_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert 'training runs (2), 20 iterations x batch 16 (4 processes x 4) each' in proc.stdout
     proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--task', '7'], env=clean_env(tmp_path),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
@@ -252,3 +255,26 @@ def test_repro_slurm_on_a_real_one_node_cluster(tmp_path):
     assert 'Runs: 5 expected, 5 ok, 0 failed, 0 missing.' in table
     outputs = sorted((tmp_path / 'work' / 'smoke' / 'slurm').glob('*/*.out'))
     assert len(outputs) == n + 1  # a log per array task and one of the tables job
+
+
+@pytest.mark.integration
+def test_npe_train_launcher_slurm_under_srun(tmp_path):
+    """MMEngine's ``slurm`` launcher: ``srun --ntasks 2 npe-train --launcher slurm`` on the cluster
+    (gloo on CPU, the group started from SLURM_PROCID / SLURM_NTASKS / SLURM_NODELIST)."""
+    from slurm_cluster import OneNodeCluster
+
+    env = clean_env(tmp_path)
+    subprocess.run([str(BIN / 'npe-data'), 'prepare', 'smoke'], env=env, check=True,
+                   capture_output=True, timeout=300)
+    work = tmp_path / 'w'
+    with OneNodeCluster() as cluster:
+        env['SLURM_CONF'] = cluster.env['SLURM_CONF']
+        proc = subprocess.run(['srun', '--ntasks', '2', '--time', '10', str(BIN / 'npe-train'),
+                               'npe::smoke_unet.py', '--launcher', 'slurm', '--work-dir', str(work),
+                               '--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2'],
+                              env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count('npe-train: 2 iterations') == 1
+    run = json.loads((work / 'npe_train.json').read_text())
+    assert run['npe']['distributed'] == dict(launcher='slurm', world_size=2, batch_per_process=8,
+                                             total_batch=16)
