@@ -220,14 +220,19 @@ def torchrun_command(nproc: int, module: str, args: Sequence[str]) -> list[str]:
             '-m', module, *map(str, args)]
 
 
+class LaunchFailed(RuntimeError):
+    """A launched training failed (not a usage error: the driver records it as a failed run and goes
+    on with the others, as it does for a training that fails in its own process)."""
+
+
 def run_torchrun(nproc: int, module: str, args: Sequence[str], log=None) -> None:
-    """Run :func:`torchrun_command`; :class:`RunError` naming the log when a process fails."""
+    """Run :func:`torchrun_command`; :class:`LaunchFailed` naming the log when a process fails."""
     cmd = torchrun_command(nproc, module, args)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
     proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT if log else None, env=env)
     if proc.returncode:
         where = f'; see {log.name}' if log is not None and hasattr(log, 'name') else ''
-        raise RunError(f'torchrun with {nproc} processes failed (exit status {proc.returncode}){where}')
+        raise LaunchFailed(f'torchrun with {nproc} processes failed (exit status {proc.returncode}){where}')
 
 
 # ----------------------------------------------------------------------------- Slurm

@@ -278,3 +278,49 @@ def test_npe_train_launcher_slurm_under_srun(tmp_path):
     run = json.loads((work / 'npe_train.json').read_text())
     assert run['npe']['distributed'] == dict(launcher='slurm', world_size=2, batch_per_process=8,
                                              total_batch=16)
+
+
+def test_a_failed_torchrun_is_a_failed_run_not_a_usage_error(tmp_path):
+    log = open(tmp_path / 'log.txt', 'w')
+    with pytest.raises(launch.LaunchFailed, match=r'torchrun with 1 processes failed \(exit status 1\)'):
+        launch.run_torchrun(1, 'npe.no_such_module', [], log=log)
+    log.close()
+    assert 'No module named npe.no_such_module' in (tmp_path / 'log.txt').read_text()
+
+
+# --------------------------------------------------------------------------- GPU-only settings
+# No GPU here: these check the config the kit writes with CUDA reported present; the GPU itself is
+# exercised only on a GPU machine.
+def test_amp_settings_on_a_cuda_machine(monkeypatch):
+    import torch
+    from mmengine.config import Config
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    for bf16, dtype, wanted, scaler in ((True, 'auto', 'bfloat16', False), (False, 'auto', 'float16', True),
+                                        (True, 'float16', 'float16', True)):
+        monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda bf16=bf16: bf16)
+        cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01)),
+                          npe=dict()))
+        assert launch.apply_amp(cfg, dtype) == wanted
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == wanted
+        assert (cfg.optim_wrapper.get('loss_scale') == 'dynamic') is scaler and cfg.npe.amp == wanted
+    with pytest.raises(ConfigError, match='unknown --amp-dtype'):
+        launch.apply_amp(cfg, 'int8')
+
+
+def test_loader_defaults_only_with_cuda(monkeypatch):
+    from mmengine.config import Config
+
+    def loaders():
+        return Config(dict(train_dataloader=dict(num_workers=0, persistent_workers=False),
+                           val_dataloader=dict(num_workers=0), test_dataloader=None))
+    cfg = loaders()
+    monkeypatch.setattr(launch, '_cuda', lambda: False)
+    launch.loader_defaults(cfg, 2)
+    assert cfg.train_dataloader.num_workers == 0 and 'pin_memory' not in cfg.train_dataloader
+    monkeypatch.setattr(launch, '_cuda', lambda: True)
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: set(range(16)))
+    launch.loader_defaults(cfg, 2)
+    train = cfg.train_dataloader
+    assert (train.num_workers, train.pin_memory, train.persistent_workers) == (8, True, True)
+    assert cfg.val_dataloader.num_workers == 4 and cfg.test_dataloader is None
