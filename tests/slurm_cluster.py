@@ -132,6 +132,7 @@ class OneNodeCluster:
         tails = ' | '.join(f'{p.name}: ' + ' '.join(p.read_text().split()[-40:]) for p in logs
                            if p.is_file())
         self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
         _unavailable(f'{what} did not start: {tails}')
 
     def _node_idle(self) -> bool:
