@@ -200,6 +200,9 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     cfg.load_from = str(ckpt)
     cfg.resume = False
     cfg.launcher = launcher
+    if launcher != 'none':
+        from npe.launch import ddp_settings
+        ddp_settings(cfg)
     return cfg, ckpt
 
 
@@ -281,11 +284,12 @@ def evaluate(work_dir: str | Path,
     register()
     import npe.metrics  # noqa: F401  (registers NPEIoUMetric)
     allow_mmengine_checkpoints()
-    from mmengine.dist import init_dist, is_distributed
     from mmengine.runner import Runner
 
-    if launcher != 'none' and not is_distributed():
-        init_dist(launcher, **(cfg.get('env_cfg') or {}).get('dist_cfg', {}))
+    if launcher != 'none':
+        from npe.launch import init_distributed
+        init_distributed(launcher, command='npe-test',
+                         dist_cfg=(cfg.get('env_cfg') or {}).get('dist_cfg'))
     cfg.work_dir = str(Path(out_dir).resolve() if out_dir else
                        _fresh_dir(Path(work_dir).resolve(), launcher))
     # A name of its own: MMEngine shares loggers/visualizers by experiment name, and the training

@@ -91,6 +91,7 @@ def write_result(results_dir: str | Path, recipe: Recipe, *, train_key: str, pro
         "iterations": record["iterations"],
         "wall_time_s": record["wall_time_s"],
         "checkpoint": record["checkpoint"],
+        "distributed": record.get("distributed"),   # launcher, world_size, batch_per_process, total_batch
         "metrics": row["metrics"],
         "per_class": row.get("per_class"),
         "class_pixel_share": share,

@@ -79,14 +79,17 @@ def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequ
     return jobs
 
 
-def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results_dir: Path) -> str:
+def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results_dir: Path,
+                  gpus: int = 0, batch_per_process: int | None = None) -> str:
     """Human-readable plan: runs, iterations, evaluations, data and checkpoints to fetch, cost."""
     from npe import datasets
 
     spec = datasets.get(recipe.dataset)
-    cfg = job_train_config(recipe, jobs[0], data_root, None, quiet=True) if jobs else None
+    cfg = job_train_config(recipe, jobs[0], data_root, None, quiet=True, gpus=gpus,
+                           batch_per_process=batch_per_process) if jobs else None
     iters = int(cfg.train_cfg.max_iters) if cfg is not None else 0
-    batch = int(cfg.train_dataloader.batch_size) if cfg is not None else 0
+    split = dict(cfg.npe.distributed) if cfg is not None else dict(world_size=1, total_batch=0)
+    batch = int(split['total_batch'])
     lines = [f'recipe {recipe.name}: {recipe.title}',
              f'  file {recipe.path} (sha256 {recipe.sha256[:12]}), protocol {recipe.protocol}, '
              f'base config {recipe.base_config}']
@@ -99,7 +102,9 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
     if recipe.load_from:
         lines.append(f'  initial checkpoint: {recipe.load_from.url}')
     n_done = n_eval = 0
-    lines.append(f'  training runs ({len(jobs)}), {iters} iterations x batch {batch} each:')
+    per = (f' ({split["world_size"]} processes x {split["batch_per_process"]})'
+           if split['world_size'] > 1 else '')
+    lines.append(f'  training runs ({len(jobs)}), {iters} iterations x batch {batch}{per} each:')
     for job in jobs:
         expected = job.expected(recipe)
         done = sum(is_done(result_path(results_dir, recipe.name, v, job.seed, s)) for v, s in expected)
@@ -153,8 +158,12 @@ def counted_log_prior(recipe: Recipe, data_root: Path) -> tuple[list[float], lis
 
 # ----------------------------------------------------------------------------- training
 def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint: Path | None,
-                     quiet: bool = False):
-    """The MMSeg config of one training job: ``npe-train``'s config with the recipe's options."""
+                     quiet: bool = False, gpus: int = 0, **launch_options):
+    """The MMSeg config of one training job: ``npe-train``'s config with the recipe's options.
+
+    ``gpus`` N >= 1: built for N torchrun processes (:func:`npe.training.train_launched`);
+    ``launch_options``: ``batch_per_process``, ``amp``, ``amp_dtype`` of ``build_train_config``.
+    """
     import io
 
     from npe import datasets
@@ -171,7 +180,8 @@ def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint:
             work_dir=job.work_dir, freeze_backbone=variant.freeze_backbone,
             freeze_decode=variant.freeze_decode, num_pem=variant.num_pem, pem_type=variant.pem_type,
             protocol=variant.protocol, cfg_options=options, seed=int(job.seed), resume=True,
-            data_root=datasets.get(recipe.dataset).path(data_root), check_data_folders=False)
+            data_root=datasets.get(recipe.dataset).path(data_root), check_data_folders=False,
+            launcher='pytorch' if gpus else 'none', world_size=gpus or None, **launch_options)
     max_iters = int(cfg.train_cfg.max_iters)
     # A recipe that shortens the run keeps the LR schedule inside it.
     for sched in cfg.get('param_scheduler') or []:
@@ -186,20 +196,22 @@ def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint:
     return cfg
 
 
-def train_job(cfg, work_dir: Path) -> dict:
+def train_job(cfg, work_dir: Path, gpus: int = 0, log=None) -> dict:
     """Train (resuming from the last checkpoint in ``work_dir`` if any); return the train record.
 
-    A finished training leaves ``npe_train_done.json``; a second call returns that record at once.
+    ``gpus`` N >= 1: through torchrun on N processes (output to ``log``). A finished training leaves
+    ``npe_train_done.json``; a second call returns that record at once.
     """
-    from npe.training import run_training
+    from npe.training import run_training, train_launched
 
     marker = work_dir / TRAIN_MARKER
     if marker.is_file():
         return json.loads(marker.read_text())
     resumed_from = cfg.load_from if cfg.get('resume') else None
-    out = run_training(cfg)
+    out = train_launched(cfg, gpus, log=log) if gpus else run_training(cfg)
     record = dict(iterations=out['iterations'], wall_time_s=round(out['wall_time_s'], 2),
-                  resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=utc_now())
+                  resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=utc_now(),
+                  distributed=out.get('distributed'))
     write_json_atomic(marker, record)
     return record
 
@@ -315,7 +327,9 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
                seeds: Sequence[int] | None = None, data_root: str | os.PathLike | None = None,
                results_dir: str | os.PathLike | None = None, work_dir: str | os.PathLike | None = None,
                mirror: str | None = None, offline: bool = False, dry_run: bool = False,
-               tables: bool = True, verbose: bool = False) -> int:
+               tables: bool = True, verbose: bool = False, gpus: int = 0,
+               batch_per_process: int | None = None, amp: bool = False, amp_dtype: str = 'auto',
+               task: int | None = None, slurm: Sequence[str] | None = None) -> int:
     """Run a recipe end to end, what ``npe-repro`` does: data, trainings, evaluations, result files.
 
     Args:
@@ -328,6 +342,12 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
         dry_run: only print the plan (runs, iterations, data to fetch, cost); nothing is written.
         tables: rebuild the recipe's tables and figures at the end (and print the Markdown table).
         verbose: show MMEngine's log on the console instead of each work dir's ``npe-repro.log``.
+        gpus: 0 = train in this process; N >= 1 = each training through torchrun on N processes
+            (MMEngine's ``pytorch`` launcher, DDP), the total batch split over them unless
+            ``batch_per_process`` is given. ``amp``, ``amp_dtype``: mixed precision (CUDA only).
+        task: run only training number ``task`` of the plan (what one Slurm array task does).
+        slurm: submit instead of running: one ``sbatch`` job array (a task per training) with these
+            extra sbatch options, and the tables as a job after it (:func:`submit_slurm`).
 
     Returns:
         The number of training jobs that failed (each recorded as ``failed`` result files).
@@ -343,10 +363,24 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     root = paths.data_root(data_root)
     results = paths.results_dir(results_dir)
     jobs = plan_runs(recipe, variants, seeds, work_dir)
+    launch_options = dict(batch_per_process=batch_per_process, amp=amp, amp_dtype=amp_dtype)
+    if gpus < 0:
+        raise UserError(f'--gpus must be >= 0, got {gpus}')
+    if task is not None:
+        if not 0 <= task < len(jobs):
+            raise RecipeError(f'{recipe.path}: --task {task} is out of range: the plan has '
+                              f'{len(jobs)} trainings (0..{len(jobs) - 1})')
+        jobs, tables = [jobs[task]], False
     if dry_run:
-        print(describe_plan(recipe, jobs, root, results))
+        print(describe_plan(recipe, jobs, root, results, gpus, batch_per_process))
         return 0
     checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), paths.offline(offline))
+    if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
+        job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=gpus,
+                         **dict(launch_options, amp=amp and slurm is None))
+    if slurm is not None:
+        return submit_slurm(recipe, jobs, root, results, paths.work_root(work_dir), list(slurm),
+                            variants=variants, seeds=seeds, gpus=gpus, tables=tables, **launch_options)
     share, log_prior = counted_log_prior(recipe, root)
     env = environment()
     failures = 0
@@ -359,9 +393,10 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
             continue
         print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: training in {job.work_dir}', flush=True)
         try:
-            cfg = job_train_config(recipe, job, root, checkpoint, quiet=True)
+            cfg = job_train_config(recipe, job, root, checkpoint, quiet=True, gpus=gpus,
+                                   **launch_options)
             with _quiet(job.work_dir / 'npe-repro.log', verbose):
-                record = train_job(cfg, job.work_dir)
+                record = train_job(cfg, job.work_dir, gpus, log=None if verbose else sys.stdout)
                 items = evaluate_job(recipe, job, record, log_prior, todo)
         except UserError:
             raise
@@ -399,3 +434,41 @@ def write_tables(recipe: Recipe, results: Path) -> None:
         figures = sorted(p for p in written if p.suffix == '.png')
         for fig in figures:
             print(f'figure: {fig}')
+
+
+def submit_slurm(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results: Path, work_root: Path,
+                 sbatch_options: list[str], *, variants=None, seeds=None, gpus: int = 0,
+                 tables: bool = True, **launch_options) -> int:
+    """Submit the recipe's trainings as one Slurm job array (task i = ``npe-repro RECIPE --task i``,
+    each writing its own result files) and the tables as a job ``afterany`` the array.
+
+    The inputs are prepared before (by :func:`run_recipe`), so tasks run ``--offline``. The scripts and
+    the jobs' output go to ``<work_root>/<recipe>/slurm/<time>/``. Returns 0.
+    """
+    import time
+
+    from npe import launch
+
+    if not jobs:
+        raise RecipeError(f'{recipe.path}: nothing to submit (no training in the plan)')
+    folder = work_root / recipe.name / 'slurm' / time.strftime('%Y%m%d_%H%M%S')
+    command = [sys.executable, '-m', 'npe', str(recipe.path), '--data-root', str(data_root),
+               '--results-dir', str(results), '--work-dir', str(work_root), '--offline', '--no-tables']
+    command += ['--variants', *variants] if variants else []
+    command += ['--seeds', *map(str, seeds)] if seeds else []
+    command += ['--gpus', str(gpus)] if gpus else []
+    if launch_options.get('batch_per_process'):
+        command += ['--batch-per-process', str(launch_options['batch_per_process'])]
+    if launch_options.get('amp'):
+        command += ['--amp', '--amp-dtype', launch_options.get('amp_dtype') or 'auto']
+    table_command = [sys.executable, '-m', 'npe.cli.tables', '--results-dir', str(results),
+                     '--recipe', str(recipe.path)]
+    train_script, tables_script = launch.write_sbatch_scripts(
+        folder, recipe_name=recipe.name, tasks=len(jobs), task_command=command,
+        tables_command=table_command, gpus=gpus)
+    array_id, tables_id = launch.submit_slurm(train_script, tables_script if tables else None,
+                                              sbatch_options)
+    print(f'submitted {recipe.name}: job array {array_id} ({len(jobs)} trainings, '
+          f'{train_script}), tables job {tables_id or "-"} after it; output in {folder}')
+    print(f'follow with: squeue -j {array_id}{"," + tables_id if tables_id else ""}')
+    return 0

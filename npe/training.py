@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, TypedDict
 
+from npe import launch
 from npe.config import (apply_npe, check_data, fix_dataloaders, kit_dataset_folder, load_base_config,
                         merge_cfg_options, own_runner_instances, register, set_data_root)
 from npe.constants import LAUNCHERS, RUN_FILE
@@ -43,6 +44,7 @@ class TrainInfo(TypedDict):
     log_dir: str            #: this session's timestamped folder
     scalars: str | None     #: its vis_data/scalars.json (loss curve), if written
     resumed: bool           #: whether the session resumed from a checkpoint
+    distributed: dict       #: launcher, world_size, batch_per_process, total_batch
 
 
 def latest_checkpoint(work_dir: str | Path) -> Path | None:
@@ -107,7 +109,10 @@ def build_train_config(base_config: str | Path, *,
                        deterministic: bool = False,
                        resume: bool = False,
                        amp: bool = False,
+                       amp_dtype: str = 'auto',
                        launcher: str = 'none',
+                       world_size: int | None = None,
+                       batch_per_process: int | None = None,
                        data_root: str | Path | None = None,
                        kit_data_root: str | Path | None = None,
                        check_data_folders: bool = True):
@@ -115,7 +120,11 @@ def build_train_config(base_config: str | Path, *,
 
     Order: base config -> :func:`npe.apply_npe` (wrapper, protocol, batch size 16, schedule) ->
     data root -> ``cfg_options`` (last, like the reference) -> work dir, seed, launcher, AMP,
-    resume. ``data_root`` is a dataset folder every dataset is pointed at; without it the dataset's
+    resume. ``launcher`` ``pytorch`` / ``slurm`` (see :mod:`npe.launch`): the world size is the
+    launcher's (under torchrun / srun) unless ``world_size`` is given (a config built now and launched
+    later); the total batch is split over the processes unless ``batch_per_process`` is given.
+    ``amp``: MMEngine's AmpOptimWrapper in ``amp_dtype`` (``auto`` = bf16 where the GPU has it,
+    else fp16 with dynamic loss scaling). ``data_root`` is a dataset folder every dataset is pointed at; without it the dataset's
     folder follows :func:`npe.config.kit_dataset_folder` with ``kit_data_root`` (``--data-root``).
     ``resume=True`` resumes from the work dir's latest checkpoint if there is one (``cfg.load_from``
     is then that checkpoint, so MMEngine does not "resume" from the initial ``load_from``
@@ -128,9 +137,13 @@ def build_train_config(base_config: str | Path, *,
         raise ConfigError(f'--load-from {load_from}: no such checkpoint file')
     if work_dir is not None and Path(work_dir).exists() and not Path(work_dir).is_dir():
         raise ConfigError(f'--work-dir {work_dir} exists and is not a folder')
+    if launcher != 'none' and world_size is None:
+        launch.check_launcher_environment(launcher)
+        world_size = launch.world_size(launcher)
     if amp and not _cuda_available():
         # MMEngine's AmpOptimWrapper refuses to run without CUDA/NPU/MLU (no CPU autocast path).
-        raise ConfigError('--amp needs a GPU (MMEngine mixed precision does not run on CPU); drop --amp')
+        raise ConfigError('--amp needs a GPU (CUDA; MMEngine mixed precision does not run on CPU); '
+                          'drop --amp')
 
     cfg = load_base_config(str(base_config))
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper'):
@@ -147,8 +160,10 @@ def build_train_config(base_config: str | Path, *,
         data_root = kit_dataset_folder(cfg, kit_data_root)
     if data_root is not None:
         set_data_root(cfg, data_root)
+    launch.loader_defaults(cfg, world_size or 1)
     merge_cfg_options(cfg, cfg_options)
     fix_dataloaders(cfg)
+    launch.distribute(cfg, launcher, world_size or 1, batch_per_process)
 
     if work_dir is None:
         work_dir = cfg.get('work_dir') or Path('work_dirs') / Path(cfg.filename or 'npe').stem
@@ -160,10 +175,7 @@ def build_train_config(base_config: str | Path, *,
     cfg.launcher = launcher
     own_runner_instances(cfg)
     if amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('dtype', 'float16')
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        launch.apply_amp(cfg, amp_dtype)
     cfg.resume = False
     if resume:
         last = latest_checkpoint(cfg.work_dir)
@@ -178,7 +190,8 @@ def build_train_config(base_config: str | Path, *,
                            'start\n')
     if check_data_folders:
         check_data(cfg)
-    sys.stderr.write(warnings.getvalue())
+    if launch.rank() == 0:  # one copy of the warnings, not one per process
+        sys.stderr.write(warnings.getvalue())
     return cfg
 
 
@@ -197,6 +210,9 @@ def run_training(cfg) -> TrainInfo:
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
+    if cfg.get('launcher', 'none') != 'none':
+        launch.init_distributed(cfg.launcher, (cfg.npe.get('distributed') or {}).get('world_size'),
+                                dist_cfg=(cfg.get('env_cfg') or {}).get('dist_cfg'))
     runner = Runner.from_cfg(cfg)
     # The file name MMEngine's Runner.dump_config() just wrote the config under.
     dumped = Path(runner.work_dir) / (Path(cfg.filename).name if cfg.filename
@@ -214,7 +230,32 @@ def run_training(cfg) -> TrainInfo:
     return TrainInfo(work_dir=str(runner.work_dir), checkpoint=str(ckpt) if ckpt else None,
                      iterations=int(runner.iter), wall_time_s=wall, config=str(dumped),
                      log_dir=str(runner.log_dir), scalars=str(scalars) if scalars.is_file() else None,
-                     resumed=bool(cfg.get('resume')))
+                     resumed=bool(cfg.get('resume')), distributed=dict(cfg.npe.get('distributed') or {}))
+
+
+def train_launched(cfg, nproc: int, log=None) -> TrainInfo:
+    """Train ``cfg`` (built with ``launcher='pytorch', world_size=nproc``) on ``nproc`` processes
+    through torchrun: the config is saved in ``<work_dir>/.launch/`` and every process runs
+    ``python -m npe.training CONFIG INFO`` (:func:`_launched_main`); rank 0 writes the TrainInfo."""
+    folder = Path(cfg.work_dir) / '.launch'
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / (Path(cfg.filename).name if cfg.filename else 'npe_config.py')
+    cfg.dump(str(config))
+    info = folder / 'train_info.json'
+    info.unlink(missing_ok=True)
+    launch.run_torchrun(nproc, 'npe.training', [config, info], log=log)
+    return json.loads(info.read_text())
+
+
+def _launched_main(config: str, info_file: str) -> None:
+    """One torchrun process of :func:`train_launched`."""
+    from mmengine.config import Config
+    from mmengine.dist import is_main_process
+
+    register()
+    info = run_training(Config.fromfile(config))
+    if is_main_process():
+        write_json_atomic(Path(info_file), info)
 
 
 def train(base_config: str | Path, *,
@@ -246,7 +287,8 @@ def train(base_config: str | Path, *,
         cfg_options: config overrides applied last, e.g. ``{'train_cfg.max_iters': 100}``.
         data_root: the kit's data root (datasets the kit prepares are read from
             ``<data_root>/<dataset folder>``); see :func:`npe.config.kit_dataset_folder`.
-        **options: ``deterministic``, ``resume``, ``amp``, ``launcher``, ``check_data_folders`` of
+        **options: ``deterministic``, ``resume``, ``amp``, ``amp_dtype``, ``launcher``, ``world_size``,
+            ``batch_per_process``, ``check_data_folders`` of
             :func:`build_train_config`.
 
     Returns:
@@ -261,3 +303,7 @@ def train(base_config: str | Path, *,
                              freeze_backbone=freeze_backbone, freeze_decode=freeze_decode, seed=seed,
                              cfg_options=cfg_options, kit_data_root=data_root, **options)
     return run_training(cfg)
+
+
+if __name__ == '__main__':  # a torchrun process of train_launched()
+    _launched_main(*sys.argv[1:3])

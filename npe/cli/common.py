@@ -58,9 +58,26 @@ def add_cfg_options(parser: argparse.ArgumentParser, help: str) -> None:
                         help=help)
 
 
-def add_launcher(parser: argparse.ArgumentParser) -> None:
-    """``--launcher`` and the ``--local_rank`` torch.distributed passes (hidden)."""
+#: What ``--help`` says about the batch under several processes (npe-train, npe-repro).
+BATCH_HELP = ('keep B images per process (total = B x processes) instead of splitting the total batch '
+              "(the paper's 16, or the config's train_dataloader.batch_size) over the processes")
+
+
+def add_batch_per_process(parser: argparse.ArgumentParser) -> None:
+    """``--batch-per-process B``."""
+    parser.add_argument('--batch-per-process', type=int, metavar='B', help=BATCH_HELP)
+
+
+def add_launcher(parser: argparse.ArgumentParser, batch_help: bool = False) -> None:
+    """``--launcher`` and the ``--local_rank`` torch.distributed passes (hidden); with
+    ``batch_help``, ``--batch-per-process`` too."""
     from npe.constants import LAUNCHERS
 
-    parser.add_argument('--launcher', default='none', choices=LAUNCHERS, help='job launcher')
+    parser.add_argument('--launcher', default='none', choices=LAUNCHERS,
+                        help='none = one process; pytorch = under torchrun (e.g. torchrun '
+                             '--nproc-per-node 2 $(command -v npe-train) ... --launcher pytorch); '
+                             'slurm = under srun. Several processes split the total batch evenly '
+                             '(16 over 2 processes = 8 each) unless --batch-per-process is given')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    if batch_help:
+        add_batch_per_process(parser)

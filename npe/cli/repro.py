@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from npe.cli.common import make_parser
+from npe.cli.common import add_batch_per_process, make_parser
 from npe.errors import cli_entry
 
 
@@ -15,7 +15,11 @@ def build_parser() -> argparse.ArgumentParser:
         'evaluate each at every scale factor (and counted-prior logit adjustment of the '
         'baseline), write one result file per (variant, seed, s) and the recipe\'s tables. '
         'Running it again skips finished runs and resumes interrupted ones.',
-        epilog='Recipes: recipes/*.yaml (npe-repro --list). Example: npe-repro longtail_synth')
+        epilog='Recipes: recipes/*.yaml (npe-repro --list). Example: npe-repro longtail_synth. '
+               'Scale-out: --gpus N trains each run on N processes through torchrun (DDP) with the '
+               "paper's total batch of 16 split over them (16/N each) unless --batch-per-process B; "
+               '--slurm [SBATCH OPTIONS] submits the trainings as one job array and the tables as a '
+               'job after it (e.g. npe-repro stare_unet --gpus 2 --slurm --partition gpu --time 4:00:00).')
     parser.add_argument('recipe', nargs='?', help='recipe name (recipes/<name>.yaml) or a YAML path')
     parser.add_argument('--list', action='store_true', help='list the recipes and exit')
     parser.add_argument('--variants', nargs='+', metavar='NAME', help='only these variants')
@@ -34,6 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show MMEngine's training log on the console (default: in each work dir's "
                              'npe-repro.log)')
     parser.add_argument('--no-tables', action='store_true', help='do not rebuild tables at the end')
+    parser.add_argument('--gpus', type=int, default=0, metavar='N',
+                        help='train each run on N processes through torchrun and MMEngine\'s pytorch '
+                             'launcher (one per GPU; gloo on a CPU machine); the total batch 16 is '
+                             'split over them (default 0: one process, no torchrun)')
+    add_batch_per_process(parser)
+    parser.add_argument('--amp', action='store_true',
+                        help="mixed precision through MMEngine's AmpOptimWrapper (CUDA GPUs only)")
+    parser.add_argument('--amp-dtype', default='auto', choices=('auto', 'float16', 'bfloat16'),
+                        help='auto = bfloat16 where the GPU has it, else float16 with loss scaling')
+    parser.add_argument('--task', type=int, metavar='I',
+                        help='run only training I (0-based) of the plan, without tables: what one '
+                             'task of the --slurm job array runs')
+    parser.add_argument('--slurm', nargs=argparse.REMAINDER, metavar='SBATCH_OPTION',
+                        help='submit to Slurm instead of running here: one job array (a task per '
+                             'training) and the tables job after it (afterany); everything after '
+                             '--slurm goes to sbatch, so put it last')
     return parser
 
 
@@ -58,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = run_recipe(recipe, variants=args.variants, seeds=args.seeds, data_root=args.data_root,
                           results_dir=args.results_dir, work_dir=args.work_dir, mirror=args.mirror,
                           offline=args.offline, dry_run=args.dry_run, tables=not args.no_tables,
-                          verbose=args.verbose)
+                          verbose=args.verbose, gpus=args.gpus, batch_per_process=args.batch_per_process,
+                          amp=args.amp, amp_dtype=args.amp_dtype, task=args.task, slurm=args.slurm)
     return 1 if failures else 0
 
 

@@ -46,8 +46,11 @@ def build_parser():
     p.add_argument('--deterministic', action='store_true', help='deterministic cuDNN/algorithms')
     p.add_argument('--resume', action='store_true',
                    help="continue from the work dir's latest checkpoint (start fresh if none)")
-    p.add_argument('--amp', action='store_true', help='mixed precision (needs a GPU)')
-    add_launcher(p)
+    p.add_argument('--amp', action='store_true',
+                   help="mixed precision through MMEngine's AmpOptimWrapper (needs a CUDA GPU)")
+    p.add_argument('--amp-dtype', default='auto', choices=('auto', 'float16', 'bfloat16'),
+                   help='auto = bfloat16 where the GPU has it, else float16 with dynamic loss scaling')
+    add_launcher(p, batch_help=True)
     add_cfg_options(p, 'override config keys, applied last (MMEngine syntax, e.g. '
                        'train_cfg.max_iters=100 train_dataloader.batch_size=2)')
     return p
@@ -65,11 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         freeze_backbone=args.freeze_backbone, freeze_decode=args.freeze_decode,
         num_pem=args.num_pem, pem_type=args.pem_type, scale_factor=args.scale_factor,
         protocol=args.protocol, cfg_options=args.cfg_options, seed=args.seed,
-        deterministic=args.deterministic, resume=args.resume, amp=args.amp, launcher=args.launcher,
-        kit_data_root=args.data_root)
+        deterministic=args.deterministic, resume=args.resume, amp=args.amp, amp_dtype=args.amp_dtype,
+        launcher=args.launcher, batch_per_process=args.batch_per_process, kit_data_root=args.data_root)
     info = run_training(cfg)
-    print(f'npe-train: {info["iterations"]} iterations in {info["wall_time_s"]:.1f} s; '
-          f'work dir {info["work_dir"]}; last checkpoint {info["checkpoint"]}')
+    from npe.launch import rank
+    if rank() == 0:
+        print(f'npe-train: {info["iterations"]} iterations in {info["wall_time_s"]:.1f} s; '
+              f'work dir {info["work_dir"]}; last checkpoint {info["checkpoint"]}')
     return 0
 
 

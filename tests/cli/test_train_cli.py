@@ -139,7 +139,7 @@ def test_config_defaults_and_overrides(stare_root, in_tmp, capsys):
     data = stare_root
     cfg = build_train_config(
         STARE_UNET, num_pem=2, pem_type='FCNHead', scale_factor=2.5, seed=3, deterministic=True,
-        protocol='fixed', launcher='pytorch',
+        protocol='fixed', launcher='pytorch', world_size=2,  # built here, launched by torchrun later
         cfg_options={'train_dataloader.dataset.dataset.data_root': str(data),
                      'val_dataloader.dataset.data_root': str(data),
                      'test_dataloader.dataset.data_root': str(data),
@@ -149,7 +149,11 @@ def test_config_defaults_and_overrides(stare_root, in_tmp, capsys):
     head = cfg.model.decode_head
     assert (head.type, head.num_pem, head.pem_type) == ('MultiHeadWrapper', 2, 'FCNHead')
     assert isinstance(head.scale_factor, float) and head.scale_factor == 2.5
-    assert cfg.train_dataloader.batch_size == 2  # --cfg-options win over the forced 16
+    # --cfg-options win over the forced 16; that total is split over the 2 processes
+    assert cfg.train_dataloader.batch_size == 1
+    assert cfg.npe.distributed == dict(launcher='pytorch', world_size=2, batch_per_process=1,
+                                       total_batch=2)
+    assert cfg.model_wrapper_cfg.find_unused_parameters is True  # NPE.md section 5 row 4
     assert cfg.train_dataloader.persistent_workers is False  # no workers: would crash otherwise
     assert cfg.train_cfg.max_iters == 600  # STARE schedule of the reference
     assert cfg.randomness == dict(seed=3, deterministic=True)

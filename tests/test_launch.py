@@ -1,0 +1,326 @@
+"""Scale-out (npe/launch.py): launcher environment checks, the batch split, DDP on CPU through a real
+``torchrun --nproc-per-node 2`` (gloo, BN), evaluation after and under DDP."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from npe import launch
+from npe.errors import ConfigError
+
+BIN = Path(sys.executable).parent
+LAUNCH_VARS = [v for names in launch.LAUNCHER_ENV.values() for v in names]
+
+
+def clean_env(tmp: Path, **extra: str) -> dict:
+    """The environment of a command started by hand: no launcher variables, the test's folders."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS and not k.startswith('SLURM_')}
+    env.update(NPE_DATA_ROOT=str(tmp / 'data'), NPE_RESULTS_DIR=str(tmp / 'results'),
+               NPE_WORK_DIR=str(tmp / 'work'), PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1', **extra)
+    env.pop('NPE_MIRROR', None)
+    return env
+
+
+# --------------------------------------------------------------------------- outside the launcher
+@pytest.mark.parametrize('launcher, needle', [('pytorch', 'torchrun'), ('slurm', 'srun')])
+def test_launcher_outside_its_environment_is_one_line(tmp_path, launcher, needle):
+    proc = subprocess.run([str(BIN / 'npe-train'), 'npe::smoke_unet.py', '--launcher', launcher,
+                           '--work-dir', str(tmp_path / 'w')], env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f'error: --launcher {launcher} was started outside its launcher')
+    assert needle in lines[0] and 'Traceback' not in proc.stderr and 'KeyError' not in proc.stderr
+    assert not (tmp_path / 'w').exists()
+
+
+def test_check_launcher_environment_names_what_is_missing(monkeypatch):
+    for name in LAUNCH_VARS:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match='no SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST'):
+        launch.check_launcher_environment('slurm')
+    launch.check_launcher_environment('none')  # nothing needed
+    monkeypatch.setenv('WORLD_SIZE', '4')
+    assert launch.world_size('pytorch') == 4 and launch.world_size('none') == 1
+
+
+# --------------------------------------------------------------------------- batch split
+def _cfg(batch: int = 16, norm: str = 'SyncBN'):
+    from mmengine.config import Config
+
+    return Config(dict(train_dataloader=dict(batch_size=batch),
+                       model=dict(backbone=dict(norm_cfg=dict(type=norm, requires_grad=True)),
+                                  decode_head=[dict(norm_cfg=dict(type=norm))]),
+                       npe=dict()))
+
+
+def test_total_batch_is_split_over_the_processes():
+    cfg = _cfg()
+    launch.distribute(cfg, 'pytorch', 4)
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.npe.distributed == dict(launcher='pytorch', world_size=4, batch_per_process=4,
+                                       total_batch=16)
+    assert cfg.model_wrapper_cfg.find_unused_parameters is True
+    if not launch._cuda():  # gloo cannot run SyncBN; CPU modules take no device list
+        assert cfg.model.backbone.norm_cfg.type == 'BN' and cfg.model.decode_head[0].norm_cfg.type == 'BN'
+        assert cfg.model_wrapper_cfg.device_ids is None and cfg.env_cfg.dist_cfg.backend == 'gloo'
+
+
+def test_batch_per_process_keeps_the_per_process_batch():
+    cfg = _cfg()
+    launch.distribute(cfg, 'pytorch', 3, batch_per_process=8)
+    assert cfg.train_dataloader.batch_size == 8 and cfg.npe.distributed.total_batch == 24
+
+
+def test_one_process_records_world_size_one_and_keeps_syncbn():
+    cfg = _cfg()
+    launch.distribute(cfg, 'none', 1)
+    assert cfg.train_dataloader.batch_size == 16 and cfg.npe.distributed.world_size == 1
+    assert 'model_wrapper_cfg' not in cfg  # MMEngine reverts SyncBN itself when not distributed
+    assert cfg.model.backbone.norm_cfg.type == 'SyncBN'
+
+
+def test_uneven_split_is_a_clear_error():
+    with pytest.raises(ConfigError, match='does not split evenly over 3 processes.*--batch-per-process'):
+        launch.distribute(_cfg(), 'pytorch', 3)
+    with pytest.raises(ConfigError, match='--batch-per-process must be >= 1'):
+        launch.distribute(_cfg(), 'pytorch', 2, batch_per_process=0)
+
+
+def test_repro_bad_scale_out_input_is_one_line(tmp_path):
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--gpus', '3', '--dry-run'],
+                          env=clean_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and 'batch 16 does not split evenly over 3 processes' in proc.stderr
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--gpus', '4', '--dry-run'],
+                          env=clean_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert 'training runs (2), 20 iterations x batch 16 (4 processes x 4) each' in proc.stdout
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--task', '7'], env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert '--task 7 is out of range: the plan has 2 trainings (0..1)' in proc.stderr
+
+
+@pytest.mark.skipif(launch._cuda(), reason='a GPU is present')
+def test_amp_on_cpu_is_one_line(tmp_path):
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--amp'], env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert proc.stderr.startswith('error: --amp needs a GPU')
+    assert not (tmp_path / 'work').exists() and not (tmp_path / 'results').exists()
+
+
+# --------------------------------------------------------------------------- real torchrun
+DDP_RECIPE = """\
+name: smoke_ddp
+title: "smoke under DDP: NPE (1 PEM), s in {1, 2, auto}"
+paper_table: null
+dataset: smoke
+base_config: npe::smoke_unet.py
+load_from: null
+protocol: fixed
+metrics: [mIoU, mDice, mAcc, aAcc]
+seeds: [0]
+max_iters: 8
+counted_la: false
+auto_scale: {metric: mIoU, candidates: [1, 2]}
+variants:
+  - {name: npe1, num_pem: 1, scale_factors: [1, 2, auto]}
+"""
+
+
+@pytest.mark.integration
+def test_repro_gpus_2_trains_under_torchrun_and_evaluates_every_s(tmp_path):
+    """``npe-repro --gpus 2``: torchrun, MMEngine's pytorch launcher, gloo on CPU; result files at
+    s = 1, 2 and auto record world size 2 and 8 images per process."""
+    recipe = tmp_path / 'smoke_ddp.yaml'
+    recipe.write_text(DDP_RECIPE)
+    proc = subprocess.run([str(BIN / 'npe-repro'), str(recipe), '--gpus', '2'], env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=600)
+    log = tmp_path / 'work' / 'smoke_ddp' / 'npe1__seed0' / 'npe-repro.log'
+    assert proc.returncode == 0, proc.stderr + (log.read_text()[-3000:] if log.is_file() else '')
+    text = log.read_text()
+    assert 'Distributed training: True' in text and 'Distributed launcher: pytorch' in text
+    files = sorted((tmp_path / 'results' / 'smoke_ddp').glob('*.json'))
+    assert [f.name for f in files] == ['npe1__seed0__s1.json', 'npe1__seed0__s2.json',
+                                       'npe1__seed0__sauto.json']
+    for f in files:
+        data = json.loads(f.read_text())
+        assert data['status'] == 'ok' and data['protocol'] == 'fixed'
+        assert data['distributed'] == dict(launcher='pytorch', world_size=2, batch_per_process=8,
+                                           total_batch=16)
+        assert data['iterations'] == 8 and 0 <= data['metrics']['mIoU'] <= 100
+        assert data['learned_prior'] and len(data['learned_prior']) == 3  # the PEM was trained
+    auto = json.loads(files[-1].read_text())
+    assert set(auto['auto_scale']['candidates']) == {'1', '2'} and auto['scale_factor_value'] in (1, 2)
+    assert (tmp_path / 'results' / 'tables' / 'smoke_ddp.md').is_file()
+
+
+@pytest.mark.integration
+def test_npe_train_under_torchrun_upstream_then_npe_test_under_ddp(tmp_path):
+    """``torchrun --nproc-per-node 2 npe-train --launcher pytorch`` (upstream protocol, frozen
+    backbone), then ``npe-test`` of the DDP checkpoint in one process and under torchrun."""
+    env = clean_env(tmp_path)
+    subprocess.run([str(BIN / 'npe-data'), 'prepare', 'smoke'], env=env, check=True,
+                   capture_output=True, timeout=300)
+    work = tmp_path / 'w'
+    torchrun = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2']
+    proc = subprocess.run([*torchrun, str(BIN / 'npe-train'), 'npe::smoke_unet.py', '--launcher', 'pytorch',
+                           '--work-dir', str(work), '--freeze-backbone', '--seed', '0',
+                           '--cfg-options', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4'],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count('npe-train: 4 iterations') == 1  # rank 0 reports
+    run = json.loads((work / 'npe_train.json').read_text())
+    assert run['npe']['distributed'] == dict(launcher='pytorch', world_size=2, batch_per_process=8,
+                                             total_batch=16)
+    assert run['npe']['protocol'] == 'upstream' and (work / 'iter_4.pth').is_file()
+
+    test = [str(BIN / 'npe-test'), str(work), '--scale-factor', '1', '2', '--out']
+    single = subprocess.run([*test, str(tmp_path / 'one.json')], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = subprocess.run([*torchrun, *test, str(tmp_path / 'two.json'), '--launcher', 'pytorch'], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
+    one, two = (json.loads((tmp_path / n).read_text()) for n in ('one.json', 'two.json'))
+    assert one['results'][0]['num_images'] == two['results'][0]['num_images'] > 0
+    assert [r['scale_factor'] for r in one['results']] == [1.0, 2.0]
+    # the DDP sampler splits the validation images over the ranks and collects them back: same numbers
+    assert [r['metrics']['mIoU'] for r in one['results']] == [r['metrics']['mIoU'] for r in two['results']]
+
+
+# --------------------------------------------------------------------------- Slurm
+def test_sbatch_scripts_are_one_array_and_a_tables_job(tmp_path):
+    train, tables = launch.write_sbatch_scripts(
+        tmp_path / 's', recipe_name='smoke', tasks=3, task_command=['python', '-m', 'npe', 'my recipe.yaml'],
+        tables_command=['python', '-m', 'npe.cli.tables', '--recipe', 'smoke'], gpus=2)
+    text = train.read_text()
+    assert text.startswith('#!/bin/bash\n') and '#SBATCH --array=0-2' in text
+    assert '#SBATCH --gres=gpu:2' in text and f'#SBATCH --output={tmp_path / "s"}/train-%A_%a.out' in text
+    assert "exec python -m npe 'my recipe.yaml' --task \"$SLURM_ARRAY_TASK_ID\"" in text
+    assert 'exec python -m npe.cli.tables --recipe smoke' in tables.read_text()
+    assert '--array' not in tables.read_text() and os.access(train, os.X_OK)
+
+
+def test_slurm_without_sbatch_is_one_line(tmp_path):
+    env = clean_env(tmp_path)
+    env['PATH'] = str(BIN)  # the venv's commands only: no sbatch
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--slurm', '--time', '5'], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert proc.stderr.startswith('error: --slurm: no sbatch on PATH')
+
+
+@pytest.mark.integration
+def test_repro_slurm_on_a_real_one_node_cluster(tmp_path):
+    """``npe-repro smoke --slurm``: one job array (a task per training), the tables job afterany it;
+    the same result files and table as a local run."""
+    import re
+
+    from npe.recipes import load_recipe
+    from npe.run import plan_runs
+    from slurm_cluster import OneNodeCluster
+
+    recipe = load_recipe('smoke')
+    jobs = plan_runs(recipe)
+    expected = sorted(f'{v}__seed{j.seed}__s{s:g}.json' for j in jobs for v, s in j.expected(recipe))
+    with OneNodeCluster() as cluster:
+        env = dict(clean_env(tmp_path), SLURM_CONF=cluster.env['SLURM_CONF'])
+        proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--slurm', '--time', '20'], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        found = re.search(r'job array (\d+) \((\d+) trainings.*tables job (\d+) after it', proc.stdout)
+        assert found, proc.stdout
+        array_id, n, tables_id = found.group(1), int(found.group(2)), found.group(3)
+        assert n == len(jobs) == 2
+        show = subprocess.run(['scontrol', 'show', 'job', tables_id], env=cluster.env,
+                              capture_output=True, text=True).stdout
+        assert f'afterany:{array_id}' in show, show
+        cluster.wait_for([array_id, tables_id])
+        states = cluster.job_states(array_id)
+        assert states == {f'{array_id}_{i}': 'COMPLETED' for i in range(n)}, states
+        assert cluster.job_states(tables_id) == {tables_id: 'COMPLETED'}
+    results = tmp_path / 'results' / 'smoke'
+    assert sorted(p.name for p in results.glob('*.json')) == expected
+    for path in results.glob('*.json'):
+        data = json.loads(path.read_text())
+        assert data['status'] == 'ok' and data['distributed']['world_size'] == 1
+    table = (tmp_path / 'results' / 'tables' / 'smoke.md').read_text()
+    assert 'Runs: 5 expected, 5 ok, 0 failed, 0 missing.' in table
+    outputs = sorted((tmp_path / 'work' / 'smoke' / 'slurm').glob('*/*.out'))
+    assert len(outputs) == n + 1  # a log per array task and one of the tables job
+
+
+@pytest.mark.integration
+def test_npe_train_launcher_slurm_under_srun(tmp_path):
+    """MMEngine's ``slurm`` launcher: ``srun --ntasks 2 npe-train --launcher slurm`` on the cluster
+    (gloo on CPU, the group started from SLURM_PROCID / SLURM_NTASKS / SLURM_NODELIST)."""
+    from slurm_cluster import OneNodeCluster
+
+    env = clean_env(tmp_path)
+    subprocess.run([str(BIN / 'npe-data'), 'prepare', 'smoke'], env=env, check=True,
+                   capture_output=True, timeout=300)
+    work = tmp_path / 'w'
+    with OneNodeCluster() as cluster:
+        env['SLURM_CONF'] = cluster.env['SLURM_CONF']
+        proc = subprocess.run(['srun', '--ntasks', '2', '--time', '10', str(BIN / 'npe-train'),
+                               'npe::smoke_unet.py', '--launcher', 'slurm', '--work-dir', str(work),
+                               '--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2'],
+                              env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count('npe-train: 2 iterations') == 1
+    run = json.loads((work / 'npe_train.json').read_text())
+    assert run['npe']['distributed'] == dict(launcher='slurm', world_size=2, batch_per_process=8,
+                                             total_batch=16)
+
+
+def test_a_failed_torchrun_is_a_failed_run_not_a_usage_error(tmp_path):
+    log = open(tmp_path / 'log.txt', 'w')
+    with pytest.raises(launch.LaunchFailed, match=r'torchrun with 1 processes failed \(exit status 1\)'):
+        launch.run_torchrun(1, 'npe.no_such_module', [], log=log)
+    log.close()
+    assert 'No module named npe.no_such_module' in (tmp_path / 'log.txt').read_text()
+
+
+# --------------------------------------------------------------------------- GPU-only settings
+# No GPU here: these check the config the kit writes with CUDA reported present; the GPU itself is
+# exercised only on a GPU machine.
+def test_amp_settings_on_a_cuda_machine(monkeypatch):
+    import torch
+    from mmengine.config import Config
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    for bf16, dtype, wanted, scaler in ((True, 'auto', 'bfloat16', False), (False, 'auto', 'float16', True),
+                                        (True, 'float16', 'float16', True)):
+        monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda bf16=bf16: bf16)
+        cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01)),
+                          npe=dict()))
+        assert launch.apply_amp(cfg, dtype) == wanted
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == wanted
+        assert (cfg.optim_wrapper.get('loss_scale') == 'dynamic') is scaler and cfg.npe.amp == wanted
+    with pytest.raises(ConfigError, match='unknown --amp-dtype'):
+        launch.apply_amp(cfg, 'int8')
+
+
+def test_loader_defaults_only_with_cuda(monkeypatch):
+    from mmengine.config import Config
+
+    def loaders():
+        return Config(dict(train_dataloader=dict(num_workers=0, persistent_workers=False),
+                           val_dataloader=dict(num_workers=0), test_dataloader=None))
+    cfg = loaders()
+    monkeypatch.setattr(launch, '_cuda', lambda: False)
+    launch.loader_defaults(cfg, 2)
+    assert cfg.train_dataloader.num_workers == 0 and 'pin_memory' not in cfg.train_dataloader
+    monkeypatch.setattr(launch, '_cuda', lambda: True)
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: set(range(16)))
+    launch.loader_defaults(cfg, 2)
+    train = cfg.train_dataloader
+    assert (train.num_workers, train.pin_memory, train.persistent_workers) == (8, True, True)
+    assert cfg.val_dataloader.num_workers == 4 and cfg.test_dataloader is None
