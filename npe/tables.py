@@ -129,6 +129,14 @@ def _explanations(summary: Summary) -> list[str]:
         "counted LA: the baseline's logits minus log(training pixel share) / s, applied post hoc "
         "(no training): the comparator NPE-LA has to beat.",
     ]
+    derived = recipe.derived_rows()
+    if any(r.variant in derived for r in summary.rows):
+        names = ", ".join(f"`{n}`" for n in derived)
+        lines.append(f"Decomposition ({names}; same trained model, no extra training): baseline → "
+                     "main head only (s = inf) is what training with PEMs did to the representation; "
+                     "main head only → NPE-LA is what the learned prior adds; counted LA of the NPE model "
+                     "(its main head minus log training share / s) against NPE-LA at the same s says "
+                     "whether the learned prior beats the counted one on the same model.")
     if summary.groups is not None:
         sizes = "/".join(str(len(g)) for g in summary.groups)
         lines.append(f"head / middle / tail mIoU: mean per-class IoU over the thirds ({sizes} classes) of "

@@ -87,7 +87,7 @@ def _write_results(tmp_path: Path, recipe: recipes.Recipe, with_prior: bool = Tr
     folder = results_dir / recipe.name
     folder.mkdir(parents=True, exist_ok=True)
     for variant, seed, s in recipe.expected_results():
-        v = recipe.baseline if variant == "counted_la" else recipe.variant(variant)
+        v = recipe.source_variant(variant)
         prior = None
         if with_prior and v.num_pem:
             prior = list(v.num_pem * -np.log(SHARE) + 0.1 * seed)

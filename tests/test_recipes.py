@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,23 @@ def test_smoke_recipe_shape():
     r = recipes.load_recipe("smoke", resolve=False)
     assert r.seeds == (0,) and r.max_iters is not None and r.max_iters <= 50
     assert r.expected_results() == [
-        ("baseline", 0, 1.0), ("counted_la", 0, 1.0), ("counted_la", 0, 2.0), ("npe1", 0, 1.0), ("npe1", 0, 2.0)]
+        ("baseline", 0, 1.0), ("counted_la", 0, 1.0), ("counted_la", 0, 2.0), ("npe1", 0, 1.0), ("npe1", 0, 2.0),
+        ("npe_main_only", 0, math.inf), ("npe_counted_la", 0, 1.0), ("npe_counted_la", 0, 2.0)]
+
+
+def test_decomposition_rows_default_on_switchable_off_named_per_variant(tmp_path):
+    r = recipes.load_recipe(write(tmp_path, valid_recipe()))
+    assert r.decomposition and list(r.derived_rows()) == ["npe_main_only", "npe_counted_la"]
+    assert r.scales_of("npe_main_only") == (math.inf,) and r.scales_of("npe_counted_la") == (1.0, 2.0)
+    assert result_stem("npe_main_only", 0, math.inf) == "npe_main_only__seed0__sinf"
+    data = valid_recipe()
+    data["variants"].append({"name": "npe2", "num_pem": 2, "scale_factors": [1]})
+    r = recipes.load_recipe(write(tmp_path, data))
+    assert list(r.derived_rows()) == ["npe1_main_only", "npe1_counted_la", "npe2_main_only", "npe2_counted_la"]
+    assert ("npe2_counted_la", 1.0) in r.row_keys()
+    data["decomposition"] = False
+    r = recipes.load_recipe(write(tmp_path, data))
+    assert r.derived_rows() == {} and not any("main_only" in v for v, _ in r.row_keys())
 
 
 def test_longtail_synth_auto_and_counted_la_scales():
@@ -148,6 +165,9 @@ def test_valid_recipe_fields_and_expected_results(tmp_path):
         ("baseline", 0, 1.0), ("baseline", 1, 1.0),
         ("counted_la", 0, 1.0), ("counted_la", 1, 1.0), ("counted_la", 0, 2.0), ("counted_la", 1, 2.0),
         ("npe1", 0, 1.0), ("npe1", 1, 1.0), ("npe1", 0, 2.0), ("npe1", 1, 2.0),
+        ("npe_main_only", 0, math.inf), ("npe_main_only", 1, math.inf),
+        ("npe_counted_la", 0, 1.0), ("npe_counted_la", 1, 1.0),
+        ("npe_counted_la", 0, 2.0), ("npe_counted_la", 1, 2.0),
     ]
     assert r.paper_value("baseline", 1.0, "mIoU") == 50.0
     assert r.paper_value("npe1", 2.0, "mDice") == 60.5
@@ -161,7 +181,8 @@ def test_counted_la_off_and_no_baseline(tmp_path):
     data["variants"] = [{"name": "npe1", "num_pem": 1}]
     r = recipes.load_recipe(write(tmp_path, data))
     assert r.baseline is None and r.counted_la_scales() == ()
-    assert r.expected_results() == [("npe1", 0, 1.0), ("npe1", 1, 1.0)]
+    assert r.expected_results()[:2] == [("npe1", 0, 1.0), ("npe1", 1, 1.0)]
+    assert {v for v, _, _ in r.expected_results()[2:]} == {"npe_main_only", "npe_counted_la"}
 
 
 def test_train_key_shared_only_by_scale_factors(tmp_path):

@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show MMEngine's training log on the console (default: in each work dir's "
                              'npe-repro.log)')
     parser.add_argument('--no-tables', action='store_true', help='do not rebuild tables at the end')
+    parser.add_argument('--compare', metavar='OTHER_RESULTS_DIR',
+                        help='afterwards, check the results against OTHER_RESULTS_DIR/<recipe>/ (see '
+                             'npe-tables --compare); exit status 1 naming rows out of tolerance')
+    parser.add_argument('--per-s', action='store_true',
+                        help='evaluate one s at a time instead of one pass per split (for checking)')
     return parser
 
 
@@ -58,8 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = run_recipe(recipe, variants=args.variants, seeds=args.seeds, data_root=args.data_root,
                           results_dir=args.results_dir, work_dir=args.work_dir, mirror=args.mirror,
                           offline=args.offline, dry_run=args.dry_run, tables=not args.no_tables,
-                          verbose=args.verbose)
-    return 1 if failures else 0
+                          verbose=args.verbose, per_s=args.per_s)
+    status = 1 if failures else 0
+    if args.compare and not args.dry_run:
+        from npe import paths
+        from npe.cli.tables import compare_and_report
+
+        status = max(status, compare_and_report(paths.results_dir(args.results_dir), args.compare,
+                                                [str(recipe.path)]))
+    return status
 
 
 if __name__ == '__main__':
