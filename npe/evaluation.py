@@ -11,7 +11,11 @@ In order of precedence:
 4. the only ``*.py`` directly in ``WORK_DIR``; several of them is an error asking for ``--config``.
 
 Which checkpoint: ``--checkpoint``, else the one named in ``WORK_DIR/last_checkpoint`` (the last one
-the run saved), else the newest ``iter_*.pth``/``epoch_*.pth``.
+the run saved), else the newest ``iter_*.pth``/``epoch_*.pth``. It is loaded with every key checked
+(:func:`npe.reference.load_weights`): a checkpoint that does not fit the model is an error.
+
+Work dirs of the reference code's ``tools/train.py`` (config importing ``npe.multi_head_wrapper``...,
+checkpoints with its unused ``decode_head.conv_seg``) are translated (:mod:`npe.reference`), with a note.
 
 Which s: the trained value stored in the config unless ``--scale-factor`` is given (row 6); several
 values are evaluated in ONE pass over the data (:mod:`npe.sweep`: every s's adjusted logits formed per
@@ -43,6 +47,7 @@ from npe.config import (check_data, fix_dataloaders, kit_dataset_folder, leaf_da
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import write_json_atomic
+from npe.reference import is_reference_config, load_weights, translate_config
 from npe.training import latest_checkpoint
 
 _RUN_FOLDER = re.compile(r'^\d{8}_\d{6}$')
@@ -160,7 +165,15 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
             raise RunError(f'no checkpoint in {work_dir} (no last_checkpoint, no iter_*.pth); train '
                             'longer than one checkpoint interval or give --checkpoint')
     try:
-        cfg = Config.fromfile(str(config_path))
+        cfg = Config.fromfile(str(config_path), import_custom_modules=False)
+        notes = [translate_config(cfg, config_path)] if is_reference_config(cfg) else []
+        imports = cfg.get('custom_imports')
+        if imports:
+            from mmengine.utils import import_modules_from_strings
+
+            import_modules_from_strings(**imports)
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(f'config {config_path} cannot be loaded: {type(exc).__name__}: {exc}') from None
 
@@ -202,6 +215,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or [])
                         if str(h.get('type', '')).split('.')[-1] not in _TRAIN_ONLY_HOOKS]
     ckpt = ckpt.resolve()
+    cfg.npe_notes = notes
     cfg.load_from = str(ckpt)
     cfg.resume = False
     cfg.launcher = launcher
@@ -258,7 +272,8 @@ def evaluate(work_dir: str | Path,
              data_root: str | Path | None = None,
              adjustments: Sequence[tuple[str, float | None]] | None = None,
              per_s: bool = False,
-             quiet: bool = False) -> list[dict[str, Any]]:
+             quiet: bool = False,
+             keep_predictions: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Evaluate a training run's checkpoint at every scale factor in one pass; one dict per s.
 
     Args:
@@ -280,6 +295,8 @@ def evaluate(work_dir: str | Path,
             ``'counted'`` (needs ``log_prior``) or ``'none'``, all evaluated in the same pass.
         per_s: one full evaluation per s (the old way, for checking) instead of one pass for all
             (:mod:`npe.sweep`; identical confusion counts, so identical metrics).
+        keep_predictions: names of images (file name up to the first dot) whose predicted label
+            maps each row keeps as ``"predictions": {name: uint8 array}`` (examples figure).
         quiet: MMEngine's console output (environment, config, progress) goes to
             ``<test work dir>/npe-test.log`` instead of the terminal (named in each row's ``log_file``).
 
@@ -290,7 +307,8 @@ def evaluate(work_dir: str | Path,
         record_prior=False), "checkpoint": str, "config": str, "protocol": str, "npe": dict (the
         run's NPE options), "split": str | None, "tta": bool, "log_prior": [float] | None,
         "num_images": int, "wall_time_s": float (of the pass that produced the row), "one_pass":
-        bool}, ...]`` in the order asked. Under DDP the per-class numbers and the prior are those
+        bool, "notes": [str] (a reference-code config translated, its unused classifier ignored)},
+        ...]`` in the order asked. Under DDP the per-class numbers and the prior are those
         of rank 0.
 
     Raises:
@@ -334,14 +352,19 @@ def evaluate(work_dir: str | Path,
     # run's name (<stem>_<timestamp>) may still be alive in this process.
     cfg.experiment_name = f'npe_test_{uuid.uuid4().hex[:8]}'
     log_file = Path(cfg.work_dir) / 'npe-test.log' if quiet else None
+    notes = list(cfg.pop('npe_notes', None) or [])
+    cfg.load_from = None  # loaded below with every key checked (MMEngine's loading is not strict)
     with _console_to(log_file):
         runner = Runner.from_cfg(cfg)
+    notes += load_weights(runner.model, ckpt)
     head = _decode_head(runner.model)
     if log_prior is not None:
         device = next(head.parameters()).device
-        head.log_prior = torch.tensor(log_prior, dtype=torch.float32, device=device)
+        head.counted_prior = torch.tensor(log_prior, dtype=torch.float32, device=device)
 
-    def one_pass(pass_blocks) -> tuple[list[tuple[dict, dict | None]], list | None, float]:
+    def one_pass(pass_blocks) -> tuple[list[tuple[dict, dict | None, dict]], list | None, float]:
+        for metric in iou_metrics(runner):
+            metric.keep_images, metric.kept = set(keep_predictions), {}
         if record_prior:
             head.start_prior_recording()
         start = time.perf_counter()
@@ -350,6 +373,7 @@ def evaluate(work_dir: str | Path,
         wall = time.perf_counter() - start
         prior = head.stop_prior_recording() if record_prior else None
         metrics = iou_metrics(runner)
+        kept = next((m.kept for m in metrics if m.kept), {})
         if len(pass_blocks) == 1:
             per_class = next((m.last_per_class for m in metrics if m.last_per_class is not None), None)
             found = [(summary, per_class)]
@@ -358,6 +382,7 @@ def evaluate(work_dir: str | Path,
             if is_distributed():
                 broadcast_object_list(box)
             found = box[0]
+        found = [(a, b, {name: maps[k] for name, maps in kept.items()}) for k, (a, b) in enumerate(found)]
         return found, prior, wall
 
     by_block: dict[tuple[str, float], tuple] = {}
@@ -373,7 +398,7 @@ def evaluate(work_dir: str | Path,
     results = []
     for kind, s in requests:
         s_value = trained_s if s is None else s
-        (summary, per_class), prior, wall, shared = by_block[(kind, s_value)]
+        (summary, per_class, predictions), prior, wall, shared = by_block[(kind, s_value)]
         results.append(dict(
             scale_factor=s_value,
             adjustment=kind,
@@ -392,6 +417,8 @@ def evaluate(work_dir: str | Path,
             wall_time_s=wall,
             one_pass=shared,
             log_file=str(log_file) if log_file else None,
+            notes=notes,
+            predictions=predictions,
         ))
     return results
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import npe
-from npe import datasets
 from npe.errors import ConfigError
 
 LOG_PRIOR = [math.log(0.6), math.log(0.3), math.log(0.1)]
@@ -25,15 +24,8 @@ TTA = {'tta_model': dict(type='SegTTAModel'),
 
 
 @pytest.fixture(scope='module')
-def smoke_run(tmp_path_factory):
-    """A 1-PEM model trained 8 iterations on `smoke` (3 classes), checkpoint at 8."""
-    root = tmp_path_factory.mktemp('sweep')
-    datasets.get('smoke').prepare(root / 'data')
-    run = npe.train('npe::smoke_unet.py', num_pem=1, seed=0, protocol='fixed', work_dir=root / 'run',
-                    data_root=root / 'data',
-                    cfg_options={'train_cfg.max_iters': 8, 'train_cfg.val_interval': 8,
-                                 'default_hooks.checkpoint.interval': 8})
-    return run['work_dir']
+def smoke_run(smoke_npe_run):
+    return smoke_npe_run
 
 
 def _compare(work_dir, tmp_path, **kwargs):

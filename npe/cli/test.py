@@ -63,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     how = 'one pass' if first['one_pass'] else f'{len(results)} evaluation(s)'
     print(f'npe-test: {first["checkpoint"]}' + (' (TTA)' if args.tta else '') +
           f'; {first["num_images"]} images, {how}, {sum({r["wall_time_s"] for r in results}):.1f} s')
+    for note in first.get('notes') or []:
+        print(f'npe-test: note: {note}')
     if first.get('log_file'):
         print(f'npe-test: MMEngine log in {first["log_file"]} (--verbose to see it here)')
     print(format_table(results))

@@ -231,14 +231,17 @@ class MultiHeadWrapper(BaseDecodeHead):
     #: ``(kind, s)``: the output is their adjusted logits side by side on the channel axis
     #: (``len(eval_blocks) * num_classes`` channels), see :meth:`adjust_blocks`.
     eval_blocks: list[tuple[str, float]] | None = None
+    #: Per-class log prior of the ``'counted'`` blocks (set by :func:`npe.evaluate`); None = ``log_prior``.
+    counted_prior: torch.Tensor | None = None
 
     def adjust_blocks(self, z: torch.Tensor, pem_maps: Sequence[torch.Tensor],
                       blocks: Sequence[tuple[str, float]]) -> torch.Tensor:
         """The adjusted logits of every ``(kind, s)`` in ``blocks``, concatenated on the channels.
 
         ``kind``: ``'npe'`` = ``z + (1/M) sum_m (U_m - mean(U_m)) / s`` (NPE-LA; z when M = 0),
-        ``'counted'`` = ``z - log_prior / s`` (counted-prior logit adjustment of the main head, PEMs
-        unused), ``'none'`` = z. ``s = inf`` is z for every kind. Each block is computed with exactly
+        plus ``- log_prior / s`` when the config itself sets ``log_prior`` (as :meth:`adjust`),
+        ``'counted'`` = ``z - counted_prior / s`` (counted-prior logit adjustment of the main head, PEMs
+        unused; ``log_prior`` when ``counted_prior`` is not set), ``'none'`` = z. ``s = inf`` is z for every kind. Each block is computed with exactly
         the operations of a one-block call, so a block's values do not depend on the other blocks
         (the one-pass sweep of :mod:`npe.sweep` relies on it).
         """
@@ -251,14 +254,20 @@ class MultiHeadWrapper(BaseDecodeHead):
             s = float(s)
             if kind not in ('npe', 'counted', 'none'):
                 raise UserError(f"unknown adjustment {kind!r}; choose 'npe', 'counted' or 'none'")
-            if kind == 'none' or math.isinf(s) or (kind == 'npe' and centred is None):
+            if kind == 'none' or math.isinf(s):
                 outs.append(z)
-            elif kind == 'npe':
-                outs.append(z + centred / s)
+            elif kind == 'npe':  # exactly adjust(): the config's own log_prior applies too, if set
+                out = z
+                if centred is not None:
+                    out = out + centred / s
+                if self.log_prior is not None:
+                    out = out - self.log_prior.to(out.dtype).view(1, -1, 1, 1) / s
+                outs.append(out)
             else:
-                if self.log_prior is None:
+                prior = self.counted_prior if self.counted_prior is not None else self.log_prior
+                if prior is None:
                     raise UserError('counted-prior adjustment needs log_prior (one value per class)')
-                outs.append(z - self.log_prior.to(z.dtype).view(1, -1, 1, 1) / s)
+                outs.append(z - prior.to(z.dtype).view(1, -1, 1, 1) / s)
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
     # ----------------------------------------------------------------- losses

@@ -75,7 +75,7 @@ def test_test_config_of_a_run(config_only_run):
     assert cfg.model.decode_head.scale_factor == 1.5
 
     cfg, _ = prepare_test_config(config_only_run, tta=True, data_split='training')
-    assert cfg.model.type == 'SegTTAModel'
+    assert cfg.model.type == 'NPESweepTTAModel'  # SegTTAModel merging each adjustment block apart
     assert cfg.model.module.decode_head.type == 'MultiHeadWrapper'
     assert cfg.test_dataloader.dataset.pipeline[1].type == 'TestTimeAug'
     assert cfg.test_dataloader.dataset.data_prefix == dict(img_path='images/training',
