@@ -46,6 +46,17 @@ class NPEIoUMetric(IoUMetric):
         self.num_blocks = 0
         #: After a sweep: ``[(summary, per_class), ...]``, one per block.
         self.last_sweep: list[tuple[dict, dict | None]] | None = None
+        #: Image names (file name up to the first dot) whose predicted label maps to keep, and
+        #: after the pass ``{name: [uint8 map per block]}`` (examples figure).
+        self.keep_images: set[str] = set()
+        self.kept: dict[str, list] = {}
+
+    def _keep(self, sample, preds) -> None:
+        if not self.keep_images:
+            return
+        name = str(sample.get('img_path', '')).replace('\\', '/').split('/')[-1].split('.')[0]
+        if name in self.keep_images:
+            self.kept[name] = [p.to('cpu').numpy().astype('uint8') for p in preds]
 
     def _entry(self, pred, label, num_classes: int) -> tuple:
         """MMSeg's four per-class areas of one image, plus its C x C confusion counts (int64,
@@ -65,16 +76,19 @@ class NPEIoUMetric(IoUMetric):
         for sample in data_samples:
             label = sample['gt_sem_seg']['data'].squeeze()
             if not self.num_blocks:
-                self.results.append(self._entry(sample['pred_sem_seg']['data'].squeeze(), label,
-                                                num_classes))
+                pred = sample['pred_sem_seg']['data'].squeeze()
+                self.results.append(self._entry(pred, label, num_classes))
+                self._keep(sample, [pred])
                 continue
             logits = sample['seg_logits']['data']
-            entries = []
+            entries, preds = [], []
             for k in range(self.num_blocks):
                 # the argmax MMSeg's postprocess_result takes, on this block's C channels
                 pred = logits[k * num_classes:(k + 1) * num_classes].argmax(dim=0, keepdim=True).squeeze()
                 entries.append(self._entry(pred, label, num_classes))
+                preds.append(pred)
             self.results.append(tuple(entries))
+            self._keep(sample, preds)
 
     def _per_class(self, results: list) -> dict[str, list] | None:
         if self.format_only or not results:

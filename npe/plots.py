@@ -238,8 +238,61 @@ def plot_loss(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path 
     return _save(fig, path)
 
 
-def make_figures(recipe: Recipe, results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
-    """Draw all figures of a recipe into ``out_dir`` as ``<recipe>_<figure>.png``; return those drawn."""
+def _colour(label: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class indices as RGB (a fixed qualitative palette; 255 = ignore in black)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20" if n_classes > 10 else "tab10"]
+    palette = (np.array([cmap(i % cmap.N)[:3] for i in range(max(n_classes, 1))]) * 255).astype(np.uint8)
+    out = np.zeros(label.shape + (3,), dtype=np.uint8)
+    valid = label < n_classes
+    out[valid] = palette[label[valid]]
+    return out
+
+
+def plot_examples(recipe: Recipe, results_dir: str | Path | None, path: Path) -> Path | None:
+    """Qualitative figure: for a few validation images with rare classes, the image, its ground truth,
+    the baseline's prediction and NPE-LA's at the chosen s (saved by the driver, npe.examples)."""
+    from PIL import Image
+
+    from npe import examples
+
+    index = examples.load(Path(results_dir), recipe.name) if results_dir is not None else None
+    if not index or not index.get("images") or not index.get("rows"):
+        _skip(path)
+        return None
+    folder, classes = index["dir"], index.get("classes") or []
+    columns = [("image", "image"), ("ground truth", "gt")] + [(label, sub) for label, sub in index["rows"].items()]
+    names = index["images"]
+    fig = Figure(figsize=(2.4 * len(columns), 2.4 * len(names) + 0.8))
+    for r, name in enumerate(names):
+        for c, (title, sub) in enumerate(columns):
+            ax = fig.add_subplot(len(names), len(columns), r * len(columns) + c + 1)
+            ax.set_axis_off()
+            file = folder / sub / f"{name}.png"
+            if file.is_file():
+                data = np.asarray(Image.open(file))
+                ax.imshow(data if sub == "image" else _colour(data.astype(np.int64), len(classes)),
+                          interpolation="nearest")
+            if r == 0:
+                ax.set_title(title, fontsize=9)
+            if c == 0:
+                ax.text(-0.05, 0.5, name, transform=ax.transAxes, rotation=90, va="center", ha="right",
+                        fontsize=8)
+    if classes and len(classes) <= 20:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=_colour(np.array([k]), len(classes))[0] / 255, label=n) for k, n in enumerate(classes)]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(classes), 8), fontsize=8, frameon=False)
+    fig.suptitle(f"{recipe.name}: validation images with rare classes (first seed)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06 if classes else 0, 1, 0.97))
+    return _save(fig, path)
+
+
+def make_figures(recipe: Recipe, results: Sequence[RunResult], out_dir: str | Path,
+                 results_dir: str | Path | None = None) -> list[Path]:
+    """Draw all figures of a recipe into ``out_dir`` as ``<recipe>_<figure>.png``; return those drawn.
+    ``results_dir``: where the examples of the qualitative figure are (``<results_dir>/<recipe>/examples``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     drawn = []
@@ -247,4 +300,7 @@ def make_figures(recipe: Recipe, results: Sequence[RunResult], out_dir: str | Pa
         path = fn(recipe, results, out / f"{recipe.name}_{name}.png")
         if path is not None:
             drawn.append(path)
+    path = plot_examples(recipe, results_dir, out / f"{recipe.name}_examples.png")
+    if path is not None:
+        drawn.append(path)
     return drawn

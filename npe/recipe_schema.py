@@ -111,6 +111,8 @@ class RecipeFile(_Strict):
     cfg_options: CfgOptions = None
     counted_la: Flag = True
     decomposition: Flag = True
+    seconds_per_iteration: Annotated[Optional[Annotated[float, Field(gt=0, allow_inf_nan=False)]],
+                                     _message("expected null or a number > 0 (seconds)")] = None
     auto_scale: Optional[AutoScaleFile] = None
     paper: Optional[dict[str, Any]] = None
     tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False),

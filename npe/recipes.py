@@ -7,6 +7,8 @@ the rules that relate several keys are checked here. A recipe that breaks one ra
 
 Keys (top level): ``name`` (= file stem), ``title``, ``paper_table``, ``dataset``, ``base_config``,
 ``load_from``, ``protocol``, ``metrics``, ``seeds``, ``max_iters``, ``cfg_options``, ``counted_la``,
+``decomposition`` (default true: the rows ``npe_main_only`` / ``npe_counted_la``, see
+:meth:`Recipe.derived_rows`), ``seconds_per_iteration`` (measured training cost, for ``--dry-run``),
 ``auto_scale``, ``paper``, ``tolerance``, ``variants``. Variant keys: ``name``, ``num_pem``,
 ``pem_type``, ``freeze_backbone``, ``freeze_decode``, ``protocol``, ``scale_factors``, ``cfg_options``.
 
@@ -105,6 +107,7 @@ class Recipe:
     cfg_options: dict
     counted_la: bool
     decomposition: bool
+    seconds_per_iteration: float | None
     auto_scale: AutoScale | None
     paper: dict
     paper_source: str | None
@@ -461,7 +464,8 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
         name=f.name, title=f.title, paper_table=f.paper_table, dataset=f.dataset, base_config=f.base_config,
         base_config_path=base_path, load_from=load_from, protocol=f.protocol, metrics=tuple(f.metrics),
         seeds=tuple(f.seeds), max_iters=f.max_iters, cfg_options=dict(f.cfg_options or {}),
-        counted_la=f.counted_la, decomposition=f.decomposition, auto_scale=auto_scale, paper={}, paper_source=None,
+        counted_la=f.counted_la, decomposition=f.decomposition,
+        seconds_per_iteration=f.seconds_per_iteration, auto_scale=auto_scale, paper={}, paper_source=None,
         tolerance=float(f.tolerance), variants=variants, path=path, sha256=sha256,
     )
     # The paper block is checked against the finished variants (their s lists), hence this order.

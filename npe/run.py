@@ -107,6 +107,12 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
                      f'protocol={v.protocol} -> {len(expected)} result files ({done} done)')
     lines.append(f'  cost: {len(jobs) * iters} training iterations ({len(jobs) * iters * batch} images), '
                  f'{n_eval} result files ({n_done} already done), results in {results_dir / recipe.name}')
+    if recipe.seconds_per_iteration:
+        total = len(jobs) * iters * recipe.seconds_per_iteration
+        lines.append(f'  expected training time: {len(jobs)} runs x {iters} iterations x '
+                     f'{recipe.seconds_per_iteration:g} s = about {total / 60:.0f} min (the recipe\'s '
+                     'seconds_per_iteration, measured on 2 CPU cores), plus one holdout and one validation '
+                     'pass per run')
     return '\n'.join(lines)
 
 
@@ -401,11 +407,28 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
         for item in items:
             write_result(results, recipe, train_key=job.train_key, protocol=job.protocol, seed=job.seed,
                          item=item, record=record, share=share, loss=loss, env=env)
+        if job.seed == recipe.seeds[0]:
+            examples.save(results, recipe, spec, root, keep, example_rows(recipe, items))
         print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: {len(items)} result files written '
               f'(training {record["wall_time_s"]:.0f} s)', flush=True)
     if tables:
         write_tables(recipe, results)
     return failures
+
+
+def example_rows(recipe: Recipe, items: list[dict]) -> dict[str, dict]:
+    """The rows the examples figure shows: the baseline, and each NPE variant at its chosen s
+    (``auto`` when the recipe has it, else its first s); ``{label: {image: map}}``."""
+    out = {}
+    for v in recipe.variants:
+        mine = [it for it in items if it['variant'] == v.name and it['row'].get('predictions')]
+        if not mine:
+            continue
+        pick = next((it for it in mine if it['s'] == AUTO), mine[0])
+        label = 'baseline' if v.is_baseline else f'{v.name}, s={scale_label(pick["value"])}' + (
+            ' (auto)' if pick['s'] == AUTO else '')
+        out[label] = pick['row']['predictions']
+    return out
 
 
 def write_tables(recipe: Recipe, results: Path) -> None:

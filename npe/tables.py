@@ -307,7 +307,7 @@ def write_recipe_tables(recipe: Recipe, results_dir: str | Path, out_dir: str | 
     if figures:
         from npe import plots  # noqa: PLC0415 - matplotlib is only needed when drawing
 
-        written += plots.make_figures(recipe, results, out)
+        written += plots.make_figures(recipe, results, out, results_dir=results_dir)
     names = [p.name for p in written]
     written.append(_write(out / f"{recipe.name}.md", render_markdown(summary, names)))
     written.append(_write(out / f"{recipe.name}.tex", render_latex(summary)))

@@ -136,12 +136,19 @@ def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
     # confusion counts are in every result file; all rows of a model see the same pixels
     assert sum(map(sum, main['per_class']['confusion'])) == sum(map(sum, npe1['per_class']['confusion']))
 
+    # Examples for the qualitative figure: first seed, baseline and NPE-LA at its first s (no auto here).
+    index = json.loads((results / 'examples' / 'index.json').read_text())
+    assert 1 <= len(index['images']) <= 4 and set(index['rows']) == {'baseline', 'npe1, s=1'}
+    for sub in ('image', 'gt', *index['rows'].values()):
+        assert all((results / 'examples' / sub / f'{n}.png').is_file() for n in index['images'])
+
     # Tables come from the result files alone, and rebuild byte for byte.
     tables = tmp_path / 'results' / 'tables'
     md = (tables / 'smoke.md').read_text()
     assert 'npe1' in md and 'counted_la' in md
     assert 'Runs: 8 expected, 8 ok, 0 failed, 0 missing.' in md
     assert 'npe_main_only' in md and 'main head only (npe1 model)' in md
+    assert (tables / 'smoke_examples.png').is_file()
     before = {p.name: p.read_bytes() for p in sorted(tables.iterdir())}
     shutil.rmtree(tables)
     rebuilt = subprocess.run([str(BIN / 'npe-tables')], env=env_for(tmp_path), capture_output=True,
