@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import expect_one_line_error
 from mmengine.config import Config
 
 import npe
@@ -21,6 +20,16 @@ from npe.evaluation import find_run_config
 from npe.training import latest_checkpoint
 
 STAMP = '20260102_030405'
+
+
+def expect_one_line_error(argv: list[str], capsys) -> str:
+    """npe-test in-process: exit status 2 and one ``error:`` line on stderr; returns it."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith('error: '), lines
+    return lines[0]
 
 
 def write_reference_work_dir(kit_dir: Path, dest: Path, *, head_extra: dict | None = None,
@@ -91,14 +100,14 @@ def test_verbose_shows_mmengine_log(smoke_npe_run, capsys):
 ])
 def test_other_checkpoint_mismatch_is_one_line_error(smoke_npe_run, tmp_path, capsys, edit, words):
     ref = write_reference_work_dir(smoke_npe_run, tmp_path / 'ref', state_edit=edit)
-    line = expect_one_line_error(main, [str(ref)], capsys)
+    line = expect_one_line_error([str(ref)], capsys)
     assert 'does not fit the config' in line and words in line
 
 
 @pytest.mark.integration
 def test_unknown_reference_option_is_one_line_error(smoke_npe_run, tmp_path, capsys):
     ref = write_reference_work_dir(smoke_npe_run, tmp_path / 'ref', head_extra={'prior_momentum': 0.9})
-    line = expect_one_line_error(main, [str(ref)], capsys)
+    line = expect_one_line_error([str(ref)], capsys)
     assert 'prior_momentum' in line and 'no counterpart' in line
     shutil.rmtree(ref)
 

@@ -74,3 +74,19 @@ def test_bad_requests_are_config_errors(tmp_path):
         npe.evaluate(tmp_path, adjustments=[('magic', 1.0)])
     with pytest.raises(ConfigError, match='> 0'):
         npe.evaluate(tmp_path, scale_factors=[0])
+
+
+@pytest.mark.integration
+def test_tta_evaluates_the_trained_weights(smoke_run, tmp_path):
+    """TTA with one unflipped view gives the plain evaluation's counts. (MMEngine's own non-strict
+    loading put no weight into the TTA wrapper, whose keys carry a `module.` prefix: before the kit
+    loaded checkpoints itself, --tta evaluated a freshly initialised model.)"""
+    one_view = {'tta_model': TTA['tta_model'],
+                'tta_pipeline': [TTA['tta_pipeline'][0],
+                                 dict(type='TestTimeAug', transforms=[
+                                     [dict(type='RandomFlip', prob=0.0, direction='horizontal')],
+                                     [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])]}
+    plain = npe.evaluate(smoke_run, scale_factors=[1, 2], out_dir=tmp_path / 'plain')
+    tta = npe.evaluate(smoke_run, scale_factors=[1, 2], out_dir=tmp_path / 'tta', tta=True, cfg_options=one_view)
+    for a, b in zip(plain, tta):
+        assert a['per_class']['confusion'] == b['per_class']['confusion']
