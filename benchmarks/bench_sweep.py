@@ -63,6 +63,7 @@ def main() -> None:
             wall, rows[name] = _evaluate(work_dir, tmp / f'{r}_{len(times[name])}_{per_s}_{len(scales)}',
                                          scales, per_s)
             times[name].append(wall)
+            print(f'round {r}: {name}: {wall:.2f} s', flush=True)
     same = all(a['per_class']['confusion'] == b['per_class']['confusion']
                for a, b in zip(rows['6 s, one at a time'], rows['6 s, one pass']))
     base = statistics.median(times['one s'])
