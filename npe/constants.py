@@ -18,6 +18,13 @@ LAUNCHERS = ("none", "pytorch", "slurm")
 AUTO = "auto"
 #: Pseudo-variant: classic logit adjustment of the baseline with counted priors.
 COUNTED_LA = "counted_la"
+#: Decomposition rows of an NPE-trained model (no extra training): its main head unadjusted (s = inf,
+#: the representation effect) and adjusted by counted priors (the estimator effect). Row names are
+#: ``npe_main_only`` / ``npe_counted_la`` when a recipe has one NPE variant, else ``<variant>_...``.
+MAIN_ONLY = "main_only"
+NPE_COUNTED = "counted_la"
+#: How s = infinity (no adjustment) is written in file names, tables and result files.
+INF = "inf"
 #: Schema tag of every result file (docs/internals.md).
 RESULT_SCHEMA = "npe-result/1"
 #: Written by a training run into its work dir: which dumped config belongs to the last run.

@@ -11,10 +11,16 @@ In order of precedence:
 4. the only ``*.py`` directly in ``WORK_DIR``; several of them is an error asking for ``--config``.
 
 Which checkpoint: ``--checkpoint``, else the one named in ``WORK_DIR/last_checkpoint`` (the last one
-the run saved), else the newest ``iter_*.pth``/``epoch_*.pth``.
+the run saved), else the newest ``iter_*.pth``/``epoch_*.pth``. It is loaded with every key checked
+(:func:`npe.reference.load_weights`): a checkpoint that does not fit the model is an error.
+
+Work dirs of the reference code's ``tools/train.py`` (config importing ``npe.multi_head_wrapper``...,
+checkpoints with its unused ``decode_head.conv_seg``) are translated (:mod:`npe.reference`), with a note.
 
 Which s: the trained value stored in the config unless ``--scale-factor`` is given (row 6); several
-values evaluate the same checkpoint once per s, with one model (s only acts at inference).
+values are evaluated in ONE pass over the data (:mod:`npe.sweep`: every s's adjusted logits formed per
+window and argmaxed apart, with the same confusion counts as one evaluation per s); ``per_s=True``
+(``npe-test --per-s``) runs one full evaluation per s instead, for checking.
 
 Nothing in the training run is modified (row 10): the test Runner works in a fresh
 ``WORK_DIR/test_<timestamp>/`` (its logs and a copy of the test config go there).
@@ -25,6 +31,7 @@ Library use: :func:`evaluate` returns the result dicts; :func:`write_metrics` wr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _dt
 import json
@@ -40,6 +47,7 @@ from npe.config import (check_data, fix_dataloaders, kit_dataset_folder, leaf_da
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import write_json_atomic
+from npe.reference import is_reference_config, load_weights, translate_config
 from npe.training import latest_checkpoint
 
 _RUN_FOLDER = re.compile(r'^\d{8}_\d{6}$')
@@ -157,7 +165,15 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
             raise RunError(f'no checkpoint in {work_dir} (no last_checkpoint, no iter_*.pth); train '
                             'longer than one checkpoint interval or give --checkpoint')
     try:
-        cfg = Config.fromfile(str(config_path))
+        cfg = Config.fromfile(str(config_path), import_custom_modules=False)
+        notes = [translate_config(cfg, config_path)] if is_reference_config(cfg) else []
+        imports = cfg.get('custom_imports')
+        if imports:
+            from mmengine.utils import import_modules_from_strings
+
+            import_modules_from_strings(**imports)
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(f'config {config_path} cannot be loaded: {type(exc).__name__}: {exc}') from None
 
@@ -180,6 +196,8 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
                             'them with --cfg-options')
         cfg.test_dataloader.dataset.pipeline = copy.deepcopy(cfg.tta_pipeline)
         tta_model = copy.deepcopy(cfg.tta_model)
+        if str(tta_model.get('type', '')).split('.')[-1] == 'SegTTAModel':
+            tta_model.type = 'NPESweepTTAModel'  # merges each adjustment block apart (npe.sweep)
         tta_model.module = cfg.model
         cfg.model = tta_model
     check_data(cfg, ('test_dataloader',))
@@ -188,7 +206,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     cfg.test_evaluator = _iou_evaluator(cfg.get('test_evaluator'))
     own_runner_instances(cfg)
     imports = list((cfg.get('custom_imports') or {}).get('imports', []))
-    cfg.custom_imports = dict(imports=imports + [m for m in ('npe.metrics',) if m not in imports],
+    cfg.custom_imports = dict(imports=imports + [m for m in ('npe.metrics', 'npe.sweep') if m not in imports],
                               allow_failed_imports=False)
     # Evaluation only: no training/validation parts (their data need not exist any more).
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
@@ -197,6 +215,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     cfg.custom_hooks = [h for h in (cfg.get('custom_hooks') or [])
                         if str(h.get('type', '')).split('.')[-1] not in _TRAIN_ONLY_HOOKS]
     ckpt = ckpt.resolve()
+    cfg.npe_notes = notes
     cfg.load_from = str(ckpt)
     cfg.resume = False
     cfg.launcher = launcher
@@ -204,6 +223,42 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
         from npe.launch import ddp_settings
         ddp_settings(cfg)
     return cfg, ckpt
+
+
+@contextlib.contextmanager
+def _console_to(log_file: Path | None):
+    """stdout and stderr (MMEngine's console handler included) appended to ``log_file``."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, 'a') as handle, contextlib.redirect_stdout(handle), \
+            contextlib.redirect_stderr(handle):
+        yield
+
+
+def _requests(scale_factors, adjustments, log_prior) -> list[tuple[str, float | None]]:
+    """``(kind, s)`` pairs asked for; ``s = None`` = the trained value; ``inf`` = unadjusted."""
+    if adjustments is None:
+        kind = 'counted' if log_prior is not None else 'npe'
+        adjustments = [(kind, s) for s in scale_factors]
+    out: list[tuple[str, float | None]] = []
+    for kind, s in adjustments:
+        if kind not in ('npe', 'counted', 'none'):
+            raise ConfigError(f"unknown adjustment {kind!r}; choose 'npe', 'counted' or 'none'")
+        if kind == 'counted' and log_prior is None:
+            raise ConfigError('a counted-prior adjustment needs log_prior (one value per class)')
+        if s is not None:
+            try:
+                s = float(s)
+            except (TypeError, ValueError):
+                raise ConfigError(f'scale factor {s!r} is not a number') from None
+            if not s > 0:
+                raise ConfigError(f'scale factor must be a number > 0 (inf = no adjustment), got {s}')
+        out.append((kind, s))
+    if not out:
+        raise ConfigError('no scale factor to evaluate')
+    return out
 
 
 def evaluate(work_dir: str | Path,
@@ -217,51 +272,54 @@ def evaluate(work_dir: str | Path,
              config: str | Path | None = None,
              out_dir: str | Path | None = None,
              launcher: str = 'none',
-             data_root: str | Path | None = None) -> list[dict[str, Any]]:
-    """Evaluate a training run's checkpoint once per scale factor; return one dict per s.
+             data_root: str | Path | None = None,
+             adjustments: Sequence[tuple[str, float | None]] | None = None,
+             per_s: bool = False,
+             quiet: bool = False,
+             keep_predictions: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Evaluate a training run's checkpoint at every scale factor in one pass; one dict per s.
 
     Args:
         work_dir: the training run's work dir (its files are only read).
         checkpoint: default: the run's last checkpoint.
-        scale_factors: s values; ``None`` = the trained value from the config.
+        scale_factors: s values; ``None`` = the trained value from the config; ``inf`` = no
+            adjustment (the main head alone).
         tta: test-time augmentation with the config's ``tta_model`` / ``tta_pipeline``.
         cfg_options: config overrides for the test (e.g. another ``test_dataloader`` data root).
         record_prior: record the learned prior (per-class mean of the centred PEM output).
-        log_prior: per-class log prior for counted-prior logit adjustment (``z - log_prior / s``),
-            e.g. on a baseline (``num_pem=0``).
+        log_prior: per-class log prior: with it, ``scale_factors`` are counted-prior logit
+            adjustments of the main head (``z - log_prior / s``, PEMs unused), e.g. of a baseline.
         data_split: evaluate ``images/<split>`` + ``annotations/<split>`` (e.g. ``'holdout'``).
         config: the config to use instead of the run's own.
         out_dir: the test Runner's work dir (default: a fresh ``<work_dir>/test_<timestamp>/``).
         launcher: ``none`` | ``pytorch`` | ``slurm``.
         data_root: read the test data from this kit data root instead of where the run trained.
+        adjustments: instead of ``scale_factors``: ``(kind, s)`` pairs, kind ``'npe'`` (NPE-LA),
+            ``'counted'`` (needs ``log_prior``) or ``'none'``, all evaluated in the same pass.
+        per_s: one full evaluation per s (the old way, for checking) instead of one pass for all
+            (:mod:`npe.sweep`; identical confusion counts, so identical metrics).
+        keep_predictions: names of images (file name up to the first dot) whose predicted label
+            maps each row keeps as ``"predictions": {name: uint8 array}`` (examples figure).
+        quiet: MMEngine's console output (environment, config, progress) goes to
+            ``<test work dir>/npe-test.log`` instead of the terminal (named in each row's ``log_file``).
 
     Returns:
-        ``[{"scale_factor": float, "metrics": {"aAcc", "mIoU", "mAcc", "mDice": float (percent)},
-        "per_class": {"classes": [str], "IoU": [float|None], "Acc": [...], "Dice": [...]},
-        "learned_prior": [float] | None (None without PEMs or with record_prior=False),
-        "checkpoint": str, "config": str, "protocol": str, "npe": dict (the run's NPE options),
-        "split": str | None, "tta": bool,
-        "log_prior": [float] | None, "num_images": int, "wall_time_s": float}, ...]`` in the order
-        of ``scale_factors``. Under DDP the per-class numbers and the prior are those of rank 0.
+        ``[{"scale_factor": float, "adjustment": str, "metrics": {"aAcc", "mIoU", "mAcc", "mDice":
+        float (percent)}, "per_class": {"classes": [str], "IoU": [float|None], "Acc": [...],
+        "Dice": [...]}, "learned_prior": [float] | None (None without PEMs or with
+        record_prior=False), "checkpoint": str, "config": str, "protocol": str, "npe": dict (the
+        run's NPE options), "split": str | None, "tta": bool, "log_prior": [float] | None,
+        "num_images": int, "wall_time_s": float (of the pass that produced the row), "one_pass":
+        bool, "notes": [str] (a reference-code config translated, its unused classifier ignored)},
+        ...]`` in the order asked. Under DDP the per-class numbers and the prior are those
+        of rank 0.
 
     Raises:
         npe.errors.RunError: no such work dir, config or checkpoint.
         npe.errors.ConfigError: the config is not an NPE config, or a scale factor / option is bad.
         npe.errors.DataError: the test data folder is missing or empty.
     """
-    scale_values: list[float | None] = []
-    for s in scale_factors:
-        if s is not None:
-            try:
-                s = float(s)
-            except (TypeError, ValueError):
-                raise ConfigError(f'scale factor {s!r} is not a number') from None
-            if not s > 0 or math.isinf(s):
-                raise ConfigError(f'scale factor must be a finite number > 0, got {s}')
-        scale_values.append(s)
-    if not scale_values:
-        raise ConfigError('no scale factor to evaluate')
-
+    requests = _requests(scale_factors, adjustments, log_prior)
     cfg, ckpt = prepare_test_config(work_dir, checkpoint=checkpoint, tta=tta,
                                     cfg_options=cfg_options, data_split=data_split, config=config,
                                     launcher=launcher, data_root=data_root)
@@ -273,6 +331,7 @@ def evaluate(work_dir: str | Path,
         if len(log_prior) != num_classes or not all(math.isfinite(v) for v in log_prior):
             raise ConfigError(f'log_prior needs {num_classes} finite values (one per class), got '
                             f'{len(log_prior)}')
+    blocks = list(dict.fromkeys((kind, trained_s if s is None else s) for kind, s in requests))
     config_used = Path(cfg.filename).resolve()  # the file prepare_test_config() loaded
     npe_cfg = cfg.get('npe')
     npe_cfg = npe_cfg.to_dict() if hasattr(npe_cfg, 'to_dict') else dict(npe_cfg or {})
@@ -283,7 +342,9 @@ def evaluate(work_dir: str | Path,
 
     register()
     import npe.metrics  # noqa: F401  (registers NPEIoUMetric)
+    from npe.sweep import blocks_installed, iou_metrics
     allow_mmengine_checkpoints()
+    from mmengine.dist import broadcast_object_list, is_distributed
     from mmengine.runner import Runner
 
     if launcher != 'none':
@@ -295,29 +356,58 @@ def evaluate(work_dir: str | Path,
     # A name of its own: MMEngine shares loggers/visualizers by experiment name, and the training
     # run's name (<stem>_<timestamp>) may still be alive in this process.
     cfg.experiment_name = f'npe_test_{uuid.uuid4().hex[:8]}'
-    runner = Runner.from_cfg(cfg)
+    log_file = Path(cfg.work_dir) / 'npe-test.log' if quiet else None
+    notes = list(cfg.pop('npe_notes', None) or [])
+    cfg.load_from = None  # loaded below with every key checked (MMEngine's loading is not strict)
+    with _console_to(log_file):
+        runner = Runner.from_cfg(cfg)
+    notes += load_weights(runner.model, ckpt)
     head = _decode_head(runner.model)
     if log_prior is not None:
         device = next(head.parameters()).device
-        head.log_prior = torch.tensor(log_prior, dtype=torch.float32, device=device)
+        head.counted_prior = torch.tensor(log_prior, dtype=torch.float32, device=device)
 
-    results = []
-    for s in scale_values:
-        s_value = trained_s if s is None else s
-        head.scale_factor = s_value
+    def one_pass(pass_blocks) -> tuple[list[tuple[dict, dict | None, dict]], list | None, float]:
+        for metric in iou_metrics(runner):
+            metric.keep_images, metric.kept = set(keep_predictions), {}
         if record_prior:
             head.start_prior_recording()
         start = time.perf_counter()
-        metrics = runner.test()
+        with blocks_installed(runner, head, pass_blocks), _console_to(log_file):
+            summary = runner.test()
         wall = time.perf_counter() - start
         prior = head.stop_prior_recording() if record_prior else None
-        per_class = None
-        for metric in runner.test_evaluator.metrics:
-            if getattr(metric, 'last_per_class', None) is not None:
-                per_class = metric.last_per_class
+        metrics = iou_metrics(runner)
+        kept = next((m.kept for m in metrics if m.kept), {})
+        if len(pass_blocks) == 1:
+            per_class = next((m.last_per_class for m in metrics if m.last_per_class is not None), None)
+            found = [(summary, per_class)]
+        else:
+            box = [next((m.last_sweep for m in metrics if m.last_sweep is not None), None)]
+            if is_distributed():
+                broadcast_object_list(box)
+            found = box[0]
+        found = [(a, b, {name: maps[k] for name, maps in kept.items()}) for k, (a, b) in enumerate(found)]
+        return found, prior, wall
+
+    by_block: dict[tuple[str, float], tuple] = {}
+    if per_s or len(blocks) == 1:
+        for block in blocks:
+            found, prior, wall = one_pass([block])
+            by_block[block] = (found[0], prior, wall, False)
+    else:
+        found, prior, wall = one_pass(blocks)
+        for block, item in zip(blocks, found):
+            by_block[block] = (item, prior, wall, True)
+
+    results = []
+    for kind, s in requests:
+        s_value = trained_s if s is None else s
+        (summary, per_class, predictions), prior, wall, shared = by_block[(kind, s_value)]
         results.append(dict(
             scale_factor=s_value,
-            metrics={k: _number(v) for k, v in metrics.items() if isinstance(v, (int, float))
+            adjustment=kind,
+            metrics={k: _number(v) for k, v in summary.items() if isinstance(v, (int, float))
                      or hasattr(v, '__float__')},
             per_class=per_class,
             learned_prior=prior,
@@ -330,10 +420,12 @@ def evaluate(work_dir: str | Path,
             log_prior=log_prior,
             num_images=len(runner.test_dataloader.dataset),
             wall_time_s=wall,
+            one_pass=shared,
+            log_file=str(log_file) if log_file else None,
+            notes=notes,
+            predictions=predictions,
         ))
     return results
-
-
 
 
 def write_metrics(path: str | Path, work_dir: str | Path, results: Sequence[dict], tta: bool = False) -> Path:

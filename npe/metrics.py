@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
+
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
 
@@ -30,24 +32,92 @@ class NPEIoUMetric(IoUMetric):
 
     The summary dict it returns is exactly the parent's, so logs and ``runner.test()`` look as usual.
     ``last_per_class`` is ``{"classes": [...], "IoU": [...], "Acc": [...], "Dice": [...]}`` (keys for
-    the metrics asked for; None for classes with no pixels); it is set on the process that computes
-    the metrics (rank 0 under DDP).
+    the metrics asked for; None for classes with no pixels) plus ``confusion`` (C x C integer counts,
+    rows = ground truth, columns = prediction); it is set on the process that computes the metrics
+    (rank 0 under DDP). With ``num_blocks`` K > 1 (one-pass sweep, :mod:`npe.sweep`) it reads K
+    blocks of logits per image and keeps one summary and table per block in :attr:`last_sweep`.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.last_per_class: dict[str, list] | None = None
+        #: One-pass sweep (:mod:`npe.sweep`): 0 = off (read ``pred_sem_seg`` as usual); K > 1 = the
+        #: logits hold K blocks of C channels, one argmax and one confusion count per block.
+        self.num_blocks = 0
+        #: After a sweep: ``[(summary, per_class), ...]``, one per block.
+        self.last_sweep: list[tuple[dict, dict | None]] | None = None
+        #: Image names (file name up to the first dot) whose predicted label maps to keep, and
+        #: after the pass ``{name: [uint8 map per block]}`` (examples figure).
+        self.keep_images: set[str] = set()
+        self.kept: dict[str, list] = {}
+
+    def _keep(self, sample, preds) -> None:
+        if not self.keep_images:
+            return
+        name = str(sample.get('img_path', '')).replace('\\', '/').split('/')[-1].split('.')[0]
+        if name in self.keep_images:
+            self.kept[name] = [p.to('cpu').numpy().astype('uint8') for p in preds]
+
+    def _entry(self, pred, label, num_classes: int) -> tuple:
+        """MMSeg's four per-class areas of one image, plus its C x C confusion counts (int64,
+        rows = label, columns = prediction, ignored pixels left out)."""
+        label = label.to(pred)
+        areas = self.intersect_and_union(pred, label, num_classes, self.ignore_index)
+        valid = label != self.ignore_index
+        confusion = torch.bincount(label[valid] * num_classes + pred[valid],
+                                   minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+        return (*areas, confusion.cpu())
+
+    def process(self, data_batch: dict, data_samples) -> None:
+        if self.format_only or self.output_dir is not None:
+            self.num_blocks = 0
+            return super().process(data_batch, data_samples)
+        num_classes = len(self.dataset_meta['classes'])
+        for sample in data_samples:
+            label = sample['gt_sem_seg']['data'].squeeze()
+            if not self.num_blocks:
+                pred = sample['pred_sem_seg']['data'].squeeze()
+                self.results.append(self._entry(pred, label, num_classes))
+                self._keep(sample, [pred])
+                continue
+            logits = sample['seg_logits']['data']
+            entries, preds = [], []
+            for k in range(self.num_blocks):
+                # the argmax MMSeg's postprocess_result takes, on this block's C channels
+                pred = logits[k * num_classes:(k + 1) * num_classes].argmax(dim=0, keepdim=True).squeeze()
+                entries.append(self._entry(pred, label, num_classes))
+                preds.append(pred)
+            self.results.append(tuple(entries))
+            self._keep(sample, preds)
+
+    def _per_class(self, results: list) -> dict[str, list] | None:
+        if self.format_only or not results:
+            return None
+        columns = tuple(zip(*results))
+        per_class = self.total_area_to_metrics(
+            sum(columns[0]), sum(columns[1]), sum(columns[2]), sum(columns[3]),
+            self.metrics, self.nan_to_num, self.beta)
+        table: dict[str, list] = {'classes': list(self.dataset_meta['classes'])}
+        for key, values in per_class.items():
+            if key != 'aAcc':
+                table[key] = _percent(values)
+        if len(columns) > 4:
+            table['confusion'] = sum(columns[4]).tolist()
+        return table
+
+    def _summary(self, results: list) -> dict[str, float]:
+        return super().compute_metrics([r[:4] for r in results])
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         self.last_per_class = None
-        if not self.format_only and results:
-            columns = tuple(zip(*results))
-            per_class = self.total_area_to_metrics(
-                sum(columns[0]), sum(columns[1]), sum(columns[2]), sum(columns[3]),
-                self.metrics, self.nan_to_num, self.beta)
-            table: dict[str, list] = {'classes': list(self.dataset_meta['classes'])}
-            for key, values in per_class.items():
-                if key != 'aAcc':
-                    table[key] = _percent(values)
-            self.last_per_class = table
-        return super().compute_metrics(results)
+        self.last_sweep = None
+        if not self.num_blocks:
+            self.last_per_class = self._per_class(results)
+            return self._summary(results)
+        sweep = []
+        for k in range(self.num_blocks):
+            block = [r[k] for r in results]
+            sweep.append((self._summary(block), self._per_class(block)))
+        self.last_sweep = sweep
+        self.last_per_class = sweep[0][1]
+        return sweep[0][0]

@@ -14,14 +14,17 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from npe.constants import COUNTED_LA
+from npe.constants import COUNTED_LA, MAIN_ONLY, NPE_COUNTED
 from npe.recipes import Recipe
 from npe.results import RunResult, group_results
 from npe.stats import Row, mean_vector, prior_fit, summarize
 
 DPI = 100
 _SAVE = {"dpi": DPI, "metadata": {"Software": None}}
-FIGURES = ("per_class_iou", "prior", "loss")
+FIGURES = ("per_class_iou", "prior", "loss", "examples")
+#: Loss curves a result file's ``log`` may hold (key, axis title), drawn side by side.
+LOSS_PARTS = (("loss", "total training loss"), ("loss_ce", "cross-entropy (main head)"),
+              ("loss_one_way_logistic", "PEM loss (one-way logistic)"))
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -64,10 +67,15 @@ def plot_per_class_iou(recipe: Recipe, results: Sequence[RunResult], path: Path)
     groups = group_results(results)
     metric = recipe.primary_metric
     base = recipe.baseline
+    derived = recipe.derived_rows()
+    plain = (COUNTED_LA, getattr(base, "name", None), *derived)
     candidates = [
         ("baseline", [r for r in summary.rows if base is not None and r.variant == base.name and r.in_recipe]),
         ("counted LA", [r for r in summary.rows if r.variant == COUNTED_LA and r.in_recipe]),
-        ("NPE-LA", [r for r in summary.rows if r.in_recipe and r.variant not in (COUNTED_LA, getattr(base, "name", None))]),
+        ("NPE-LA", [r for r in summary.rows if r.in_recipe and r.variant not in plain]),
+        ("NPE main head only", [r for r in summary.rows if r.in_recipe and derived.get(r.variant, ("", ""))[1] == MAIN_ONLY]),
+        ("counted LA of NPE model", [r for r in summary.rows if r.in_recipe
+                                     and derived.get(r.variant, ("", ""))[1] == NPE_COUNTED]),
     ]
     series = []
     for kind, rows in candidates:
@@ -77,9 +85,9 @@ def plot_per_class_iou(recipe: Recipe, results: Sequence[RunResult], path: Path)
         runs = list(groups.get((row.variant, row.s_label), {}).values())
         iou = mean_vector(runs, lambda r: r.per_class("IoU"))
         if iou is not None:
-            if kind == "baseline":
+            if kind in ("baseline", "NPE main head only"):
                 label = kind
-            elif kind == "counted LA":
+            elif kind in ("counted LA", "counted LA of NPE model"):
                 label = f"{kind}, s={row.s_label}"
             else:
                 label = f"{kind}: {row.variant}, s={row.s_label}"
@@ -113,8 +121,9 @@ def plot_per_class_iou(recipe: Recipe, results: Sequence[RunResult], path: Path)
     return _save(fig, path)
 
 
-def learned_priors(recipe: Recipe, results: Sequence[RunResult]) -> list[tuple[str, np.ndarray, int]]:
-    """(label, mean learned prior over seeds, number of seeds) per trained NPE model group.
+def learned_priors(recipe: Recipe, results: Sequence[RunResult], per_seed: bool = False) -> list[tuple]:
+    """(label, mean learned prior over seeds, number of seeds) per trained NPE model group; with
+    ``per_seed`` a fourth item: ``[(seed, prior), ...]``.
 
     The learned prior does not depend on s, and variants sharing a ``train_key`` share the model, so
     each (train_key, seed) counts once, under the first variant listed with that key.
@@ -132,16 +141,19 @@ def learned_priors(recipe: Recipe, results: Sequence[RunResult]) -> list[tuple[s
         runs = [by_variant[v.name][seed] for seed in sorted(by_variant[v.name])]
         mean = mean_vector(runs, lambda r: r.vector("learned_prior"))
         if mean is not None:
-            out.append((v.name, mean, len(runs)))
+            seeds = [(r.seed, r.vector("learned_prior")) for r in runs]
+            out.append((v.name, mean, len(runs), seeds) if per_seed else (v.name, mean, len(runs)))
     return out
 
 
 def plot_prior(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path | None:
-    """Learned prior (mean over seeds) against log training pixel share, one series per NPE model,
-    with the Spearman correlation and the slope against -log share printed for each."""
+    """Learned prior against log training pixel share, one colour per NPE model: every seed's points
+    (light) and their mean (outlined), with the Spearman correlation and the slope against -log
+    share of the mean printed for each."""
     summary = summarize(recipe, results)
     share = summary.share
-    priors = [p for p in learned_priors(recipe, results) if share is not None and p[1].size == share.size]
+    priors = [p for p in learned_priors(recipe, results, per_seed=True)
+              if share is not None and p[1].size == share.size]
     if share is None or not priors:
         _skip(path)
         return None
@@ -150,10 +162,15 @@ def plot_prior(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path
     keep = share > 0
     logs = np.log(np.where(keep, share, np.nan))
     lines = []
-    for i, (label, prior, n) in enumerate(priors):
+    for i, (label, prior, n, seeds) in enumerate(priors):
         fit = prior_fit(prior, share)
-        ax.scatter(logs[keep], prior[keep], s=22, color=f"C{i % 10}", label=f"{label} (n={n})",
-                   marker="os^Dv<>ph*"[i // 10 % 10])
+        for j, (seed, values) in enumerate(seeds):  # every seed's points, small and light
+            if values is not None and values.size == share.size:
+                ax.scatter(logs[keep], values[keep], s=10, color=f"C{i % 10}", alpha=0.35,
+                           marker="os^Dv<>ph*"[i // 10 % 10], linewidths=0,
+                           label=f"{label}, each seed" if j == 0 else None)
+        ax.scatter(logs[keep], prior[keep], s=30, color=f"C{i % 10}", label=f"{label}, mean (n={n})",
+                   marker="os^Dv<>ph*"[i // 10 % 10], edgecolors="black", linewidths=0.5)
         lines.append(f"{label}: Spearman {fit['spearman']:+.3f}, slope vs -log share {fit['slope']:.3f}")
     # theory: centred prior = -log share + const (slope -1 against log share); drawn through the mean
     ref = priors[0][1]
@@ -174,45 +191,108 @@ def plot_prior(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path
 
 
 def plot_loss(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path | None:
-    """Training loss against iteration, one colour per trained model group, one line per seed."""
+    """Training loss against iteration, one colour per trained model group, one line per seed; one
+    panel per loss the result files hold: the total, the cross-entropy of the main head and the
+    PEMs' one-way logistic loss apart (older result files: the total only)."""
     variant_key = {v.name: v.train_key for v in recipe.variants}
     label_of: dict[str, str] = {}
     for v in recipe.variants:
         label_of.setdefault(v.train_key, v.name)
-    curves: dict[tuple[str, int], np.ndarray] = {}
+    parts = [(name, title) for name, title in LOSS_PARTS
+             if any(isinstance((r.data.get("log") or {}).get(name), list) for r in results)]
+    curves: dict[tuple[str, str, int], np.ndarray] = {}
     for r in results:
-        loss = (r.data.get("log") or {}).get("loss")
-        if not r.ok or not isinstance(loss, list) or not loss or r.variant == COUNTED_LA:
+        log = r.data.get("log") or {}
+        if not r.ok or r.variant == COUNTED_LA:
             continue
         key = r.data.get("train_key") or variant_key.get(r.variant) or r.variant
-        try:
-            arr = np.array([[float(a), float(b)] for a, b in loss], dtype=float)
-        except (TypeError, ValueError):
-            continue
-        curves.setdefault((key, r.seed), arr)
+        for name, _ in parts:
+            loss = log.get(name)
+            if not isinstance(loss, list) or not loss:
+                continue
+            try:
+                arr = np.array([[float(a), float(b)] for a, b in loss], dtype=float)
+            except (TypeError, ValueError):
+                continue
+            curves.setdefault((name, key, r.seed), arr)
     if not curves:
         _skip(path)
         return None
-    keys = sorted({k for k, _ in curves}, key=lambda k: (list(label_of).index(k) if k in label_of else 10**6, k))
-    fig = Figure(figsize=(7.0, 4.5))
-    ax = fig.add_subplot(1, 1, 1)
-    for i, key in enumerate(keys):
-        seeds = sorted(seed for k, seed in curves if k == key)
-        for j, seed in enumerate(seeds):
-            arr = curves[(key, seed)]
-            ax.plot(arr[:, 0], arr[:, 1], color=f"C{i % 10}", linewidth=1, alpha=0.8,
-                    label=f"{label_of.get(key, key)} (seeds {', '.join(map(str, seeds))})" if j == 0 else None)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss")
-    ax.set_title(f"{recipe.name}: training loss")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    keys = sorted({k for _, k, _ in curves}, key=lambda k: (list(label_of).index(k) if k in label_of else 10**6, k))
+    parts = [p for p in parts if any(n == p[0] for n, _, _ in curves)]
+    fig = Figure(figsize=(5.0 * len(parts) + 2.0, 4.5))
+    for col, (name, title) in enumerate(parts):
+        ax = fig.add_subplot(1, len(parts), col + 1)
+        for i, key in enumerate(keys):
+            seeds = sorted(seed for n, k, seed in curves if k == key and n == name)
+            for j, seed in enumerate(seeds):
+                arr = curves[(name, key, seed)]
+                ax.plot(arr[:, 0], arr[:, 1], color=f"C{i % 10}", linewidth=1, alpha=0.8,
+                        label=f"{label_of.get(key, key)} (seeds {', '.join(map(str, seeds))})" if j == 0 else None)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(title)
+        ax.set_title(f"{recipe.name}: {title}")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def make_figures(recipe: Recipe, results: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
-    """Draw all figures of a recipe into ``out_dir`` as ``<recipe>_<figure>.png``; return those drawn."""
+def _colour(label: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class indices as RGB (a fixed qualitative palette; 255 = ignore in black)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20" if n_classes > 10 else "tab10"]
+    palette = (np.array([cmap(i % cmap.N)[:3] for i in range(max(n_classes, 1))]) * 255).astype(np.uint8)
+    out = np.zeros(label.shape + (3,), dtype=np.uint8)
+    valid = label < n_classes
+    out[valid] = palette[label[valid]]
+    return out
+
+
+def plot_examples(recipe: Recipe, results_dir: str | Path | None, path: Path) -> Path | None:
+    """Qualitative figure: for a few validation images with rare classes, the image, its ground truth,
+    the baseline's prediction and NPE-LA's at the chosen s (saved by the driver, npe.examples)."""
+    from PIL import Image
+
+    from npe import examples
+
+    index = examples.load(Path(results_dir), recipe.name) if results_dir is not None else None
+    if not index or not index.get("images") or not index.get("rows"):
+        _skip(path)
+        return None
+    folder, classes = index["dir"], index.get("classes") or []
+    columns = [("image", "image"), ("ground truth", "gt")] + [(label, sub) for label, sub in index["rows"].items()]
+    names = index["images"]
+    fig = Figure(figsize=(2.4 * len(columns), 2.4 * len(names) + 0.8))
+    for r, name in enumerate(names):
+        for c, (title, sub) in enumerate(columns):
+            ax = fig.add_subplot(len(names), len(columns), r * len(columns) + c + 1)
+            ax.set_axis_off()
+            file = folder / sub / f"{name}.png"
+            if file.is_file():
+                data = np.asarray(Image.open(file))
+                ax.imshow(data if sub == "image" else _colour(data.astype(np.int64), len(classes)),
+                          interpolation="nearest")
+            if r == 0:
+                ax.set_title(title, fontsize=9)
+            if c == 0:
+                ax.text(-0.05, 0.5, name, transform=ax.transAxes, rotation=90, va="center", ha="right",
+                        fontsize=8)
+    if classes and len(classes) <= 20:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=_colour(np.array([k]), len(classes))[0] / 255, label=n) for k, n in enumerate(classes)]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(classes), 8), fontsize=8, frameon=False)
+    fig.suptitle(f"{recipe.name}: validation images with rare classes (first seed)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06 if classes else 0, 1, 0.97))
+    return _save(fig, path)
+
+
+def make_figures(recipe: Recipe, results: Sequence[RunResult], out_dir: str | Path,
+                 results_dir: str | Path | None = None) -> list[Path]:
+    """Draw all figures of a recipe into ``out_dir`` as ``<recipe>_<figure>.png``; return those drawn.
+    ``results_dir``: where the examples of the qualitative figure are (``<results_dir>/<recipe>/examples``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     drawn = []
@@ -220,4 +300,7 @@ def make_figures(recipe: Recipe, results: Sequence[RunResult], out_dir: str | Pa
         path = fn(recipe, results, out / f"{recipe.name}_{name}.png")
         if path is not None:
             drawn.append(path)
+    path = plot_examples(recipe, results_dir, out / f"{recipe.name}_examples.png")
+    if path is not None:
+        drawn.append(path)
     return drawn

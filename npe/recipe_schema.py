@@ -110,6 +110,9 @@ class RecipeFile(_Strict):
     max_iters: Annotated[Optional[Annotated[int, Field(ge=1)]], _message("expected null or an integer >= 1")] = None
     cfg_options: CfgOptions = None
     counted_la: Flag = True
+    decomposition: Flag = True
+    seconds_per_iteration: Annotated[Optional[Annotated[float, Field(gt=0, allow_inf_nan=False)]],
+                                     _message("expected null or a number > 0 (seconds)")] = None
     auto_scale: Optional[AutoScaleFile] = None
     paper: Optional[dict[str, Any]] = None
     tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False),

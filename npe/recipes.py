@@ -7,6 +7,8 @@ the rules that relate several keys are checked here. A recipe that breaks one ra
 
 Keys (top level): ``name`` (= file stem), ``title``, ``paper_table``, ``dataset``, ``base_config``,
 ``load_from``, ``protocol``, ``metrics``, ``seeds``, ``max_iters``, ``cfg_options``, ``counted_la``,
+``decomposition`` (default true: the rows ``npe_main_only`` / ``npe_counted_la``, see
+:meth:`Recipe.derived_rows`), ``seconds_per_iteration`` (measured training cost, for ``--dry-run``),
 ``auto_scale``, ``paper``, ``tolerance``, ``variants``. Variant keys: ``name``, ``num_pem``,
 ``pem_type``, ``freeze_backbone``, ``freeze_decode``, ``protocol``, ``scale_factors``, ``cfg_options``.
 
@@ -29,7 +31,9 @@ from typing import Any, Mapping, Sequence, Union
 import yaml
 
 from npe import names
-from npe.constants import AUTO, COUNTED_LA
+import math
+
+from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY, NPE_COUNTED
 from npe.errors import RecipeError, UserError
 from npe.paths import PACKAGE_DIR, repo_root
 from npe.recipe_schema import ZOO_PREFIX, RecipeFile, VariantFile, fail, is_number, parse, show
@@ -102,6 +106,8 @@ class Recipe:
     max_iters: int | None
     cfg_options: dict
     counted_la: bool
+    decomposition: bool
+    seconds_per_iteration: float | None
     auto_scale: AutoScale | None
     paper: dict
     paper_source: str | None
@@ -126,9 +132,17 @@ class Recipe:
                 return v
         raise RecipeError(f"{display_path(self.path)}: variants: no variant named {name!r}")
 
+    def source_variant(self, name: str) -> Variant | None:
+        """The trained variant whose model a row uses: the baseline for ``counted_la``, the NPE
+        variant for a decomposition row, else the variant itself."""
+        if name == COUNTED_LA:
+            return self.baseline
+        derived = self.derived_rows()
+        return derived[name][0] if name in derived else self.variant(name)
+
     def merged_cfg_options(self, variant_name: str) -> dict:
         """The recipe's ``cfg_options`` updated by the variant's (what the variant trains with)."""
-        source = self.baseline if variant_name == COUNTED_LA else self.variant(variant_name)
+        source = self.source_variant(variant_name)
         return {**self.cfg_options, **(source.cfg_options if source is not None else {})}
 
     def counted_la_scales(self) -> tuple[ScaleFactor, ...]:
@@ -145,11 +159,34 @@ class Recipe:
         return tuple(numbers) + ((AUTO,) if AUTO in found else ())
 
     def scales_of(self, variant_name: str) -> tuple[ScaleFactor, ...]:
-        """Scale factors evaluated for a variant or the ``counted_la`` pseudo-variant."""
+        """Scale factors evaluated for a variant, the ``counted_la`` pseudo-variant or a
+        decomposition row (``npe_main_only``: s = inf; ``npe_counted_la``: the NPE variant's s)."""
         if variant_name == COUNTED_LA:
             return self.counted_la_scales()
+        derived = self.derived_rows()
+        if variant_name in derived:
+            source, kind = derived[variant_name]
+            return (math.inf,) if kind == MAIN_ONLY else source.scale_factors
         v = self.variant(variant_name)
         return (1.0,) if v.is_baseline else v.scale_factors
+
+    def derived_rows(self) -> dict[str, tuple[Variant, str]]:
+        """Decomposition rows (``decomposition: true``, the default): for every NPE variant, its
+        model unadjusted (``MAIN_ONLY``) and adjusted by counted priors (``NPE_COUNTED``); no extra
+        training. ``{row name: (NPE variant, kind)}`` in table order."""
+        if not self.decomposition:
+            return {}
+        npe_variants = [v for v in self.variants if not v.is_baseline]
+        rows: dict[str, tuple[Variant, str]] = {}
+        for v in npe_variants:
+            prefix = "npe" if len(npe_variants) == 1 else v.name
+            rows[f"{prefix}_{MAIN_ONLY}"] = (v, MAIN_ONLY)
+            rows[f"{prefix}_{NPE_COUNTED}"] = (v, NPE_COUNTED)
+        return rows
+
+    def derived_of(self, variant_name: str) -> dict[str, str]:
+        """``{row name: kind}`` of the decomposition rows of one NPE variant."""
+        return {name: kind for name, (v, kind) in self.derived_rows().items() if v.name == variant_name}
 
     def row_keys(self) -> list[tuple[str, ScaleFactor]]:
         """(variant, s) rows in table order: baseline, counted_la, then the others as listed."""
@@ -161,6 +198,8 @@ class Recipe:
         for v in self.variants:
             if not v.is_baseline:
                 rows.extend((v.name, s) for s in v.scale_factors)
+                for name in self.derived_of(v.name):
+                    rows.extend((name, s) for s in self.scales_of(name))
         return rows
 
     def expected_results(self) -> list[tuple[str, int, ScaleFactor]]:
@@ -183,9 +222,11 @@ class Recipe:
 
 
 def scale_label(s: ScaleFactor) -> str:
-    """How s is written in file names and tables: ``1``, ``1.5``, ``2``, ``auto``."""
+    """How s is written in file names and tables: ``1``, ``1.5``, ``2``, ``auto``, ``inf``."""
     if s == AUTO:
         return AUTO
+    if s == INF:
+        return INF
     value = float(s)
     return str(int(value)) if value.is_integer() else repr(value)
 
@@ -423,7 +464,8 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
         name=f.name, title=f.title, paper_table=f.paper_table, dataset=f.dataset, base_config=f.base_config,
         base_config_path=base_path, load_from=load_from, protocol=f.protocol, metrics=tuple(f.metrics),
         seeds=tuple(f.seeds), max_iters=f.max_iters, cfg_options=dict(f.cfg_options or {}),
-        counted_la=f.counted_la, auto_scale=auto_scale, paper={}, paper_source=None,
+        counted_la=f.counted_la, decomposition=f.decomposition,
+        seconds_per_iteration=f.seconds_per_iteration, auto_scale=auto_scale, paper={}, paper_source=None,
         tolerance=float(f.tolerance), variants=variants, path=path, sha256=sha256,
     )
     # The paper block is checked against the finished variants (their s lists), hence this order.

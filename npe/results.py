@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from npe import paths
-from npe.constants import AUTO, RESULT_SCHEMA
+from npe.constants import AUTO, INF, RESULT_SCHEMA
 from npe.errors import ResultFileError
 from npe.files import write_json_atomic
 from npe.recipes import Recipe, ScaleFactor, scale_label
@@ -67,8 +67,15 @@ def _header(recipe: Recipe, variant: str, seed: int, s: ScaleFactor, *, train_ke
     return {"schema": RESULT_SCHEMA, "status": status,
             "recipe": {"name": recipe.name, "sha256": recipe.sha256, "paper_table": recipe.paper_table},
             "dataset": recipe.dataset, "variant": variant, "train_key": train_key,
-            "seed": seed, "scale_factor": s if s == AUTO else float(s),
+            "seed": seed, "scale_factor": _json_scale(s),
             "protocol": protocol, "environment": env, "created": utc_now()}
+
+
+def _json_scale(s: ScaleFactor) -> float | str:
+    """s as a result file holds it: a number, ``"auto"``, or ``"inf"`` (no adjustment)."""
+    if s == AUTO or s == INF:
+        return s
+    return INF if math.isinf(float(s)) else float(s)
 
 
 def write_result(results_dir: str | Path, recipe: Recipe, *, train_key: str, protocol: str, seed: int,
@@ -78,14 +85,15 @@ def write_result(results_dir: str | Path, recipe: Recipe, *, train_key: str, pro
     ``item``: ``variant``, ``s``, ``value`` (s used), ``auto`` (how an auto s was chosen),
     ``adjustment``, ``options``, ``learned_prior`` and ``row`` (one dict of
     :func:`npe.evaluation.evaluate`); ``record``: the training's ``iterations``, ``wall_time_s``,
-    ``checkpoint``; ``share``: training pixel share per class; ``loss``: the loss curve.
+    ``checkpoint``; ``share``: training pixel share per class; ``loss``: the loss curve, or a dict of
+    curves (``loss``, ``loss_ce``, ``loss_one_way_logistic``) written as ``log`` as it is.
     """
     row = item["row"]
     payload = _header(recipe, item["variant"], seed, item["s"], train_key=train_key, protocol=protocol,
                       status="ok", env=env)
     payload.update({
         "adjustment": item["adjustment"],
-        "scale_factor_value": item["value"],
+        "scale_factor_value": _json_scale(item["value"]),
         "auto_scale": item["auto"],
         "options": item["options"],
         "iterations": record["iterations"],
@@ -96,7 +104,7 @@ def write_result(results_dir: str | Path, recipe: Recipe, *, train_key: str, pro
         "per_class": row.get("per_class"),
         "class_pixel_share": share,
         "learned_prior": item["learned_prior"],
-        "log": {"loss": loss},
+        "log": dict(loss) if isinstance(loss, dict) else {"loss": loss},
     })
     return write_json_atomic(result_path(results_dir, recipe.name, item["variant"], seed, item["s"]),
                              payload, indent=1)
@@ -171,12 +179,12 @@ def parse_result(path: str | Path) -> RunResult:
         raise ResultFileError(f"{where}: variant: expected a non-empty string, got {variant!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ResultFileError(f"{where}: seed: expected an integer, got {seed!r}")
-    if s != AUTO and (number(s) is None or s <= 0):
-        raise ResultFileError(f"{where}: scale_factor: expected a number > 0 or 'auto', got {s!r}")
+    if s not in (AUTO, INF) and (number(s) is None or s <= 0):
+        raise ResultFileError(f"{where}: scale_factor: expected a number > 0, 'auto' or 'inf', got {s!r}")
     if status not in ("ok", "failed"):
         raise ResultFileError(f"{where}: status: expected 'ok' or 'failed', got {status!r}")
     return RunResult(file=path.name, data=data, variant=variant, seed=seed,
-                     s=AUTO if s == AUTO else float(s), ok=status == "ok")
+                     s=AUTO if s == AUTO else math.inf if s == INF else float(s), ok=status == "ok")
 
 
 def read_results(results_dir: str | Path, recipe_name: str) -> list[RunResult]:

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Sequence
 
 from npe import paths, provenance
-from npe.constants import AUTO, COUNTED_LA, TRAIN_MARKER
+from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
 from npe.errors import RecipeError, UserError
 from npe.files import write_json_atomic
 from npe.recipes import Recipe, Variant, load_recipe, scale_label
 from npe.results import is_done, result_path, utc_now, write_failure, write_result
-from npe.training import training_loss
+from npe.training import training_losses
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -50,12 +50,7 @@ class TrainJob:
 
     def expected(self, recipe: Recipe) -> list[tuple[str, float | str]]:
         """(variant, s) pairs this job produces result files for."""
-        out = []
-        for variant in self.variants:
-            out += [(variant.name, s) for s in recipe.scales_of(variant.name)]
-            if variant.is_baseline and recipe.counted_la:
-                out += [(COUNTED_LA, s) for s in recipe.counted_la_scales()]
-        return out
+        return [(row.name, row.s) for row in job_rows(recipe, self)]
 
 
 def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
@@ -117,6 +112,12 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
                      f'protocol={v.protocol} -> {len(expected)} result files ({done} done)')
     lines.append(f'  cost: {len(jobs) * iters} training iterations ({len(jobs) * iters * batch} images), '
                  f'{n_eval} result files ({n_done} already done), results in {results_dir / recipe.name}')
+    if recipe.seconds_per_iteration:
+        total = len(jobs) * iters * recipe.seconds_per_iteration
+        lines.append(f'  expected training time: {len(jobs)} runs x {iters} iterations x '
+                     f'{recipe.seconds_per_iteration:g} s = about {total / 60:.0f} min (the recipe\'s '
+                     'seconds_per_iteration, measured on 2 CPU cores), plus one holdout and one validation '
+                     'pass per run')
     return '\n'.join(lines)
 
 
@@ -227,61 +228,88 @@ def _holdout_split(recipe: Recipe) -> str:
     return split
 
 
-def _choose_scale(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior) -> tuple[float, dict]:
-    """Pick s on the holdout split (never the validation set) by the recipe's auto metric."""
+@dataclass
+class EvalRow:
+    """One result file a training job produces: row ``name`` at ``s``, computed from the job's model
+    ``variant`` with adjustment ``kind`` (``'npe'`` | ``'counted'`` | ``'none'``, see
+    :meth:`npe.models.wrapper.MultiHeadWrapper.adjust_blocks`); ``adjustment`` is what the result
+    file records (``'npe'`` | ``'counted_la'`` | ``'none'``)."""
+
+    name: str
+    s: float | str
+    kind: str
+    adjustment: str
+    variant: Variant
+
+
+def job_rows(recipe: Recipe, job: TrainJob) -> list[EvalRow]:
+    """Every (row, s) the job's model is evaluated at: its variants, the baseline's counted LA, and
+    the NPE variants' decomposition rows (``npe_main_only``, ``npe_counted_la``)."""
+    rows = []
+    for v in job.variants:
+        label = 'npe' if v.num_pem > 0 else 'none'
+        rows += [EvalRow(v.name, s, 'npe', label, v) for s in recipe.scales_of(v.name)]
+        if v.is_baseline and recipe.counted_la:
+            rows += [EvalRow(COUNTED_LA, s, 'counted', 'counted_la', v) for s in recipe.counted_la_scales()]
+        for name, derived in recipe.derived_of(v.name).items():
+            kind, adjustment = ('none', 'none') if derived == MAIN_ONLY else ('counted', 'counted_la')
+            rows += [EvalRow(name, s, kind, adjustment, v) for s in recipe.scales_of(name)]
+    return rows
+
+
+def choose_scales(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior, kinds: Sequence[str],
+                  per_s: bool = False) -> dict[str, tuple[float, dict]]:
+    """Pick s per adjustment kind on the holdout split (never the validation set), by the recipe's
+    auto metric, all kinds and candidates in one pass; ties go to the smaller s.
+    Returns ``{kind: (s, {"metric", "split", "candidates": {label: score}})}``."""
     from npe.evaluation import evaluate
 
+    if not kinds:
+        return {}
     auto = recipe.auto_scale
     split = _holdout_split(recipe)
-    rows = evaluate(work_dir, checkpoint=checkpoint, scale_factors=list(auto.candidates),
-                    data_split=split, record_prior=False, log_prior=log_prior)
-    scores = {scale_label(r['scale_factor']): r['metrics'][auto.metric] for r in rows}
-    best = max(auto.candidates, key=lambda s: (scores[scale_label(s)], -s))
-    return float(best), dict(metric=auto.metric, split=split, candidates=scores)
+    rows = evaluate(work_dir, checkpoint=checkpoint, data_split=split, record_prior=False,
+                    log_prior=log_prior, per_s=per_s,
+                    adjustments=[(kind, c) for kind in kinds for c in auto.candidates])
+    chosen = {}
+    for kind in kinds:
+        scores = {scale_label(r['scale_factor']): r['metrics'][auto.metric] for r in rows
+                  if r['adjustment'] == kind}
+        best = max(auto.candidates, key=lambda c: (scores[scale_label(c)], -c))
+        chosen[kind] = (float(best), dict(metric=auto.metric, split=split, candidates=scores))
+    return chosen
 
 
 def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[float],
-                 todo: set) -> list[dict]:
-    """Evaluate the trained job at every (variant, s) in ``todo``; return result payloads."""
+                 todo: set, per_s: bool = False) -> list[dict]:
+    """Evaluate the trained job at every (row, s) in ``todo``; return result payloads.
+
+    One pass over the holdout split picks every ``auto`` s, one pass over the validation split
+    evaluates every row (:mod:`npe.sweep`); ``per_s`` = one evaluation per s instead (same numbers).
+    """
     from npe.evaluation import evaluate
 
     checkpoint = record['checkpoint']
+    rows = [r for r in job_rows(recipe, job) if (r.name, r.s) in todo]
+    if not rows:
+        return []
+    chosen = choose_scales(recipe, job.work_dir, checkpoint, log_prior,
+                           sorted({r.kind for r in rows if r.s == AUTO}), per_s=per_s)
+    value = {id(r): chosen[r.kind][0] if r.s == AUTO else float(r.s) for r in rows}
+    blocks = list(dict.fromkeys((r.kind, value[id(r)]) for r in rows))
+    found = evaluate(job.work_dir, checkpoint=checkpoint, adjustments=blocks, per_s=per_s,
+                     record_prior=any(v.num_pem > 0 for v in job.variants), log_prior=log_prior)
+    by_block = {(f['adjustment'], f['scale_factor']): f for f in found}
+    learned_prior = next((f['learned_prior'] for f in found if f.get('learned_prior') is not None), None)
     payloads = []
-    learned_prior = None
-    for variant in job.variants:
-        adjustments = [(variant.name, recipe.scales_of(variant.name), None)]
-        if variant.is_baseline and recipe.counted_la:
-            adjustments.append((COUNTED_LA, recipe.counted_la_scales(), log_prior))
-        for name, scales, prior in adjustments:
-            wanted = [s for s in scales if (name, s) in todo]
-            if not wanted:
-                continue
-            numeric = [float(s) for s in wanted if s != AUTO]
-            chosen = None
-            if AUTO in wanted:
-                value, info = _choose_scale(recipe, job.work_dir, checkpoint, prior)
-                chosen = (value, info)
-                if value not in numeric:
-                    numeric.append(value)
-            rows = evaluate(job.work_dir, checkpoint=checkpoint, scale_factors=numeric or [1.0],
-                            record_prior=variant.num_pem > 0, log_prior=prior)
-            by_s = {float(r['scale_factor']): r for r in rows}
-            for row in rows:
-                if row.get('learned_prior') is not None and learned_prior is None:
-                    learned_prior = row['learned_prior']
-            for s in wanted:
-                value = chosen[0] if s == AUTO else float(s)
-                row = by_s[value]
-                payloads.append(dict(
-                    variant=name, s=s, value=value, row=row,
-                    auto=chosen[1] if s == AUTO else None,
-                    adjustment='counted_la' if name == COUNTED_LA else (
-                        'npe' if variant.num_pem > 0 else 'none'),
-                    options=dict(num_pem=variant.num_pem, pem_type=variant.pem_type,
-                                 freeze_backbone=variant.freeze_backbone,
-                                 freeze_decode=variant.freeze_decode)))
-    for p in payloads:
-        p['learned_prior'] = learned_prior if p['adjustment'] == 'npe' else None
+    for r in rows:
+        v = r.variant
+        payloads.append(dict(
+            variant=r.name, s=r.s, value=value[id(r)], row=by_block[(r.kind, value[id(r)])],
+            auto=chosen[r.kind][1] if r.s == AUTO else None, adjustment=r.adjustment,
+            learned_prior=learned_prior if r.adjustment == 'npe' else None,
+            options=dict(num_pem=v.num_pem, pem_type=v.pem_type, freeze_backbone=v.freeze_backbone,
+                         freeze_decode=v.freeze_decode)))
     return payloads
 
 
@@ -329,7 +357,8 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
                mirror: str | None = None, offline: bool = False, dry_run: bool = False,
                tables: bool = True, verbose: bool = False, gpus: int = 0,
                batch_per_process: int | None = None, amp: bool = False, amp_dtype: str = 'auto',
-               task: int | None = None, slurm: Sequence[str] | None = None) -> int:
+               task: int | None = None, slurm: Sequence[str] | None = None,
+               per_s: bool = False) -> int:
     """Run a recipe end to end, what ``npe-repro`` does: data, trainings, evaluations, result files.
 
     Args:
@@ -348,6 +377,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
         task: run only training number ``task`` of the plan (what one Slurm array task does).
         slurm: submit instead of running: one ``sbatch`` job array (a task per training) with these
             extra sbatch options, and the tables as a job after it (:func:`submit_slurm`).
+        per_s: evaluate one s at a time (the old way, for checking) instead of one pass per split.
 
     Returns:
         The number of training jobs that failed (each recorded as ``failed`` result files).
@@ -397,7 +427,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
                                    **launch_options)
             with _quiet(job.work_dir / 'npe-repro.log', verbose):
                 record = train_job(cfg, job.work_dir, gpus, log=None if verbose else sys.stdout)
-                items = evaluate_job(recipe, job, record, log_prior, todo)
+                items = evaluate_job(recipe, job, record, log_prior, todo, per_s=per_s)
         except UserError:
             raise
         except Exception as exc:  # one broken run must not hide the others; it is recorded
@@ -411,16 +441,33 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
                                      seed=job.seed, variant=v, s=s, error=message, env=env)
                 print(provenance.result_line(json.loads(path.read_text())), flush=True)
             continue
-        loss = training_loss(job.work_dir)
+        loss = training_losses(job.work_dir)
         for item in items:
             path = write_result(results, recipe, train_key=job.train_key, protocol=job.protocol,
                                 seed=job.seed, item=item, record=record, share=share, loss=loss, env=env)
             print(provenance.result_line(json.loads(path.read_text())), flush=True)
+        if job.seed == recipe.seeds[0]:
+            examples.save(results, recipe, spec, root, keep, example_rows(recipe, items))
         print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: {len(items)} result files written '
               f'(training {record["wall_time_s"]:.0f} s)', flush=True)
     if tables:
         write_tables(recipe, results)
     return failures
+
+
+def example_rows(recipe: Recipe, items: list[dict]) -> dict[str, dict]:
+    """The rows the examples figure shows: the baseline, and each NPE variant at its chosen s
+    (``auto`` when the recipe has it, else its first s); ``{label: {image: map}}``."""
+    out = {}
+    for v in recipe.variants:
+        mine = [it for it in items if it['variant'] == v.name and it['row'].get('predictions')]
+        if not mine:
+            continue
+        pick = next((it for it in mine if it['s'] == AUTO), mine[0])
+        label = 'baseline' if v.is_baseline else f'{v.name}, s={scale_label(pick["value"])}' + (
+            ' (auto)' if pick['s'] == AUTO else '')
+        out[label] = pick['row']['predictions']
+    return out
 
 
 def write_tables(recipe: Recipe, results: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from npe.constants import AUTO, COUNTED_LA
+from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY
 from npe.errors import ResultFileError
 from npe.recipes import Recipe, ScaleFactor, scale_label
 from npe.results import RunResult, group_results, number
@@ -212,11 +212,18 @@ def _method(num_pem: int | None, pem_type: str | None, fb: bool, fd: bool, proto
 def _method_of_variant(recipe: Recipe, name: str) -> str:
     if name == COUNTED_LA:
         return "counted LA (baseline)"
+    derived = recipe.derived_rows()
+    if name in derived:
+        source, kind = derived[name]
+        what = "main head only" if kind == MAIN_ONLY else "counted LA"
+        return f"{what} ({source.name} model)"
     v = recipe.variant(name)
     return _method(v.num_pem, v.pem_type, v.freeze_backbone, v.freeze_decode, v.protocol, recipe.protocol)
 
 
 def _method_of_result(recipe: Recipe, r: RunResult) -> str:
+    if r.variant in recipe.derived_rows():
+        return _method_of_variant(recipe, r.variant)
     if r.data.get("adjustment") == "counted_la" or r.variant == COUNTED_LA:
         return "counted LA (baseline)"
     o = r.data.get("options") or {}
@@ -270,7 +277,7 @@ def summarize(recipe: Recipe, results: Sequence[RunResult]) -> Summary:
     known = {(v, scale_label(s)) for v, s, _ in keys}
     extra = sorted({(r.variant, r.s_label) for r in results} - known)
     for variant, label in extra:
-        keys.append((variant, AUTO if label == AUTO else float(label), False))
+        keys.append((variant, label if label in (AUTO, INF) else float(label), False))
 
     rows: list[Row] = []
     for variant, s, in_recipe in keys:

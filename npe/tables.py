@@ -129,6 +129,14 @@ def _explanations(summary: Summary) -> list[str]:
         "counted LA: the baseline's logits minus log(training pixel share) / s, applied post hoc "
         "(no training): the comparator NPE-LA has to beat.",
     ]
+    derived = recipe.derived_rows()
+    if any(r.variant in derived for r in summary.rows):
+        names = ", ".join(f"`{n}`" for n in derived)
+        lines.append(f"Decomposition ({names}; same trained model, no extra training): baseline → "
+                     "main head only (s = inf) is what training with PEMs did to the representation; "
+                     "main head only → NPE-LA is what the learned prior adds; counted LA of the NPE model "
+                     "(its main head minus log training share / s) against NPE-LA at the same s says "
+                     "whether the learned prior beats the counted one on the same model.")
     if summary.groups is not None:
         sizes = "/".join(str(len(g)) for g in summary.groups)
         lines.append(f"head / middle / tail mIoU: mean per-class IoU over the thirds ({sizes} classes) of "
@@ -299,7 +307,7 @@ def write_recipe_tables(recipe: Recipe, results_dir: str | Path, out_dir: str | 
     if figures:
         from npe import plots  # noqa: PLC0415 - matplotlib is only needed when drawing
 
-        written += plots.make_figures(recipe, results, out)
+        written += plots.make_figures(recipe, results, out, results_dir=results_dir)
     names = [p.name for p in written]
     written.append(_write(out / f"{recipe.name}.md", render_markdown(summary, names)))
     written.append(_write(out / f"{recipe.name}.tex", render_latex(summary)))

@@ -71,8 +71,9 @@ def latest_checkpoint(work_dir: str | Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def training_loss(work_dir: str | Path) -> list[list[float]]:
-    """[[iteration, loss], ...] from MMEngine's scalar logs of every (resumed) session in ``work_dir``."""
+def training_loss(work_dir: str | Path, key: str = 'loss') -> list[list[float]]:
+    """[[iteration, value], ...] of one logged loss (``loss`` = the total, ``loss_ce``,
+    ``loss_one_way_logistic``) from MMEngine's scalar logs of every (resumed) session in ``work_dir``."""
     points: dict[int, float] = {}
     for scalars in sorted(Path(work_dir).glob('*/vis_data/scalars.json')):
         for line in scalars.read_text().splitlines():
@@ -80,9 +81,20 @@ def training_loss(work_dir: str | Path) -> list[list[float]]:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if 'loss' in entry and 'step' in entry:
-                points[int(entry['step'])] = float(entry['loss'])
+            if key in entry and 'step' in entry:
+                points[int(entry['step'])] = float(entry[key])
     return [[step, points[step]] for step in sorted(points)]
+
+
+def training_losses(work_dir: str | Path) -> dict[str, list[list[float]]]:
+    """The total loss and, where logged, the cross-entropy and the PEM loss apart (``log`` of a
+    result file): ``{"loss": [...], "loss_ce": [...], "loss_one_way_logistic": [...]}``."""
+    out = {'loss': training_loss(work_dir)}
+    for key in ('loss_ce', 'loss_one_way_logistic'):
+        curve = training_loss(work_dir, key)
+        if curve:
+            out[key] = curve
+    return out
 
 
 def _is_url(path: str) -> bool:

@@ -152,3 +152,19 @@ def expect_one_line_error(main, argv: list[str], capsys) -> str:
     assert len(err_lines) == 1, err_lines
     assert err_lines[0].startswith('error: ')
     return err_lines[0]
+
+
+@pytest.fixture(scope='session')
+def smoke_npe_run(tmp_path_factory) -> Path:
+    """Work dir of a 1-PEM model trained 8 iterations (fixed protocol, seed 0) on the generated
+    `smoke` set (3 classes, data under its own root), checkpoint at 8. Treat it as read-only."""
+    import npe
+    from npe import datasets
+
+    root = tmp_path_factory.mktemp('smoke_npe')
+    datasets.get('smoke').prepare(root / 'data')
+    run = npe.train('npe::smoke_unet.py', num_pem=1, seed=0, protocol='fixed', work_dir=root / 'run',
+                    data_root=root / 'data',
+                    cfg_options={'train_cfg.max_iters': 8, 'train_cfg.val_interval': 8,
+                                 'default_hooks.checkpoint.interval': 8})
+    return Path(run['work_dir'])

@@ -87,7 +87,7 @@ def _write_results(tmp_path: Path, recipe: recipes.Recipe, with_prior: bool = Tr
     folder = results_dir / recipe.name
     folder.mkdir(parents=True, exist_ok=True)
     for variant, seed, s in recipe.expected_results():
-        v = recipe.baseline if variant == "counted_la" else recipe.variant(variant)
+        v = recipe.source_variant(variant)
         prior = None
         if with_prior and v.num_pem:
             prior = list(v.num_pem * -np.log(SHARE) + 0.1 * seed)
@@ -145,3 +145,53 @@ def test_figures_skip_when_inputs_absent(tmp_path):
     # nothing at all: every figure skipped, nothing raised
     assert plots.make_figures(recipe, [], out) == []
     assert not any(out.glob("*.png"))
+
+
+def test_examples_figure_from_the_results_folder_alone(tmp_path):
+    from PIL import Image
+
+    recipe = _recipe(tmp_path)
+    results_dir = _write_results(tmp_path, recipe)
+    out = tmp_path / "out"
+    folder = results_dir / recipe.name / "examples"
+    rng = np.random.default_rng(0)
+    rows = {"baseline": "baseline", "npe1, s=2 (auto)": "npe1, s=2 (auto)"}
+    for sub in ("image", "gt", *rows.values()):
+        (folder / sub).mkdir(parents=True)
+        for name in ("a", "b"):
+            data = rng.integers(0, 255, (16, 16, 3)) if sub == "image" else rng.integers(0, SHARE.size, (16, 16))
+            Image.fromarray(data.astype(np.uint8)).save(folder / sub / f"{name}.png")
+    (folder / "index.json").write_text(json.dumps({"images": ["a", "b"], "rows": rows,
+                                                   "classes": [f"c{i}" for i in range(SHARE.size)]}))
+    results = result_files.read_results(results_dir, recipe.name)
+    drawn = plots.make_figures(recipe, results, out, results_dir=results_dir)
+    assert [p.name for p in drawn][-1] == "figs_examples.png"
+    first = (out / "figs_examples.png").read_bytes()
+    assert first.startswith(PNG_MAGIC) and len(first) > 5000
+    assert plots.make_figures(recipe, results, out, results_dir=results_dir)[-1].read_bytes() == first
+    (folder / "index.json").unlink()  # no examples: the stale figure goes
+    assert "figs_examples.png" not in [p.name for p in plots.make_figures(recipe, results, out, results_dir=results_dir)]
+    assert not (out / "figs_examples.png").exists()
+
+
+def test_prior_shows_every_seed_and_loss_parts_apart(tmp_path):
+    recipe = _recipe(tmp_path)
+    results_dir = _write_results(tmp_path, recipe)
+    results = result_files.read_results(results_dir, recipe.name)
+    priors = plots.learned_priors(recipe, results, per_seed=True)
+    label, mean, n, seeds = priors[0]
+    assert [s for s, _ in seeds] == [0, 1]
+    np.testing.assert_allclose(seeds[1][1], -np.log(SHARE) + 0.1)
+    only_total = plots.plot_loss(recipe, results, tmp_path / "total.png").read_bytes()
+    for path in (results_dir / recipe.name).glob("*.json"):
+        data = json.loads(path.read_text())
+        data["log"]["loss_ce"] = [[i, 1.0 / (1 + i)] for i in range(0, 50, 10)]
+        data["log"]["loss_one_way_logistic"] = [[i, 0.5 / (1 + i)] for i in range(0, 50, 10)]
+        path.write_text(json.dumps(data))
+    results = result_files.read_results(results_dir, recipe.name)
+    parts = plots.plot_loss(recipe, results, tmp_path / "parts.png")
+    from PIL import Image
+
+    # three panels side by side: a wider figure than the total alone
+    assert Image.open(parts).size[0] > Image.open(tmp_path / "total.png").size[0] * 2
+    assert only_total != parts.read_bytes()

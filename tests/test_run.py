@@ -113,7 +113,9 @@ def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
 
     files = sorted(p.name for p in results.glob('*.json'))
     assert files == ['baseline__seed0__s1.json', 'counted_la__seed0__s1.json',
-                     'counted_la__seed0__s2.json', 'npe1__seed0__s1.json', 'npe1__seed0__s2.json']
+                     'counted_la__seed0__s2.json', 'npe1__seed0__s1.json', 'npe1__seed0__s2.json',
+                     'npe_counted_la__seed0__s1.json', 'npe_counted_la__seed0__s2.json',
+                     'npe_main_only__seed0__sinf.json']
     npe1 = json.loads((results / 'npe1__seed0__s2.json').read_text())
     assert npe1['status'] == 'ok' and npe1['schema'] == 'npe-result/1'
     assert npe1['scale_factor'] == 2.0 and npe1['protocol'] == 'upstream'
@@ -125,12 +127,28 @@ def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
     assert baseline['log']['loss'] and baseline['log']['loss'] != npe1['log']['loss']
     la = json.loads((results / 'counted_la__seed0__s1.json').read_text())
     assert la['adjustment'] == 'counted_la' and la['learned_prior'] is None
+    # Decomposition rows: the NPE model's main head alone (s = inf), and adjusted by counted priors.
+    main = json.loads((results / 'npe_main_only__seed0__sinf.json').read_text())
+    assert main['scale_factor'] == 'inf' and main['adjustment'] == 'none'
+    assert main['options']['num_pem'] == 1 and main['checkpoint'] == npe1['checkpoint']
+    npe_la = json.loads((results / 'npe_counted_la__seed0__s2.json').read_text())
+    assert npe_la['adjustment'] == 'counted_la' and npe_la['options']['num_pem'] == 1
+    # confusion counts are in every result file; all rows of a model see the same pixels
+    assert sum(map(sum, main['per_class']['confusion'])) == sum(map(sum, npe1['per_class']['confusion']))
+
+    # Examples for the qualitative figure: first seed, baseline and NPE-LA at its first s (no auto here).
+    index = json.loads((results / 'examples' / 'index.json').read_text())
+    assert 1 <= len(index['images']) <= 4 and set(index['rows']) == {'baseline', 'npe1, s=1'}
+    for sub in ('image', 'gt', *index['rows'].values()):
+        assert all((results / 'examples' / sub / f'{n}.png').is_file() for n in index['images'])
 
     # Tables come from the result files alone, and rebuild byte for byte.
     tables = tmp_path / 'results' / 'tables'
     md = (tables / 'smoke.md').read_text()
     assert 'npe1' in md and 'counted_la' in md
-    assert 'Runs: 5 expected, 5 ok, 0 failed, 0 missing.' in md
+    assert 'Runs: 8 expected, 8 ok, 0 failed, 0 missing.' in md
+    assert 'npe_main_only' in md and 'main head only (npe1 model)' in md
+    assert (tables / 'smoke_examples.png').is_file()
     before = {p.name: p.read_bytes() for p in sorted(tables.iterdir())}
     shutil.rmtree(tables)
     rebuilt = subprocess.run([str(BIN / 'npe-tables')], env=env_for(tmp_path), capture_output=True,

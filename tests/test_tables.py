@@ -23,7 +23,8 @@ SHARE = [0.2, 0.4, 0.25, 0.08, 0.04, 0.01, 0.02]
 SEEDS = [0, 1, 2]
 
 
-def write_recipe(tmp_path: Path, name: str = "synth", paper: dict | None = None) -> recipes.Recipe:
+def write_recipe(tmp_path: Path, name: str = "synth", paper: dict | None = None,
+                 decomposition: bool = False) -> recipes.Recipe:
     (tmp_path / "base.py").write_text("# test config\n")
     data = {
         "name": name,
@@ -41,6 +42,7 @@ def write_recipe(tmp_path: Path, name: str = "synth", paper: dict | None = None)
             {"name": "npe1", "num_pem": 1, "scale_factors": [1, 2, "auto"]},
         ],
         "paper": paper or {},
+        "decomposition": decomposition,
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -51,7 +53,7 @@ def make_result(recipe: recipes.Recipe, variant: str, seed: int, s, iou: list, m
                 status: str = "ok", chosen: float | None = None, prior=None, sha: str | None = None) -> dict:
     """A result dict shaped like docs/internals.md describes."""
     adjustment = "counted_la" if variant == "counted_la" else ("none" if variant == "baseline" else "npe")
-    v = recipe.baseline if variant == "counted_la" else recipe.variant(variant)
+    v = recipe.source_variant(variant)
     data = {
         "schema": "npe-result/1",
         "status": status,

@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help='submit to Slurm instead of running here: one job array (a task per '
                              'training) and the tables job after it (afterany); everything after '
                              '--slurm goes to sbatch, so put it last')
+    parser.add_argument('--compare', metavar='OTHER_RESULTS_DIR',
+                        help='afterwards, check the results against OTHER_RESULTS_DIR/<recipe>/ (see '
+                             'npe-tables --compare); exit status 1 naming rows out of tolerance')
+    parser.add_argument('--per-s', action='store_true',
+                        help='evaluate one s at a time instead of one pass per split (for checking)')
     return parser
 
 
@@ -79,8 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                           results_dir=args.results_dir, work_dir=args.work_dir, mirror=args.mirror,
                           offline=args.offline, dry_run=args.dry_run, tables=not args.no_tables,
                           verbose=args.verbose, gpus=args.gpus, batch_per_process=args.batch_per_process,
-                          amp=args.amp, amp_dtype=args.amp_dtype, task=args.task, slurm=args.slurm)
-    return 1 if failures else 0
+                          amp=args.amp, amp_dtype=args.amp_dtype, task=args.task, slurm=args.slurm,
+                          per_s=args.per_s)
+    status = 1 if failures else 0
+    if args.compare and not args.dry_run and args.slurm is None and args.task is None:
+        from npe import paths
+        from npe.cli.tables import compare_and_report
+
+        status = max(status, compare_and_report(paths.results_dir(args.results_dir), args.compare,
+                                                [str(recipe.path)]))
+    return status
 
 
 if __name__ == '__main__':

@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "table of missing runs (default: every recipe that has result files)")
     p.add_argument("--no-figures", action="store_true", help="write tables only")
     p.add_argument("-q", "--quiet", action="store_true", help="do not list the files written")
+    p.add_argument("--compare", metavar="OTHER_RESULTS_DIR",
+                   help="reproduction check: compare every row and metric with the result files in "
+                        "OTHER_RESULTS_DIR/<recipe>/ against the recipe's tolerance; print a side-by-side "
+                        "table; exit status 1 naming the rows out of tolerance")
     return p
 
 
@@ -38,7 +42,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         for path in written:
             print(path)
+    if args.compare:
+        return compare_and_report(results, args.compare, args.recipe)
     return 0
+
+
+def compare_and_report(results, other, recipe_names: Sequence[str]) -> int:
+    """Print the reproduction check of each recipe; 1 (and the failing rows on stderr) if any fails."""
+    import sys
+
+    from npe.compare import compare, failing_rows, render
+    from npe.recipes import load_recipe
+    from npe.results import discover
+
+    names = list(recipe_names) or discover(results)
+    status = 0
+    for name in names:
+        recipe = load_recipe(name, resolve=False)
+        found = compare(recipe, results, other)
+        print(render(recipe, found, results, other))
+        bad = failing_rows(found)
+        if bad:
+            status = 1
+            print(f"npe-tables: {recipe.name} does not reproduce {other}: {'; '.join(bad)}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -20,7 +20,12 @@ def build_parser():
     p.add_argument('work_dir', metavar='WORK_DIR', help='work dir of an npe-train run')
     p.add_argument('--checkpoint', metavar='CKPT', help='default: the last checkpoint of the run')
     p.add_argument('--scale-factor', type=float, nargs='+', metavar='S',
-                   help='s values to evaluate (default: the trained value)')
+                   help='s values to evaluate, all in one pass over the data (default: the trained '
+                        'value; inf = no adjustment)')
+    p.add_argument('--per-s', action='store_true',
+                   help='one full evaluation per s instead of one pass (for checking: same counts)')
+    p.add_argument('--verbose', action='store_true',
+                   help="MMEngine's log on the terminal (default: in the test folder's npe-test.log)")
     p.add_argument('--tta', action='store_true', help="test-time augmentation (the config's tta_*)")
     add_launcher(p)
     p.add_argument('--out', metavar='FILE', help='write the metrics as JSON')
@@ -42,15 +47,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f'--out {args.out} is a folder; give a file name')
     from npe.evaluation import evaluate, format_table, write_metrics
 
+    print(f'npe-test: evaluating {args.work_dir} at s = '
+          f'{", ".join(f"{s:g}" for s in args.scale_factor) if args.scale_factor else "trained value"}',
+          flush=True)
+
     results = evaluate(args.work_dir, checkpoint=args.checkpoint,
                        scale_factors=args.scale_factor or [None], tta=args.tta,
                        cfg_options=args.cfg_options, config=args.config, data_root=args.data_root,
-                       launcher=args.launcher)
+                       launcher=args.launcher, per_s=args.per_s, quiet=not args.verbose)
     from mmengine.dist import is_main_process
 
     if not is_main_process():
         return 0
-    print(f'npe-test: {results[0]["checkpoint"]}' + (' (TTA)' if args.tta else ''))
+    first = results[0]
+    how = 'one pass' if first['one_pass'] else f'{len(results)} evaluation(s)'
+    print(f'npe-test: {first["checkpoint"]}' + (' (TTA)' if args.tta else '') +
+          f'; {first["num_images"]} images, {how}, {sum({r["wall_time_s"] for r in results}):.1f} s')
+    for note in first.get('notes') or []:
+        print(f'npe-test: note: {note}')
+    if first.get('log_file'):
+        print(f'npe-test: MMEngine log in {first["log_file"]} (--verbose to see it here)')
     print(format_table(results))
     if args.out:
         path = write_metrics(args.out, args.work_dir, results, tta=args.tta)

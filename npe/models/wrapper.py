@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Sequence
 
 import torch
@@ -221,7 +222,54 @@ class MultiHeadWrapper(BaseDecodeHead):
         z = self.main_head(inputs)
         if self.training:
             return z, [pem(inputs) for pem in self.pems]
-        return self.adjust(z, self._pem_maps(inputs, z.shape[2:]))
+        maps = self._pem_maps(inputs, z.shape[2:])
+        if self.eval_blocks is None:
+            return self.adjust(z, maps)
+        return self.adjust_blocks(z, maps, self.eval_blocks)
+
+    # ----------------------------------------------------------------- several adjustments at once
+    #: At inference, ``None`` (one output: :meth:`adjust` at ``scale_factor``) or a list of
+    #: ``(kind, s)``: the output is their adjusted logits side by side on the channel axis
+    #: (``len(eval_blocks) * num_classes`` channels), see :meth:`adjust_blocks`.
+    eval_blocks: list[tuple[str, float]] | None = None
+    #: Per-class log prior of the ``'counted'`` blocks (set by :func:`npe.evaluate`); None = ``log_prior``.
+    counted_prior: torch.Tensor | None = None
+
+    def adjust_blocks(self, z: torch.Tensor, pem_maps: Sequence[torch.Tensor],
+                      blocks: Sequence[tuple[str, float]]) -> torch.Tensor:
+        """The adjusted logits of every ``(kind, s)`` in ``blocks``, concatenated on the channels.
+
+        ``kind``: ``'npe'`` = ``z + (1/M) sum_m (U_m - mean(U_m)) / s`` (NPE-LA; z when M = 0),
+        plus ``- log_prior / s`` when the config itself sets ``log_prior`` (as :meth:`adjust`),
+        ``'counted'`` = ``z - counted_prior / s`` (counted-prior logit adjustment of the main head, PEMs
+        unused; ``log_prior`` when ``counted_prior`` is not set), ``'none'`` = z. ``s = inf`` is z for every kind. Each block is computed with exactly
+        the operations of a one-block call, so a block's values do not depend on the other blocks
+        (the one-pass sweep of :mod:`npe.sweep` relies on it).
+        """
+        centred = None
+        if pem_maps:
+            centred = torch.stack([u - u.mean(dim=(1, 2, 3), keepdim=True) for u in pem_maps]).mean(0)
+            self._record_prior(centred)
+        outs = []
+        for kind, s in blocks:
+            s = float(s)
+            if kind not in ('npe', 'counted', 'none'):
+                raise UserError(f"unknown adjustment {kind!r}; choose 'npe', 'counted' or 'none'")
+            if kind == 'none' or math.isinf(s):
+                outs.append(z)
+            elif kind == 'npe':  # exactly adjust(): the config's own log_prior applies too, if set
+                out = z
+                if centred is not None:
+                    out = out + centred / s
+                if self.log_prior is not None:
+                    out = out - self.log_prior.to(out.dtype).view(1, -1, 1, 1) / s
+                outs.append(out)
+            else:
+                prior = self.counted_prior if self.counted_prior is not None else self.log_prior
+                if prior is None:
+                    raise UserError('counted-prior adjustment needs log_prior (one value per class)')
+                outs.append(z - prior.to(z.dtype).view(1, -1, 1, 1) / s)
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
     # ----------------------------------------------------------------- losses
     def loss(self, inputs, batch_data_samples, train_cfg) -> dict:

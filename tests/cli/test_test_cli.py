@@ -75,7 +75,7 @@ def test_test_config_of_a_run(config_only_run):
     assert cfg.model.decode_head.scale_factor == 1.5
 
     cfg, _ = prepare_test_config(config_only_run, tta=True, data_split='training')
-    assert cfg.model.type == 'SegTTAModel'
+    assert cfg.model.type == 'NPESweepTTAModel'  # SegTTAModel merging each adjustment block apart
     assert cfg.model.module.decode_head.type == 'MultiHeadWrapper'
     assert cfg.test_dataloader.dataset.pipeline[1].type == 'TestTimeAug'
     assert cfg.test_dataloader.dataset.data_prefix == dict(img_path='images/training',
@@ -87,7 +87,7 @@ def test_test_config_of_a_run(config_only_run):
     ('no_work_dir', 'does not exist; give the --work-dir of a training run'),
     ('no_checkpoint', 'no checkpoint in'),
     ('missing_checkpoint', 'none.pth does not exist'),
-    ('scale_zero', 'scale factor must be a finite number > 0'),
+    ('scale_zero', 'scale factor must be a number > 0'),
     ('scale_text', "argument --scale-factor: invalid float value: 'two'"),
     ('out_is_dir', 'is a folder'),
     ('no_tta', 'has no tta_model/tta_pipeline'),

@@ -1,0 +1,103 @@
+"""Example predictions for the qualitative figure: a few validation images with rare classes present.
+
+The driver keeps, for the recipe's first seed, the predicted label maps of a handful of validation
+images (chosen by :func:`pick_images`: the most distinct classes of the rarest third present, then the
+most pixels of them) for the baseline and for NPE-LA at the chosen s, and writes them beside the result
+files with copies of the image and its ground truth, so the figure is rebuilt from the results folder
+alone (:func:`npe.plots.plot_examples`):
+
+    <results>/<recipe>/examples/index.json                  {"images": [...], "rows": {...}}
+    <results>/<recipe>/examples/image/<name>.png, gt/<name>.png, <row>/<name>.png   (class indices)
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from npe.files import write_json_atomic
+
+#: How many images the figure shows, and how many annotation files are scanned to choose them.
+NUM_IMAGES = 4
+MAX_SCANNED = 400
+FOLDER = 'examples'
+
+
+def _key(path: Path) -> str:
+    return path.name.split('.')[0]
+
+
+def pick_images(spec, data_root: Path, share: Sequence[float], n: int = NUM_IMAGES) -> list[str]:
+    """Names of up to ``n`` validation images where the rarest third of the classes shows most."""
+    from PIL import Image
+
+    folder = spec.path(data_root)
+    ann_dir = folder / 'annotations' / spec.val_split
+    if not ann_dir.is_dir():
+        return []
+    share = np.asarray(share, dtype=float)
+    rare = np.argsort(share, kind='stable')[:max(1, len(share) // 3)]
+    scored = []
+    for ann in sorted(ann_dir.iterdir())[:MAX_SCANNED]:
+        label = np.asarray(Image.open(ann)).astype(np.int64)
+        if spec.reduce_zero_label:
+            label = np.where(label == 0, 255, label - 1)
+        counts = np.bincount(label[label != 255].ravel(), minlength=len(share))[:len(share)]
+        present = counts[rare]
+        scored.append((-(present > 0).sum(), -int(present.sum()), _key(ann)))
+    return [name for a, b, name in sorted(scored)[:n] if a < 0]
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    return next((p for p in sorted(folder.iterdir()) if _key(p) == name), None) if folder.is_dir() else None
+
+
+def save(results_dir: Path, recipe, spec, data_root: Path, names: Sequence[str],
+         rows: dict[str, dict]) -> Path | None:
+    """Write the examples of ``rows`` (``{row label: {name: uint8 map}}``) and the images' copies;
+    rows saved earlier for the same images (another training job) stay in the index."""
+    if not names or not rows:
+        return None
+    from PIL import Image
+
+    out = Path(results_dir) / recipe.name / FOLDER
+    folder = spec.path(data_root)
+    for sub, split_dir in (('image', 'images'), ('gt', 'annotations')):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            src = _find(folder / split_dir / spec.val_split, name)
+            if src is None:
+                continue
+            if sub == 'gt':
+                label = np.asarray(Image.open(src)).astype(np.int64)
+                if spec.reduce_zero_label:
+                    label = np.where(label == 0, 255, label - 1)
+                Image.fromarray(label.astype(np.uint8)).save(out / sub / f'{name}.png')
+            else:
+                Image.open(src).convert('RGB').save(out / sub / f'{name}.png')
+    for label, maps in rows.items():
+        target = out / label.replace('/', '_')
+        if target.is_dir():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        for name, pred in maps.items():
+            Image.fromarray(np.asarray(pred, dtype=np.uint8)).save(target / f'{name}.png')
+    before = load(results_dir, recipe.name) or {}
+    kept = before.get('rows', {}) if before.get('images') == list(names) else {}
+    index = dict(images=list(names), rows={**kept, **{label: label.replace('/', '_') for label in rows}},
+                 classes=list(spec.class_names))
+    return write_json_atomic(out / 'index.json', index, indent=1)
+
+
+def load(results_dir: Path, recipe_name: str) -> dict | None:
+    """The saved examples: ``{"images": [...], "rows": {label: folder}, "classes": [...], "dir": Path}``."""
+    index = Path(results_dir) / recipe_name / FOLDER / 'index.json'
+    try:
+        data = json.loads(index.read_text())
+    except (OSError, ValueError):
+        return None
+    data['dir'] = index.parent
+    return data
