@@ -179,3 +179,28 @@ def parse_result_lines(text: str) -> list[dict]:
             except ValueError:
                 continue
     return out
+
+
+def environment() -> dict:
+    """Versions and machine facts recorded in every result file."""
+    import mmcv
+    import mmengine
+    import mmseg
+    import torch
+
+    from npe import paths
+    from npe.constants import __version__
+
+    commit = None
+    try:
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=paths.repo_root(), capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    cuda = torch.version.cuda if torch.cuda.is_available() else None
+    return dict(python=platform.python_version(), torch=torch.__version__, cuda=cuda,
+                mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmseg=mmseg.__version__,
+                npe=__version__, git_commit=commit or git_commit_fallback(),
+                gpu=torch.cuda.get_device_name(0) if cuda else None,
+                cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
+                **machine())

@@ -13,8 +13,6 @@ import contextlib
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,31 +311,6 @@ def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[fl
     return payloads
 
 
-# ----------------------------------------------------------------------------- provenance
-def environment() -> dict:
-    """Versions and machine facts recorded in every result file."""
-    import mmcv
-    import mmengine
-    import mmseg
-    import torch
-
-    from npe.constants import __version__
-
-    commit = None
-    try:
-        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=paths.repo_root(), capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    cuda = torch.version.cuda if torch.cuda.is_available() else None
-    return dict(python=platform.python_version(), torch=torch.__version__, cuda=cuda,
-                mmcv=mmcv.__version__, mmengine=mmengine.__version__, mmseg=mmseg.__version__,
-                npe=__version__, git_commit=commit or provenance.git_commit_fallback(),
-                gpu=torch.cuda.get_device_name(0) if cuda else None,
-                cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
-                **provenance.machine())
-
-
 # ----------------------------------------------------------------------------- the whole run
 @contextlib.contextmanager
 def _quiet(log_file: Path, verbose: bool):
@@ -412,7 +385,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
         return submit_slurm(recipe, jobs, root, results, paths.work_root(work_dir), list(slurm),
                             variants=variants, seeds=seeds, gpus=gpus, tables=tables, **launch_options)
     share, log_prior = counted_log_prior(recipe, root)
-    env = environment()
+    env = provenance.environment()
     failures = 0
     for i, job in enumerate(jobs, 1):
         todo = {(v, s) for v, s in job.expected(recipe)

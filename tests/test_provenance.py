@@ -72,7 +72,7 @@ def test_image_facts_come_from_the_image_environment(monkeypatch):
 
 
 def test_result_environment_has_the_machine_facts():
-    from npe.run import environment
+    from npe.provenance import environment
 
     env = environment()
     assert env['mmcv'] == '2.1.0' and env['cpu_model'] and 'gpu_count' in env and 'image' in env
