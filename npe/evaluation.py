@@ -103,6 +103,37 @@ def _iou_evaluator(evaluator):
     return metrics[0] if len(metrics) == 1 else metrics
 
 
+#: Keys a checkpoint may hold that the model does not use: the reference wrapper keeps the inherited
+#: classifier of its main head's class, which it never uses (NPE.md section 5).
+_UNUSED_KEYS = ('decode_head.conv_seg.',)
+
+
+def check_model_keys(model, checkpoint: Path) -> None:
+    """The checkpoint must hold exactly the model's weights (another number of PEMs, another head:
+    :class:`RunError` naming the keys), the known unused classifier of reference checkpoints aside."""
+    import torch
+
+    while hasattr(model, 'module'):
+        model = model.module
+    import zipfile
+
+    state = torch.load(checkpoint, map_location='cpu', weights_only=True,
+                       mmap=zipfile.is_zipfile(checkpoint))
+    state = state.get('state_dict', state) if isinstance(state, dict) else {}
+    have = {k[len('module.'):] if k.startswith('module.') else k for k in state}
+    want = set(model.state_dict())
+    missing = sorted(want - have)
+    unexpected = sorted(k for k in have - want if not k.startswith(_UNUSED_KEYS))
+    if missing or unexpected:
+        def few(keys):
+            return ', '.join(keys[:3]) + (f' and {len(keys) - 3} more' if len(keys) > 3 else '')
+        parts = ([f'missing {few(missing)}'] if missing else []) + \
+                ([f'unexpected {few(unexpected)}'] if unexpected else [])
+        raise RunError(f'checkpoint {checkpoint} does not fit the model of the config '
+                       f'({"; ".join(parts)}); was the run trained with other options? Evaluate it '
+                       'with the config it was trained with (--config)')
+
+
 def _number(value: Any) -> float | None:
     """A metric as a plain float; MMSeg's percentages are float32, so 4 decimals are all there is."""
     value = float(value)
@@ -156,6 +187,13 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
         if ckpt is None:
             raise RunError(f'no checkpoint in {work_dir} (no last_checkpoint, no iter_*.pth); train '
                             'longer than one checkpoint interval or give --checkpoint')
+    from npe.checkpoint import unreadable_reason
+    reason = unreadable_reason(ckpt)
+    if reason:
+        fix = ('give a readable one' if checkpoint is not None else
+               'npe-train --resume on the work dir sets it aside and trains again from the previous '
+               'checkpoint; or give --checkpoint')
+        raise RunError(f'checkpoint {ckpt} is unreadable ({reason}); {fix}')
     try:
         cfg = Config.fromfile(str(config_path))
     except Exception as exc:
@@ -292,6 +330,7 @@ def evaluate(work_dir: str | Path,
     # run's name (<stem>_<timestamp>) may still be alive in this process.
     cfg.experiment_name = f'npe_test_{uuid.uuid4().hex[:8]}'
     runner = Runner.from_cfg(cfg)
+    check_model_keys(runner.model, ckpt)
     head = _decode_head(runner.model)
     if log_prior is not None:
         device = next(head.parameters()).device

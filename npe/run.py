@@ -23,7 +23,7 @@ from typing import Sequence
 from npe import paths
 from npe.constants import AUTO, COUNTED_LA, TRAIN_MARKER
 from npe.errors import RecipeError, UserError
-from npe.files import write_json_atomic
+from npe.files import check_output_dir, write_json_atomic
 from npe.recipes import Recipe, Variant, load_recipe, scale_label
 from npe.results import is_done, result_path, utc_now, write_failure, write_result
 from npe.training import training_loss
@@ -68,6 +68,9 @@ def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequ
             raise RecipeError(f'{recipe.path}: no variant named {", ".join(unknown)}; '
                             f'variants: {", ".join(sorted(known))}')
     chosen_seeds = list(seeds) if seeds else list(recipe.seeds)
+    from npe.config import check_seed
+    for seed in chosen_seeds:
+        check_seed(seed, '--seeds')
     root = paths.work_root(work_root) / recipe.name
     jobs = []
     for key, group in recipe.train_groups().items():
@@ -345,44 +348,91 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     if dry_run:
         print(describe_plan(recipe, jobs, root, results))
         return 0
+    for folder, flag in ((results, '--results-dir'), (paths.work_root(work_dir), '--work-dir'),
+                         (root, '--data-root')):
+        check_output_dir(folder, flag)
     checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), offline)
     share, log_prior = counted_log_prior(recipe, root)
     env = environment()
     failures = 0
+    # A job another driver is training is put off, then waited for at the end (each job's lock).
+    waiting: list[tuple[int, TrainJob]] = []
     for i, job in enumerate(jobs, 1):
-        todo = {(v, s) for v, s in job.expected(recipe)
-                if not is_done(result_path(results, recipe.name, v, job.seed, s))}
-        names = ', '.join(v.name for v in job.variants)
-        if not todo:
-            print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: done, skipped')
-            continue
-        print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: training in {job.work_dir}', flush=True)
-        try:
-            cfg = job_train_config(recipe, job, root, checkpoint, quiet=True)
-            with _quiet(job.work_dir / 'npe-repro.log', verbose):
-                record = train_job(cfg, job.work_dir)
-                items = evaluate_job(recipe, job, record, log_prior, todo)
-        except UserError:
-            raise
-        except Exception as exc:  # one broken run must not hide the others; it is recorded
-            failures += 1
-            message = f'{type(exc).__name__}: {exc}'.splitlines()[0]
-            print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: FAILED ({message}); see '
-                  f'{job.work_dir / "npe-repro.log"}',
-                  file=sys.stderr)
-            for v, s in sorted(todo, key=str):
-                write_failure(results, recipe, train_key=job.train_key, protocol=job.protocol,
-                              seed=job.seed, variant=v, s=s, error=message, env=env)
-            continue
-        loss = training_loss(job.work_dir)
-        for item in items:
-            write_result(results, recipe, train_key=job.train_key, protocol=job.protocol, seed=job.seed,
-                         item=item, record=record, share=share, loss=loss, env=env)
-        print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: {len(items)} result files written '
-              f'(training {record["wall_time_s"]:.0f} s)', flush=True)
+        failures += _locked_job(recipe, job, f'[{i}/{len(jobs)}]', root, results, checkpoint, share,
+                                log_prior, env, verbose, waiting=waiting, index=i)
+    for i, job in waiting:
+        failures += _locked_job(recipe, job, f'[{i}/{len(jobs)}]', root, results, checkpoint, share,
+                                log_prior, env, verbose)
     if tables:
         write_tables(recipe, results)
     return failures
+
+
+def _todo(recipe: Recipe, job: TrainJob, results: Path) -> set:
+    return {(v, s) for v, s in job.expected(recipe)
+            if not is_done(result_path(results, recipe.name, v, job.seed, s))}
+
+
+def _locked_job(recipe, job, tag, root, results, checkpoint, share, log_prior, env, verbose,
+                waiting: list | None = None, index: int = 0) -> int:
+    """One job under its lock: skipped when done, put off into ``waiting`` (when given) or waited
+    for when another driver holds the lock; returns 1 if it failed, else 0."""
+    from npe.locking import job_lock, try_acquire
+
+    names = ', '.join(v.name for v in job.variants)
+    if not _todo(recipe, job, results):
+        print(f'{tag} {names} seed {job.seed}: done, skipped')
+        return 0
+    lock = job_lock(job.work_dir)
+    if not try_acquire(lock):
+        if waiting is not None:
+            print(f'{tag} {names} seed {job.seed}: another npe-repro is training it ({lock.lock_file}); '
+                  'going on with the other runs first', flush=True)
+            waiting.append((index, job))
+            return 0
+        print(f'{tag} {names} seed {job.seed}: waiting for the other npe-repro to finish it', flush=True)
+        lock.acquire()
+    try:
+        todo = _todo(recipe, job, results)
+        if not todo:
+            print(f'{tag} {names} seed {job.seed}: done by another npe-repro, skipped')
+            return 0
+        return _run_job(recipe, job, tag, names, todo, root, results, checkpoint, share, log_prior,
+                        env, verbose)
+    finally:
+        lock.release()
+
+
+def _run_job(recipe, job, tag, names, todo, root, results, checkpoint, share, log_prior, env,
+             verbose) -> int:
+    """Train (or resume) one job, evaluate it, write its result files; 1 if it failed, else 0."""
+    from npe.training import readable_checkpoint, set_aside
+
+    print(f'{tag} {names} seed {job.seed}: training in {job.work_dir}', flush=True)
+    try:
+        cfg = job_train_config(recipe, job, root, checkpoint, quiet=True)
+        if job.work_dir.is_dir():  # checkpoints cut off by a kill: out of the way, one line each
+            set_aside(readable_checkpoint(job.work_dir)[1])
+        with _quiet(job.work_dir / 'npe-repro.log', verbose):
+            record = train_job(cfg, job.work_dir)
+            items = evaluate_job(recipe, job, record, log_prior, todo)
+    except UserError:
+        raise
+    except Exception as exc:  # one broken run must not hide the others; it is recorded
+        message = f'{type(exc).__name__}: {exc}'.splitlines()[0]
+        print(f'{tag} {names} seed {job.seed}: FAILED ({message}); see {job.work_dir / "npe-repro.log"}',
+              file=sys.stderr)
+        for v, s in sorted(todo, key=str):
+            write_failure(results, recipe, train_key=job.train_key, protocol=job.protocol,
+                          seed=job.seed, variant=v, s=s, error=message, env=env)
+        return 1
+    loss = training_loss(job.work_dir)
+    for item in items:
+        write_result(results, recipe, train_key=job.train_key, protocol=job.protocol, seed=job.seed,
+                     item=item, record=record, share=share, loss=loss, env=env)
+    print(f'{tag} {names} seed {job.seed}: {len(items)} result files written '
+          f'(training {record["wall_time_s"]:.0f} s)', flush=True)
+    return 0
 
 
 def write_tables(recipe: Recipe, results: Path) -> None:
