@@ -329,8 +329,15 @@ def evaluate(work_dir: str | Path,
     # A name of its own: MMEngine shares loggers/visualizers by experiment name, and the training
     # run's name (<stem>_<timestamp>) may still be alive in this process.
     cfg.experiment_name = f'npe_test_{uuid.uuid4().hex[:8]}'
-    runner = Runner.from_cfg(cfg)
+    import contextlib
+    import io
+    import sys
+
+    building = io.StringIO()  # the stack's warnings; shown only once the checkpoint fits the model
+    with contextlib.redirect_stderr(building):
+        runner = Runner.from_cfg(cfg)
     check_model_keys(runner.model, ckpt)
+    sys.stderr.write(building.getvalue())
     head = _decode_head(runner.model)
     if log_prior is not None:
         device = next(head.parameters()).device
