@@ -135,8 +135,8 @@ def apply_npe(cfg: Config,
         raise ConfigError(f'unknown pem type {pem_type!r}; choose one of {", ".join(PEM_TYPES)}')
     if isinstance(num_pem, bool) or int(num_pem) != num_pem or num_pem < 0:
         raise ConfigError(f'num_pem must be an integer >= 0, got {num_pem!r}')
-    if not float(scale_factor) > 0:
-        raise ConfigError(f'scale factor must be > 0, got {scale_factor!r}')
+    if not float(scale_factor) > 0 or not math.isfinite(float(scale_factor)):
+        raise ConfigError(f'scale factor must be a finite number > 0, got {scale_factor!r}')
     if num_pem == 0 and freeze_backbone and freeze_decode:
         raise ConfigError('num_pem 0 with both --freeze-backbone and --freeze-decode leaves nothing to '
                         'train; drop a freeze flag or use --num-pem >= 1')

@@ -336,7 +336,13 @@ def evaluate(work_dir: str | Path,
     building = io.StringIO()  # the stack's warnings; shown only once the checkpoint fits the model
     with contextlib.redirect_stderr(building):
         runner = Runner.from_cfg(cfg)
-    check_model_keys(runner.model, ckpt)
+    try:
+        check_model_keys(runner.model, ckpt)
+    except RunError:
+        if out_dir is None:  # the fresh test_<time> folder the Runner just made: nothing left behind
+            import shutil
+            shutil.rmtree(cfg.work_dir, ignore_errors=True)
+        raise
     sys.stderr.write(building.getvalue())
     head = _decode_head(runner.model)
     if log_prior is not None:
