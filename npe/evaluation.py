@@ -35,8 +35,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
-from npe.config import (check_data, fix_dataloaders, kit_dataset_folder, leaf_datasets, merge_cfg_options,
-                        own_runner_instances, register, set_data_root)
+from npe.config import (check_data, check_schedule, fix_dataloaders, kit_dataset_folder, leaf_datasets,
+                        merge_cfg_options, own_runner_instances, register, set_data_root)
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import write_json_atomic
@@ -212,6 +212,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
             dataset['data_prefix'] = dict(img_path=f'images/{data_split}',
                                           seg_map_path=f'annotations/{data_split}')
     merge_cfg_options(cfg, cfg_options)
+    check_schedule(cfg)
     if tta:  # after cfg_options, so tta_pipeline.* / tta_model.* overrides take effect
         if not cfg.get('tta_model') or not cfg.get('tta_pipeline'):
             raise ConfigError(f'--tta: {config_path} has no tta_model/tta_pipeline; drop --tta or add '

@@ -345,6 +345,11 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     root = paths.data_root(data_root)
     results = paths.results_dir(results_dir)
     jobs = plan_runs(recipe, variants, seeds, work_dir)
+    seen = set()
+    for job in jobs:  # every distinct configuration builds (typed options, seeds) before any work
+        if job.train_key not in seen:
+            seen.add(job.train_key)
+            job_train_config(recipe, job, root, None, quiet=True)
     if dry_run:
         print(describe_plan(recipe, jobs, root, results))
         return 0
