@@ -320,8 +320,9 @@ def main() -> int:
         shared_before = snapshot(assets['run'])
         start = time.monotonic()
         # --resume / tables cases point the recipes at the case folder (probe.yaml) via --recipe.
-        if command == 'npe-train' and not any('max_iters' in x for x in argv) and '--resume' not in argv:
-            argv = [*argv, '--cfg-options', *ONE_ITER]   # a case that is not refused trains 1 iteration
+        if command == 'npe-train' and '--resume' not in argv:  # a case not refused trains 1 iteration
+            short = [o for o in ONE_ITER if o.split('=')[0] not in ' '.join(argv)]
+            argv = [*argv, '--cfg-options', *short] if short else argv
         if command == 'npe-tables' and '--recipe' not in argv and (case / 'probe.yaml').exists():
             argv = [*argv, '--recipe', str(case / 'probe.yaml')]
         if command == 'npe-tables' and '--results-dir' not in argv and argv and not argv[0].startswith('-'):

@@ -221,8 +221,8 @@ def build_train_config(base_config: str | Path, *,
             # another folder's file when the work dir was copied.
             cfg.load_from = str(last)
         else:
-            warnings.write(f'warning: --resume: no readable checkpoint in {cfg.work_dir}; training '
-                           'from the start\n')
+            warnings.write(f'warning: --resume: no checkpoint in {cfg.work_dir} (none that can be '
+                           'read); training from the start\n')
     fault_tolerant(cfg)
     if check_data_folders:
         check_data(cfg)
