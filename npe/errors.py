@@ -58,9 +58,10 @@ def cli_entry(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        previous = None
         try:
             if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-                signal.signal(signal.SIGTERM, _on_sigterm)
+                previous = signal.signal(signal.SIGTERM, _on_sigterm)
         except ValueError:  # not the main thread: leave signals alone
             pass
         try:
@@ -76,5 +77,8 @@ def cli_entry(func: F) -> F:
         except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(141) from None
+        finally:
+            if previous is not None:  # a main() called in-process leaves the caller's handler as it was
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]

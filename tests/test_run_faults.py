@@ -137,3 +137,14 @@ def test_files_follow_the_umask(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o664
     assert json.loads(path.read_text()) == {'a': 1}
     assert [p.name for p in path.parent.iterdir()] == ['r.json']
+
+
+def test_cli_restores_the_callers_sigterm_handler():
+    """SIGTERM is handled like Ctrl-C inside a command; a main() called in-process (tests, notebooks)
+    leaves the process's own handler as it was."""
+    from npe.cli import tables as tables_cli
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        tables_cli.main(['--nope'])
+    assert signal.getsignal(signal.SIGTERM) is before
