@@ -50,3 +50,41 @@ def allow_mmengine_checkpoints() -> None:
     if dtypes is not None:
         safe += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
     add(safe)
+
+
+def unreadable_reason(path) -> str | None:
+    """Why the checkpoint file ``path`` cannot be loaded (truncated, not a checkpoint), or None.
+
+    A torch zip checkpoint is checked by its table of contents (a cut-off file has none), an old
+    non-zip one by loading it; nothing is executed either way.
+    """
+    import os
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        if os.path.getsize(path) == 0:
+            return 'the file is empty'
+        with open(path, 'rb') as handle:
+            magic = handle.read(4)
+        if magic == b'PK\x03\x04' and not zipfile.is_zipfile(path):
+            return 'cut off: the end of the file is missing, e.g. killed while it was saved'
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+            if not any(n.endswith('data.pkl') for n in names):
+                return 'a zip file without torch data'
+            return None
+        import torch
+
+        allow_mmengine_checkpoints()
+        torch.load(path, map_location='cpu', weights_only=True)
+        return None
+    except OSError as exc:
+        return f'cannot be read ({exc.strerror or exc})'
+    except pickle.UnpicklingError:
+        return 'holds Python objects a safe (weights-only) load refuses; it is not an MMSeg checkpoint'
+    except Exception as exc:  # torch/pickle/zip raise many types for a damaged file
+        text = ' '.join(str(exc).split())[:120]
+        return f'truncated or not a torch checkpoint ({type(exc).__name__}: {text})'

@@ -3,6 +3,7 @@ every run shares: data roots, ``--cfg-options``, data-folder checks, per-run ins
 from __future__ import annotations
 
 import copy
+import math
 import importlib
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ SCHEDULES = {
 INIT_MODE = {'upstream': 'reference', 'fixed': 'mmseg'}
 
 #: Modules a dumped NPE config imports, so MMSeg's own tools can load it too.
-CUSTOM_IMPORTS = ['npe.models', 'npe.hooks', 'npe.datasets.mmseg_types']
+CUSTOM_IMPORTS = ['npe.models', 'npe.hooks', 'npe.resume', 'npe.datasets.mmseg_types']
 
 
 def register() -> None:
@@ -137,8 +138,8 @@ def apply_npe(cfg: Config,
         raise ConfigError(f'unknown pem type {pem_type!r}; choose one of {", ".join(PEM_TYPES)}')
     if isinstance(num_pem, bool) or int(num_pem) != num_pem or num_pem < 0:
         raise ConfigError(f'num_pem must be an integer >= 0, got {num_pem!r}')
-    if not float(scale_factor) > 0:
-        raise ConfigError(f'scale factor must be > 0, got {scale_factor!r}')
+    if not float(scale_factor) > 0 or not math.isfinite(float(scale_factor)):
+        raise ConfigError(f'scale factor must be a finite number > 0, got {scale_factor!r}')
     if num_pem == 0 and freeze_backbone and freeze_decode:
         raise ConfigError('num_pem 0 with both --freeze-backbone and --freeze-decode leaves nothing to '
                         'train; drop a freeze flag or use --num-pem >= 1')
@@ -337,3 +338,40 @@ def check_data(cfg: Config, loaders: Sequence[str] = LOADERS) -> None:
                     raise DataError(f'{loader}: data folder {folder} does not exist; {fix}')
                 if name == 'img_path' and not any(folder.iterdir()):
                     raise DataError(f'{loader}: data folder {folder} is empty; {fix}')
+
+
+def check_seed(seed: Any, where: str) -> int:
+    """A seed is an integer in [0, 2**32) (numpy's range); anything else is a :class:`ConfigError`."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+        raise ConfigError(f'{where}: seed {seed!r} is not an integer from 0 to 4294967295; give e.g. 0')
+    return seed
+
+
+#: Config keys whose type MMEngine only checks deep inside training: (path, kind, minimum).
+_TYPED_KEYS = (('train_cfg.max_iters', int, 1), ('train_cfg.max_epochs', int, 1),
+               ('train_cfg.val_interval', int, 1), ('train_cfg.val_begin', int, 0),
+               ('train_dataloader.batch_size', int, 1), ('val_dataloader.batch_size', int, 1),
+               ('test_dataloader.batch_size', int, 1), ('train_dataloader.num_workers', int, 0),
+               ('val_dataloader.num_workers', int, 0), ('test_dataloader.num_workers', int, 0),
+               ('default_hooks.checkpoint.interval', int, -1), ('default_hooks.logger.interval', int, 1),
+               ('optim_wrapper.optimizer.lr', float, 0), ('optim_wrapper.optimizer.weight_decay', float, 0),
+               ('optim_wrapper.optimizer.momentum', float, 0))
+
+
+def check_schedule(cfg: Config) -> None:
+    """Values MMEngine would trip over mid-run (``train_cfg.max_iters=abc``, ``max_iters=-3``) are
+    one :class:`ConfigError` naming the key, at config-build time."""
+    for key, kind, minimum in _TYPED_KEYS:
+        node: Any = cfg
+        for part in key.split('.'):
+            node = node.get(part) if hasattr(node, 'get') else None
+            if node is None:
+                break
+        if node is None:
+            continue
+        ok = not isinstance(node, bool) and (isinstance(node, int) if kind is int
+                                             else isinstance(node, (int, float)) and math.isfinite(node))
+        if not ok or node < minimum:
+            what = 'an integer' if kind is int else 'a number'
+            raise ConfigError(f'{key} = {node!r} is not {what} >= {minimum}; fix it in --cfg-options '
+                              "(or the recipe's cfg_options / the config)")

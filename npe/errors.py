@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 from typing import Callable, TypeVar
 
@@ -42,24 +43,42 @@ class ResultFileError(UserError):
     """A result file is unreadable or breaks the result-file contract."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers and ``kill`` send), raised like Ctrl-C so the same clean-up runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def cli_entry(func: F) -> F:
     """Wrap a CLI ``main``: a :class:`UserError` becomes ``error: <msg>`` on stderr and exit status 2;
-    Ctrl-C one line and status 130 (finished work is kept; the same command resumes); a closed output
-    pipe ends quietly."""
+    Ctrl-C or SIGTERM one line and status 130 / 143 (finished work is kept; the same command
+    resumes); a closed output pipe ends quietly."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        previous = None
+        try:
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
         try:
             return func(*args, **kwargs)
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        except KeyboardInterrupt:
-            print("interrupted; finished runs are kept, run the same command again to go on",
+        except KeyboardInterrupt as exc:
+            what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            print(f"{what}; finished runs are kept, run the same command again to go on",
                   file=sys.stderr)
-            raise SystemExit(130) from None
+            raise SystemExit(143 if isinstance(exc, Terminated) else 130) from None
         except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(141) from None
+        finally:
+            if previous is not None:  # a main() called in-process leaves the caller's handler as it was
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]

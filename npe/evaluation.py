@@ -42,8 +42,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
-from npe.config import (check_data, fix_dataloaders, kit_dataset_folder, leaf_datasets, merge_cfg_options,
-                        own_runner_instances, register, set_data_root)
+from npe.config import (check_data, check_schedule, fix_dataloaders, kit_dataset_folder, leaf_datasets,
+                        merge_cfg_options, own_runner_instances, register, set_data_root)
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import write_json_atomic
@@ -164,6 +164,13 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
         if ckpt is None:
             raise RunError(f'no checkpoint in {work_dir} (no last_checkpoint, no iter_*.pth); train '
                             'longer than one checkpoint interval or give --checkpoint')
+    from npe.checkpoint import unreadable_reason
+    reason = unreadable_reason(ckpt)
+    if reason:
+        fix = ('give a readable one' if checkpoint is not None else
+               'npe-train --resume on the work dir sets it aside and trains again from the previous '
+               'checkpoint; or give --checkpoint')
+        raise RunError(f'checkpoint {ckpt} is unreadable ({reason}); {fix}')
     try:
         cfg = Config.fromfile(str(config_path), import_custom_modules=False)
         notes = [translate_config(cfg, config_path)] if is_reference_config(cfg) else []
@@ -190,6 +197,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
             dataset['data_prefix'] = dict(img_path=f'images/{data_split}',
                                           seg_map_path=f'annotations/{data_split}')
     merge_cfg_options(cfg, cfg_options)
+    check_schedule(cfg)
     if tta:  # after cfg_options, so tta_pipeline.* / tta_model.* overrides take effect
         if not cfg.get('tta_model') or not cfg.get('tta_pipeline'):
             raise ConfigError(f'--tta: {config_path} has no tta_model/tta_pipeline; drop --tta or add '
@@ -361,7 +369,13 @@ def evaluate(work_dir: str | Path,
     cfg.load_from = None  # loaded below with every key checked (MMEngine's loading is not strict)
     with _console_to(log_file):
         runner = Runner.from_cfg(cfg)
-    notes += load_weights(runner.model, ckpt)
+    try:
+        notes += load_weights(runner.model, ckpt)
+    except RunError:
+        if out_dir is None:  # the fresh test_<time> folder the Runner just made: nothing left behind
+            import shutil
+            shutil.rmtree(cfg.work_dir, ignore_errors=True)
+        raise
     head = _decode_head(runner.model)
     if log_prior is not None:
         device = next(head.parameters()).device

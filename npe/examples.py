@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from npe.constants import AUTO
 from npe.files import write_json_atomic
 
 #: How many images the figure shows, and how many annotation files are scanned to choose them.
@@ -101,3 +102,20 @@ def load(results_dir: Path, recipe_name: str) -> dict | None:
         return None
     data['dir'] = index.parent
     return data
+
+
+def example_rows(recipe, items: list[dict]) -> dict[str, dict]:
+    """The rows the examples figure shows: the baseline, and each NPE variant at its chosen s
+    (``auto`` when the recipe has it, else its first s); ``{label: {image: map}}``."""
+    from npe.recipes import scale_label
+
+    out = {}
+    for v in recipe.variants:
+        mine = [it for it in items if it['variant'] == v.name and it['row'].get('predictions')]
+        if not mine:
+            continue
+        pick = next((it for it in mine if it['s'] == AUTO), mine[0])
+        label = 'baseline' if v.is_baseline else f'{v.name}, s={scale_label(pick["value"])}' + (
+            ' (auto)' if pick['s'] == AUTO else '')
+        out[label] = pick['row']['predictions']
+    return out

@@ -1,4 +1,9 @@
-"""Writing files so that a reader never sees half of one: temp file in the same folder + rename."""
+"""Writing files so that a reader never sees half of one: temp file in the same folder + rename.
+
+Files get the mode a plain ``open()`` would give them (0666 minus the user's umask), so a results
+folder shared with a group stays readable to it. :func:`check_output_dir` tells, before any work
+starts, whether a folder can be created and written to.
+"""
 from __future__ import annotations
 
 import json
@@ -7,15 +12,26 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from npe.errors import UserError
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename; return the path."""
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file (flushed to disk) and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-            handle.write(text)
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -23,6 +39,30 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename; return the path."""
+    return write_bytes_atomic(path, text.encode('utf-8'))
+
+
 def write_json_atomic(path: str | os.PathLike, payload: Any, indent: int = 2) -> Path:
     """Write ``payload`` as JSON (one trailing newline) with :func:`write_text_atomic`."""
     return write_text_atomic(path, json.dumps(payload, indent=indent) + '\n')
+
+
+def check_output_dir(path: str | os.PathLike, what: str) -> Path:
+    """Raise :class:`UserError` unless the folder ``path`` exists or can be created, and is writable.
+
+    Nothing is created: the first existing ancestor must be a writable folder. ``what`` names the
+    flag in the message (``--results-dir``)."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f'{what} {path} exists and is not a folder; give a folder')
+    probe = path.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f'{what} {path} cannot be created: {probe} is a file, not a folder; give '
+                        'another path')
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f'{what} {path}: {probe} is not writable for you; give another path')
+    return path

@@ -45,10 +45,11 @@ def result_path(results_dir: str | Path, recipe_name: str, variant: str, seed: i
 
 
 def is_done(path: str | Path) -> bool:
-    """Whether a result file exists and records a finished run (``status: ok``)."""
+    """Whether a result file exists, keeps the contract (:func:`parse_result`) and records a finished
+    run (``status: ok``); a damaged or altered file is not done, so the driver redoes it."""
     try:
-        return json.loads(Path(path).read_text()).get("status") == "ok"
-    except (OSError, ValueError):
+        return parse_result(path).ok
+    except ResultFileError:
         return False
 
 
@@ -183,8 +184,52 @@ def parse_result(path: str | Path) -> RunResult:
         raise ResultFileError(f"{where}: scale_factor: expected a number > 0, 'auto' or 'inf', got {s!r}")
     if status not in ("ok", "failed"):
         raise ResultFileError(f"{where}: status: expected 'ok' or 'failed', got {status!r}")
+    if seed < 0:
+        raise ResultFileError(f"{where}: seed: expected an integer >= 0, got {seed!r}")
+    expected = f"{result_stem(variant, seed, s)}.json"
+    if path.name != expected:
+        raise ResultFileError(f"{where}: holds {variant} seed {seed} s={scale_label(s)}, which belongs in "
+                              f"{expected}; delete the file and rerun the recipe")
+    if status == "ok":
+        _check_ok_fields(data, where)
     return RunResult(file=path.name, data=data, variant=variant, seed=seed,
                      s=AUTO if s == AUTO else math.inf if s == INF else float(s), ok=status == "ok")
+
+
+def _check_ok_fields(data: dict, where: str) -> None:
+    """The fields tables read from a finished run: types and ranges (percentages in [0, 100])."""
+    fix = "delete the file and rerun the recipe (npe-repro redoes it)"
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        raise ResultFileError(f"{where}: metrics: expected an object of numbers, got {metrics!r}; {fix}")
+    for name, value in metrics.items():
+        if value is not None and (number(value) is None or not 0 <= value <= 100):
+            raise ResultFileError(f"{where}: metrics.{name}: expected a percentage in [0, 100], got "
+                                  f"{value!r}; {fix}")
+    per_class = data.get("per_class")
+    if per_class is not None:
+        if not isinstance(per_class, dict):
+            raise ResultFileError(f"{where}: per_class: expected an object, got {per_class!r}; {fix}")
+        for key in ("IoU", "Acc", "Dice"):
+            values = per_class.get(key)
+            if values is None:
+                continue
+            if not isinstance(values, list) or any(
+                    v is not None and (number(v) is None or not 0 <= v <= 100) for v in values):
+                raise ResultFileError(f"{where}: per_class.{key}: expected a list of percentages in "
+                                      f"[0, 100] (or null), got {values!r}; {fix}")
+    for key in ("class_pixel_share", "learned_prior"):
+        values = data.get(key)
+        if values is not None and (not isinstance(values, list) or any(
+                v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in values)):
+            raise ResultFileError(f"{where}: {key}: expected a list of numbers, got {values!r}; {fix}")
+    value = data.get("scale_factor_value")
+    if value is not None and (number(value) is None or value <= 0):
+        raise ResultFileError(f"{where}: scale_factor_value: expected a number > 0, got {value!r}; {fix}")
+    iterations = data.get("iterations")
+    if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int)
+                                   or iterations < 0):
+        raise ResultFileError(f"{where}: iterations: expected an integer >= 0, got {iterations!r}; {fix}")
 
 
 def read_results(results_dir: str | Path, recipe_name: str) -> list[RunResult]:

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from npe import paths, provenance
+from npe import datasets, examples, paths, provenance
 from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
 from npe.errors import RecipeError, UserError
-from npe.files import write_json_atomic
+from npe.files import check_output_dir, write_json_atomic
+from npe.inputs import counted_log_prior, prepare_inputs
 from npe.recipes import Recipe, Variant, load_recipe, scale_label
 from npe.results import is_done, result_path, utc_now, write_failure, write_result
 from npe.training import training_losses
@@ -61,6 +61,9 @@ def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequ
             raise RecipeError(f'{recipe.path}: no variant named {", ".join(unknown)}; '
                             f'variants: {", ".join(sorted(known))}')
     chosen_seeds = list(seeds) if seeds else list(recipe.seeds)
+    from npe.config import check_seed
+    for seed in chosen_seeds:
+        check_seed(seed, '--seeds')
     root = paths.work_root(work_root) / recipe.name
     jobs = []
     for key, group in recipe.train_groups().items():
@@ -75,8 +78,6 @@ def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequ
 def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results_dir: Path,
                   gpus: int = 0, batch_per_process: int | None = None) -> str:
     """Human-readable plan: runs, iterations, evaluations, data and checkpoints to fetch, cost."""
-    from npe import datasets
-
     spec = datasets.get(recipe.dataset)
     cfg = job_train_config(recipe, jobs[0], data_root, None, quiet=True, gpus=gpus,
                            batch_per_process=batch_per_process) if jobs else None
@@ -119,42 +120,6 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
     return '\n'.join(lines)
 
 
-# ----------------------------------------------------------------------------- inputs
-def prepare_inputs(recipe: Recipe, data_root: Path, mirror: str | None = None,
-                   offline: bool = False) -> Path | None:
-    """Prepare the recipe's dataset and fetch its initial checkpoint; return the checkpoint path.
-
-    Both are attempted before failing, so one message lists everything still to fetch.
-    """
-    from npe import datasets
-
-    problems = []
-    try:
-        datasets.get(recipe.dataset).prepare(data_root, mirror=mirror, offline=offline)
-    except UserError as exc:
-        problems.append(str(exc))
-    checkpoint = None
-    if recipe.load_from is not None:
-        try:
-            checkpoint = datasets.fetch_checkpoint(recipe.load_from.url, checksum=recipe.load_from.sha256,
-                                                   data_root=data_root, mirror=mirror, offline=offline)
-        except UserError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise UserError('\n'.join(problems))
-    return checkpoint
-
-
-def counted_log_prior(recipe: Recipe, data_root: Path) -> tuple[list[float], list[float]]:
-    """Training-set pixel shares and their logs (the counted prior of classic logit adjustment)."""
-    from npe import datasets
-
-    counts = [int(c) for c in datasets.get(recipe.dataset).class_pixel_counts(data_root, 'training')]
-    total = sum(counts)
-    share = [c / total for c in counts]
-    return share, [math.log(max(p, 1e-12)) for p in share]
-
-
 # ----------------------------------------------------------------------------- training
 def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint: Path | None,
                      quiet: bool = False, gpus: int = 0, **launch_options):
@@ -165,7 +130,6 @@ def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint:
     """
     import io
 
-    from npe import datasets
     from npe.training import build_train_config
 
     variant = job.representative
@@ -217,8 +181,6 @@ def train_job(cfg, work_dir: Path, gpus: int = 0, log=None) -> dict:
 
 # ----------------------------------------------------------------------------- evaluation
 def _holdout_split(recipe: Recipe) -> str:
-    from npe import datasets
-
     split = datasets.get(recipe.dataset).holdout_split
     if split is None:
         raise UserError(f'{recipe.path}: auto_scale needs a dataset with a holdout split; '
@@ -279,7 +241,7 @@ def choose_scales(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior, ki
 
 
 def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[float],
-                 todo: set, per_s: bool = False) -> list[dict]:
+                 todo: set, per_s: bool = False, keep_predictions: Sequence[str] = ()) -> list[dict]:
     """Evaluate the trained job at every (row, s) in ``todo``; return result payloads.
 
     One pass over the holdout split picks every ``auto`` s, one pass over the validation split
@@ -296,7 +258,8 @@ def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[fl
     value = {id(r): chosen[r.kind][0] if r.s == AUTO else float(r.s) for r in rows}
     blocks = list(dict.fromkeys((r.kind, value[id(r)]) for r in rows))
     found = evaluate(job.work_dir, checkpoint=checkpoint, adjustments=blocks, per_s=per_s,
-                     record_prior=any(v.num_pem > 0 for v in job.variants), log_prior=log_prior)
+                     record_prior=any(v.num_pem > 0 for v in job.variants), log_prior=log_prior,
+                     keep_predictions=keep_predictions)
     by_block = {(f['adjustment'], f['scale_factor']): f for f in found}
     learned_prior = next((f['learned_prior'] for f in found if f.get('learned_prior') is not None), None)
     payloads = []
@@ -369,6 +332,12 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     launch_options = dict(batch_per_process=batch_per_process, amp=amp, amp_dtype=amp_dtype)
     if gpus < 0:
         raise UserError(f'--gpus must be >= 0, got {gpus}')
+    seen = set()
+    for job in jobs:  # every distinct configuration builds (typed options, seeds) before any work
+        if job.train_key not in seen:
+            seen.add(job.train_key)
+            job_train_config(recipe, job, root, None, quiet=True, gpus=gpus,
+                             **dict(launch_options, amp=False))
     if task is not None:
         if not 0 <= task < len(jobs):
             raise RecipeError(f'{recipe.path}: --task {task} is out of range: the plan has '
@@ -377,6 +346,9 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     if dry_run:
         print(describe_plan(recipe, jobs, root, results, gpus, batch_per_process))
         return 0
+    for folder, flag in ((results, '--results-dir'), (paths.work_root(work_dir), '--work-dir'),
+                         (root, '--data-root')):
+        check_output_dir(folder, flag)
     checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), paths.offline(offline))
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
         job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=gpus,
@@ -387,60 +359,108 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     share, log_prior = counted_log_prior(recipe, root)
     env = provenance.environment()
     failures = 0
+    # A job another driver is training is put off, then waited for at the end (each job's lock).
+    waiting: list[tuple[int, TrainJob]] = []
+    ctx = _Context(recipe, root, results, checkpoint, share, log_prior, env, verbose, gpus,
+                   launch_options, per_s, examples.pick_images(datasets.get(recipe.dataset), root, share))
     for i, job in enumerate(jobs, 1):
-        todo = {(v, s) for v, s in job.expected(recipe)
-                if not is_done(result_path(results, recipe.name, v, job.seed, s))}
-        names = ', '.join(v.name for v in job.variants)
-        if not todo:
-            print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: done, skipped')
-            continue
-        print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: training in {job.work_dir}', flush=True)
-        try:
-            cfg = job_train_config(recipe, job, root, checkpoint, quiet=True, gpus=gpus,
-                                   **launch_options)
-            with _quiet(job.work_dir / 'npe-repro.log', verbose):
-                record = train_job(cfg, job.work_dir, gpus, log=None if verbose else sys.stdout)
-                items = evaluate_job(recipe, job, record, log_prior, todo, per_s=per_s)
-        except UserError:
-            raise
-        except Exception as exc:  # one broken run must not hide the others; it is recorded
-            failures += 1
-            message = f'{type(exc).__name__}: {exc}'.splitlines()[0]
-            print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: FAILED ({message}); see '
-                  f'{job.work_dir / "npe-repro.log"}',
-                  file=sys.stderr)
-            for v, s in sorted(todo, key=str):
-                path = write_failure(results, recipe, train_key=job.train_key, protocol=job.protocol,
-                                     seed=job.seed, variant=v, s=s, error=message, env=env)
-                print(provenance.result_line(json.loads(path.read_text())), flush=True)
-            continue
-        loss = training_losses(job.work_dir)
-        for item in items:
-            path = write_result(results, recipe, train_key=job.train_key, protocol=job.protocol,
-                                seed=job.seed, item=item, record=record, share=share, loss=loss, env=env)
-            print(provenance.result_line(json.loads(path.read_text())), flush=True)
-        if job.seed == recipe.seeds[0]:
-            examples.save(results, recipe, spec, root, keep, example_rows(recipe, items))
-        print(f'[{i}/{len(jobs)}] {names} seed {job.seed}: {len(items)} result files written '
-              f'(training {record["wall_time_s"]:.0f} s)', flush=True)
+        failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]', waiting=waiting, index=i)
+    for i, job in waiting:
+        failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]')
     if tables:
         write_tables(recipe, results)
     return failures
 
 
-def example_rows(recipe: Recipe, items: list[dict]) -> dict[str, dict]:
-    """The rows the examples figure shows: the baseline, and each NPE variant at its chosen s
-    (``auto`` when the recipe has it, else its first s); ``{label: {image: map}}``."""
-    out = {}
-    for v in recipe.variants:
-        mine = [it for it in items if it['variant'] == v.name and it['row'].get('predictions')]
-        if not mine:
-            continue
-        pick = next((it for it in mine if it['s'] == AUTO), mine[0])
-        label = 'baseline' if v.is_baseline else f'{v.name}, s={scale_label(pick["value"])}' + (
-            ' (auto)' if pick['s'] == AUTO else '')
-        out[label] = pick['row']['predictions']
-    return out
+@dataclass
+class _Context:
+    """What every job of one :func:`run_recipe` call shares."""
+    recipe: Recipe
+    root: Path
+    results: Path
+    checkpoint: Path | None
+    share: list[float]
+    log_prior: list[float]
+    env: dict
+    verbose: bool
+    gpus: int
+    launch_options: dict
+    per_s: bool
+    example_images: list[str]
+
+
+def _todo(ctx: _Context, job: TrainJob) -> set:
+    return {(v, s) for v, s in job.expected(ctx.recipe)
+            if not is_done(result_path(ctx.results, ctx.recipe.name, v, job.seed, s))}
+
+
+def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = None,
+                index: int = 0) -> int:
+    """One job under its lock: skipped when done, put off into ``waiting`` (when given) or waited
+    for when another driver holds the lock; returns 1 if it failed, else 0."""
+    from npe.locking import job_lock, try_acquire
+
+    names = ', '.join(v.name for v in job.variants)
+    if not _todo(ctx, job):
+        print(f'{tag} {names} seed {job.seed}: done, skipped')
+        return 0
+    lock = job_lock(job.work_dir)
+    if not try_acquire(lock):
+        if waiting is not None:
+            print(f'{tag} {names} seed {job.seed}: another npe-repro is training it ({lock.lock_file}); '
+                  'going on with the other runs first', flush=True)
+            waiting.append((index, job))
+            return 0
+        print(f'{tag} {names} seed {job.seed}: waiting for the other npe-repro to finish it', flush=True)
+        lock.acquire()
+    try:
+        todo = _todo(ctx, job)
+        if not todo:
+            print(f'{tag} {names} seed {job.seed}: done by another npe-repro, skipped')
+            return 0
+        return _run_job(ctx, job, tag, names, todo)
+    finally:
+        lock.release()
+
+
+def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> int:
+    """Train (or resume) one job, evaluate it, write its result files; 1 if it failed, else 0."""
+    from npe.training import readable_checkpoint, set_aside
+
+    recipe, results, env = ctx.recipe, ctx.results, ctx.env
+    keep = ctx.example_images if job.seed == recipe.seeds[0] else []
+    print(f'{tag} {names} seed {job.seed}: training in {job.work_dir}', flush=True)
+    try:
+        cfg = job_train_config(recipe, job, ctx.root, ctx.checkpoint, quiet=True, gpus=ctx.gpus,
+                               **ctx.launch_options)
+        if job.work_dir.is_dir():  # checkpoints cut off by a kill: out of the way, one line each
+            set_aside(readable_checkpoint(job.work_dir)[1])
+        with _quiet(job.work_dir / 'npe-repro.log', ctx.verbose):
+            record = train_job(cfg, job.work_dir, ctx.gpus, log=None if ctx.verbose else sys.stdout)
+            items = evaluate_job(recipe, job, record, ctx.log_prior, todo, per_s=ctx.per_s,
+                                 keep_predictions=keep)
+    except UserError:
+        raise
+    except Exception as exc:  # one broken run must not hide the others; it is recorded
+        message = f'{type(exc).__name__}: {exc}'.splitlines()[0]
+        print(f'{tag} {names} seed {job.seed}: FAILED ({message}); see {job.work_dir / "npe-repro.log"}',
+              file=sys.stderr)
+        for v, s in sorted(todo, key=str):
+            path = write_failure(results, recipe, train_key=job.train_key, protocol=job.protocol,
+                                 seed=job.seed, variant=v, s=s, error=message, env=env)
+            print(provenance.result_line(json.loads(path.read_text())), flush=True)
+        return 1
+    loss = training_losses(job.work_dir)
+    for item in items:
+        path = write_result(results, recipe, train_key=job.train_key, protocol=job.protocol,
+                            seed=job.seed, item=item, record=record, share=ctx.share, loss=loss, env=env)
+        print(provenance.result_line(json.loads(path.read_text())), flush=True)
+    if keep:
+        examples.save(results, recipe, datasets.get(recipe.dataset), ctx.root, keep,
+                      examples.example_rows(recipe, items))
+    print(f'{tag} {names} seed {job.seed}: {len(items)} result files written '
+          f'(training {record["wall_time_s"]:.0f} s)', flush=True)
+    return 0
 
 
 def write_tables(recipe: Recipe, results: Path) -> None:
@@ -457,38 +477,12 @@ def write_tables(recipe: Recipe, results: Path) -> None:
 
 
 def submit_slurm(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results: Path, work_root: Path,
-                 sbatch_options: list[str], *, variants=None, seeds=None, gpus: int = 0,
-                 tables: bool = True, **launch_options) -> int:
-    """Submit the recipe's trainings as one Slurm job array (task i = ``npe-repro RECIPE --task i``,
-    each writing its own result files) and the tables as a job ``afterany`` the array.
-
-    The inputs are prepared before (by :func:`run_recipe`), so tasks run ``--offline``. The scripts and
-    the jobs' output go to ``<work_root>/<recipe>/slurm/<time>/``. Returns 0.
-    """
-    import time
-
+                 sbatch_options: list[str], **options) -> int:
+    """Submit the recipe's trainings as one Slurm job array (task i = ``npe-repro RECIPE --task i``)
+    and its tables as a job after it (:func:`npe.launch.submit_recipe`). Returns 0."""
     from npe import launch
 
     if not jobs:
         raise RecipeError(f'{recipe.path}: nothing to submit (no training in the plan)')
-    folder = work_root / recipe.name / 'slurm' / time.strftime('%Y%m%d_%H%M%S')
-    command = [sys.executable, '-m', 'npe', str(recipe.path), '--data-root', str(data_root),
-               '--results-dir', str(results), '--work-dir', str(work_root), '--offline', '--no-tables']
-    command += ['--variants', *variants] if variants else []
-    command += ['--seeds', *map(str, seeds)] if seeds else []
-    command += ['--gpus', str(gpus)] if gpus else []
-    if launch_options.get('batch_per_process'):
-        command += ['--batch-per-process', str(launch_options['batch_per_process'])]
-    if launch_options.get('amp'):
-        command += ['--amp', '--amp-dtype', launch_options.get('amp_dtype') or 'auto']
-    table_command = [sys.executable, '-m', 'npe.cli.tables', '--results-dir', str(results),
-                     '--recipe', str(recipe.path)]
-    train_script, tables_script = launch.write_sbatch_scripts(
-        folder, recipe_name=recipe.name, tasks=len(jobs), task_command=command,
-        tables_command=table_command, gpus=gpus)
-    array_id, tables_id = launch.submit_slurm(train_script, tables_script if tables else None,
-                                              sbatch_options)
-    print(f'submitted {recipe.name}: job array {array_id} ({len(jobs)} trainings, '
-          f'{train_script}), tables job {tables_id or "-"} after it; output in {folder}')
-    print(f'follow with: squeue -j {array_id}{"," + tables_id if tables_id else ""}')
-    return 0
+    return launch.submit_recipe(recipe.path, recipe.name, len(jobs), data_root, results, work_root,
+                                sbatch_options, **options)

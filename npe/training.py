@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from npe import launch
-from npe.config import (apply_npe, check_data, fix_dataloaders, kit_dataset_folder, load_base_config,
-                        merge_cfg_options, own_runner_instances, register, set_data_root)
+from npe.config import (apply_npe, check_data, check_schedule, check_seed, fix_dataloaders,
+                        kit_dataset_folder, load_base_config, merge_cfg_options, own_runner_instances,
+                        register, set_data_root)
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
-from npe.files import write_json_atomic
+from npe.files import check_output_dir, write_json_atomic
 
 __all__ = ['TrainInfo', 'build_train_config', 'run_training', 'train', 'latest_checkpoint',
            'training_loss', 'RUN_FILE']
@@ -47,28 +48,60 @@ class TrainInfo(TypedDict):
     distributed: dict       #: launcher, world_size, batch_per_process, total_batch
 
 
-def latest_checkpoint(work_dir: str | Path) -> Path | None:
-    """The checkpoint a run in ``work_dir`` saved last (``last_checkpoint`` file, else newest
-    ``iter_*.pth`` / ``epoch_*.pth``); None if there is none.
+def _checkpoints_newest_first(work_dir: Path) -> list[Path]:
+    def number(p: Path) -> int:
+        digits = p.stem.split('_')[-1]
+        return int(digits) if digits.isdigit() else -1
+    ckpts = list(work_dir.glob('iter_*.pth')) + list(work_dir.glob('epoch_*.pth'))
+    return sorted(ckpts, key=lambda p: (p.stat().st_mtime, number(p)), reverse=True)
 
-    ``last_checkpoint`` holds the absolute path at save time; the file of that name inside
-    ``work_dir`` wins, so a copied or moved work dir uses its own checkpoint.
+
+def latest_checkpoint(work_dir: str | Path) -> Path | None:
+    """The checkpoint a run in ``work_dir`` saved last (the file named in ``last_checkpoint``, else
+    the newest ``iter_*.pth`` / ``epoch_*.pth``); None if there is none.
+
+    Only files inside ``work_dir`` count: ``last_checkpoint`` holds the absolute path at save time,
+    and of it only the file name is used, so a copied or moved work dir never reaches back into the
+    original run's folder.
     """
     work_dir = Path(work_dir)
     marker = work_dir / 'last_checkpoint'
     if marker.is_file():
-        recorded = Path(marker.read_text().strip())
-        # The file of that name in work_dir first: a copied or moved work dir resumes from its own.
-        for candidate in (work_dir / recorded.name, recorded):
-            if candidate.is_file():
-                return candidate
+        try:
+            candidate = work_dir / Path(marker.read_text().strip()).name
+        except (OSError, UnicodeDecodeError):
+            candidate = None
+        if candidate is not None and candidate.suffix == '.pth' and candidate.is_file():
+            return candidate
+    ckpts = _checkpoints_newest_first(work_dir)
+    return ckpts[0] if ckpts else None
 
-    def number(p: Path) -> int:
-        digits = p.stem.split('_')[-1]
-        return int(digits) if digits.isdigit() else -1
-    ckpts = sorted(list(work_dir.glob('iter_*.pth')) + list(work_dir.glob('epoch_*.pth')),
-                   key=lambda p: (p.stat().st_mtime, number(p)))
-    return ckpts[-1] if ckpts else None
+
+def readable_checkpoint(work_dir: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint in ``work_dir`` that can be loaded, and the unreadable ones newer than it
+    (``[(path, reason)]``, e.g. cut off by a kill while saving)."""
+    from npe.checkpoint import unreadable_reason
+
+    work_dir = Path(work_dir)
+    first = latest_checkpoint(work_dir)
+    order = ([first] if first else []) + [p for p in _checkpoints_newest_first(work_dir) if p != first]
+    bad = []
+    for path in order:
+        reason = unreadable_reason(path)
+        if reason is None:
+            return path, bad
+        bad.append((path, reason))
+    return None, bad
+
+
+def set_aside(bad: list[tuple[Path, str]]) -> None:
+    """Rename unreadable checkpoints to ``<name>.unreadable`` (one line each on stderr)."""
+    for path, reason in bad:
+        target = path.with_name(path.name + '.unreadable')
+        if path.is_file():
+            path.replace(target)
+            print(f'warning: checkpoint {path} is unreadable ({reason}); set aside as {target.name}',
+                  file=sys.stderr)
 
 
 def training_loss(work_dir: str | Path, key: str = 'loss') -> list[list[float]]:
@@ -145,8 +178,16 @@ def build_train_config(base_config: str | Path, *,
     """
     if launcher not in LAUNCHERS:
         raise ConfigError(f'unknown launcher {launcher!r}; choose one of {", ".join(LAUNCHERS)}')
-    if load_from and not _is_url(load_from) and not Path(load_from).is_file():
-        raise ConfigError(f'--load-from {load_from}: no such checkpoint file')
+    if seed is not None:
+        check_seed(seed, '--seed')
+    if load_from and not _is_url(load_from):
+        if not Path(load_from).is_file():
+            raise ConfigError(f'--load-from {load_from}: no such checkpoint file')
+        from npe.checkpoint import unreadable_reason
+        reason = unreadable_reason(load_from)
+        if reason:
+            raise ConfigError(f'--load-from {load_from}: {reason}; download it again (npe-data '
+                              'checkpoint URL) or give another file')
     if work_dir is not None and Path(work_dir).exists() and not Path(work_dir).is_dir():
         raise ConfigError(f'--work-dir {work_dir} exists and is not a folder')
     if launcher != 'none' and world_size is None:
@@ -174,6 +215,7 @@ def build_train_config(base_config: str | Path, *,
         set_data_root(cfg, data_root)
     launch.loader_defaults(cfg, world_size or 1)
     merge_cfg_options(cfg, cfg_options)
+    check_schedule(cfg)
     fix_dataloaders(cfg)
     launch.distribute(cfg, launcher, world_size or 1, batch_per_process)
 
@@ -182,6 +224,7 @@ def build_train_config(base_config: str | Path, *,
     cfg.work_dir = str(Path(work_dir).resolve())
     if Path(cfg.work_dir).exists() and not Path(cfg.work_dir).is_dir():
         raise ConfigError(f'work dir {cfg.work_dir} exists and is not a folder')
+    check_output_dir(cfg.work_dir, '--work-dir')
     if seed is not None or deterministic:
         cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
     cfg.launcher = launcher
@@ -190,7 +233,11 @@ def build_train_config(base_config: str | Path, *,
         launch.apply_amp(cfg, amp_dtype)
     cfg.resume = False
     if resume:
-        last = latest_checkpoint(cfg.work_dir)
+        _check_same_options(cfg)
+        last, bad = readable_checkpoint(cfg.work_dir)
+        for path, reason in bad:
+            warnings.write(f'warning: checkpoint {path} is unreadable ({reason}); it will be set aside '
+                           f'as {path.name}.unreadable\n')
         if last is not None:
             cfg.resume = True
             # Named explicitly: MMEngine would otherwise resume from the initial --load-from
@@ -198,13 +245,47 @@ def build_train_config(base_config: str | Path, *,
             # another folder's file when the work dir was copied.
             cfg.load_from = str(last)
         else:
-            warnings.write(f'warning: --resume: no checkpoint in {cfg.work_dir}; training from the '
-                           'start\n')
+            warnings.write(f'warning: --resume: no checkpoint in {cfg.work_dir} (none that can be '
+                           'read); training from the start\n')
+    fault_tolerant(cfg)
     if check_data_folders:
         check_data(cfg)
     if launch.rank() == 0:  # one copy of the warnings, not one per process
         sys.stderr.write(warnings.getvalue())
     return cfg
+
+
+#: The NPE options a run is trained with; ``--resume`` must not change them.
+_RESUME_KEYS = ('num_pem', 'pem_type', 'freeze_backbone', 'freeze_decode', 'protocol')
+
+
+def _check_same_options(cfg) -> None:
+    """Refuse to resume a work dir whose run was trained with other NPE options (nothing written)."""
+    record_file = Path(cfg.work_dir) / RUN_FILE
+    if not record_file.is_file():
+        return
+    try:
+        before = json.loads(record_file.read_text())['npe']
+        before = {k: before[k] for k in _RESUME_KEYS}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RunError(f'{record_file} is damaged; resume cannot check the options the run was trained '
+                       'with. Delete the work dir to start over, or give another --work-dir') from None
+    changed = [f'{k} {before[k]!r} -> {cfg.npe[k]!r}' for k in _RESUME_KEYS if before[k] != cfg.npe[k]]
+    if changed:
+        raise RunError(f'--resume: {cfg.work_dir} was trained with other NPE options '
+                       f'({", ".join(changed)}); resume with the same options, or give another --work-dir')
+
+
+def fault_tolerant(cfg) -> None:
+    """Atomic checkpoints and an exact resume (:mod:`npe.resume`) for a training config, in place."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if hook is not None and not hook.get('backend_args') and not hook.get('out_dir'):
+        hook['backend_args'] = dict(backend='npe_atomic')
+    if (cfg.get('train_cfg') or {}).get('type') in ('IterBasedTrainLoop', 'mmengine.IterBasedTrainLoop'):
+        cfg.train_cfg['type'] = 'NPEIterBasedTrainLoop'
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'NPEResumeStateHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='NPEResumeStateHook')]
 
 
 def run_training(cfg) -> TrainInfo:
@@ -225,6 +306,8 @@ def run_training(cfg) -> TrainInfo:
     if cfg.get('launcher', 'none') != 'none':
         launch.init_distributed(cfg.launcher, (cfg.npe.get('distributed') or {}).get('world_size'),
                                 dist_cfg=(cfg.get('env_cfg') or {}).get('dist_cfg'))
+    if Path(cfg.work_dir).is_dir():  # checkpoints a kill cut off: out of the way, one line each
+        set_aside(readable_checkpoint(cfg.work_dir)[1])
     runner = Runner.from_cfg(cfg)
     # The file name MMEngine's Runner.dump_config() just wrote the config under.
     dumped = Path(runner.work_dir) / (Path(cfg.filename).name if cfg.filename

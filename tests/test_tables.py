@@ -291,7 +291,9 @@ def test_duplicate_and_bad_result_files(tmp_path, capsys):
     data = make_result(recipe, "baseline", 0, 1.0, [50.0] * 7, 50.0, 60.0)
     dump(results_dir, recipe, data)
     (results_dir / recipe.name / "copy.json").write_text(json.dumps(data))
-    with pytest.raises(UserError, match="both hold baseline seed 0"):
+    # A second copy under another name breaks "file name = content" (no double-counted runs).
+    with pytest.raises(UserError, match="copy.json: holds baseline seed 0 s=1, which belongs in "
+                                        "baseline__seed0__s1.json"):
         stats.summarize(recipe, result_files.read_results(results_dir, recipe.name))
     (results_dir / recipe.name / "copy.json").write_text(json.dumps({**data, "schema": "other/2"}))
     with pytest.raises(SystemExit) as exc:
@@ -365,3 +367,31 @@ def test_prior_stats_per_seed_fits(tmp_path):
     assert slope.mean == pytest.approx(1.5) and slope.std == pytest.approx(statistics.stdev([2.0, 1.0]))
     md = tables.render_markdown(summary)
     assert "npe1: Spearman -1.000 ± 0.000, slope 1.50 ± 0.71 (2 seeds)" in md
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"metrics": "oops"}, "metrics: expected an object of numbers"),
+    ({"metrics": None}, "metrics: expected an object of numbers"),
+    ({"metrics": {"mIoU": "50.0"}}, "metrics.mIoU: expected a percentage"),
+    ({"metrics": {"mIoU": 150.0}}, "metrics.mIoU: expected a percentage"),
+    ({"seed": 3}, "which belongs in baseline__seed3__s1.json"),
+    ({"seed": -1}, "seed: expected an integer >= 0"),
+    ({"per_class": {"IoU": "x"}}, "per_class.IoU: expected a list"),
+    ({"iterations": -5}, "iterations: expected an integer >= 0"),
+])
+def test_altered_result_file_is_not_done_and_one_line_in_tables(tmp_path, capsys, change, message):
+    """A result file that parses but breaks the contract: not done for the driver (redone), one
+    error line naming the file and the fix in npe-tables (no crash, no wrong row)."""
+    recipe = write_recipe(tmp_path)
+    results_dir = tmp_path / "results"
+    data = make_result(recipe, "baseline", 0, 1.0, [50.0] * 7, 50.0, 60.0)
+    path = dump(results_dir, recipe, data)
+    assert result_files.is_done(path)
+    path.write_text(json.dumps({**data, **change}))
+    assert not result_files.is_done(path)
+    with pytest.raises(SystemExit) as exc:
+        tables_cli.main(["--results-dir", str(results_dir), "--recipe", str(recipe.path), "--no-figures"])
+    assert exc.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: ") and path.name in err[0] and message in err[0], err
+    assert "Traceback" not in err[0]

@@ -17,6 +17,7 @@ from typing import Sequence
 from npe import datasets
 from npe.cli.common import make_parser
 from npe.errors import UserError, cli_entry
+from npe.files import check_output_dir
 from npe.paths import data_root as resolve_data_root
 from npe.paths import mirror as resolve_mirror
 
@@ -114,6 +115,8 @@ def _cmd_checkpoint(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``npe-data``."""
     args = _parser().parse_args(argv)
+    if args.command in ("prepare", "checkpoint"):
+        check_output_dir(resolve_data_root(args.data_root), "--data-root")
     handler = {"prepare": _cmd_prepare, "list": _cmd_list, "sources": _cmd_sources,
                "checkpoint": _cmd_checkpoint}[args.command]
     try:

@@ -7,6 +7,7 @@ from typing import Sequence
 from npe import paths
 from npe.cli.common import make_parser
 from npe.errors import cli_entry
+from npe.files import check_output_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from npe import tables  # noqa: PLC0415 - keep --help fast
 
     results = paths.results_dir(args.results_dir)
+    if args.out_dir:
+        check_output_dir(args.out_dir, "--out-dir")
     written = tables.build(results, args.out_dir, recipes=args.recipe, figures=not args.no_figures)
     if not args.quiet:
         for path in written:

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from npe.cli.common import add_cfg_options, add_launcher, make_parser, quiet_library_warnings
 from npe.errors import UserError, cli_entry
+from npe.files import check_output_dir
 
 
 def build_parser():
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.out and Path(args.out).is_dir():
         raise UserError(f'--out {args.out} is a folder; give a file name')
+    if args.out:
+        check_output_dir(Path(args.out).parent, '--out folder')
     from npe.evaluation import evaluate, format_table, write_metrics
 
     print(f'npe-test: evaluating {args.work_dir} at s = '

@@ -148,6 +148,11 @@ class _Retryable(Exception):
     pass
 
 
+class _Quick(_Retryable):
+    """Refused connection or a stalled server: retried once, at once, then given up (retrying a port
+    nobody listens on, or a server that sends nothing, with back-off only delays the message)."""
+
+
 def _progress(total: int | None, initial: int, desc: str):
     from tqdm import tqdm
 
@@ -173,11 +178,19 @@ def _http_attempt(url: str, part: Path, timeout: float, desc: str) -> None:
         exc.close()
         raise (_Retryable if retry else Unreachable)(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):
+            raise _Quick("connection refused (nothing listens at that address)") from None
+        if isinstance(exc.reason, TimeoutError):
+            raise _Quick(f"no answer within {timeout:g} s (stalled server; NPE_DOWNLOAD_TIMEOUT)") from None
         if isinstance(exc.reason, socket.gaierror):
             # Name resolution failed: typical of an offline or air-gapped machine; retrying only delays
             # the message that says what to fetch by hand.
             raise Unreachable(f"cannot resolve host ({exc.reason})") from None
         raise _Retryable(str(exc.reason)) from None
+    except ConnectionRefusedError:
+        raise _Quick("connection refused (nothing listens at that address)") from None
+    except TimeoutError:
+        raise _Quick(f"no answer within {timeout:g} s (stalled server; NPE_DOWNLOAD_TIMEOUT)") from None
     except (OSError, http.client.HTTPException) as exc:
         raise _Retryable(str(exc) or type(exc).__name__) from None
 
@@ -208,6 +221,9 @@ def _http_attempt(url: str, part: Path, timeout: float, desc: str) -> None:
                     out.write(block)
                     received += len(block)
                     bar.update(len(block))
+        except TimeoutError:
+            raise _Quick(f"no data for {timeout:g} s after {done + received} bytes (stalled server; "
+                         "NPE_DOWNLOAD_TIMEOUT)") from None
         except (OSError, http.client.HTTPException) as exc:
             raise _Retryable(f"connection lost after {done + received} bytes ({type(exc).__name__})") from None
         if expected is not None and received < expected:
@@ -217,15 +233,20 @@ def _http_attempt(url: str, part: Path, timeout: float, desc: str) -> None:
 def _download_http(url: str, part: Path, desc: str) -> None:
     retries, backoff, timeout = settings()
     last = ""
+    quick_tries = 0
     for attempt in range(retries + 1):
         try:
             _http_attempt(url, part, timeout, desc)
             return
         except _Retryable as exc:
             last = str(exc)
+            if isinstance(exc, _Quick) and quick_tries:
+                break
+            quick_tries += isinstance(exc, _Quick)
             if attempt < retries:
-                wait = backoff * (2 ** attempt)
-                print(f"note: {desc}: {last}; retrying in {wait:g} s ({attempt + 1}/{retries})", file=sys.stderr)
+                wait = 0 if isinstance(exc, _Quick) else backoff * (2 ** attempt)
+                when = f"in {wait:g} s" if wait else "now"
+                print(f"note: {desc}: {last}; retrying {when} ({attempt + 1}/{retries})", file=sys.stderr)
                 time.sleep(wait)
     raise Unreachable(last)
 

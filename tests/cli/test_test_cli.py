@@ -34,7 +34,9 @@ def config_only_run(tmp_path, stare_root, capsys) -> Path:
     work_dir.mkdir()
     cfg.dump(str(work_dir / f'{STEM}.py'))
     (work_dir / RUN_FILE).write_text(json.dumps({'config': f'{STEM}.py'}))
-    (work_dir / 'iter_2.pth').write_bytes(b'')
+    import torch
+
+    torch.save({'state_dict': {}}, work_dir / 'iter_2.pth')  # readable, never loaded into a model here
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_2.pth'))
     return work_dir
 

@@ -24,6 +24,14 @@ def _write(path: Path, text: str) -> str:
     return str(path)
 
 
+def _fake_checkpoint(path: Path) -> str:
+    """A readable (if weightless) torch checkpoint: the kit refuses cut-off or non-torch files."""
+    import torch
+
+    torch.save({'state_dict': {}}, path)
+    return str(path)
+
+
 def run_main_expect_error(argv: list[str], capsys) -> str:
     """Run this module's CLI in-process, expecting one ``error:`` line and exit status 2."""
     return expect_one_line_error(main, argv, capsys)
@@ -58,7 +66,7 @@ model = dict(decode_head=dict(loss_decode=dict(_delete_=True, type='DiceLoss', l
     ('missing_config', 'does not exist'),
     ('pem_type', "invalid choice: 'UPerHead'"),
     ('num_pem_negative', 'num_pem must be an integer >= 0'),
-    ('scale_zero', 'scale factor must be > 0'),
+    ('scale_zero', 'scale factor must be a finite number > 0'),
     ('missing_data', 'nodata/STARE/images/training does not exist'),
     ('wrapper_data_root', 'takes no data_root; set train_dataloader.dataset.dataset.data_root'),
     ('cfg_options_syntax', 'expects KEY=VALUE pairs'),
@@ -173,12 +181,12 @@ def test_upstream_warnings_come_after_the_checks(stare_root, in_tmp, capsys):
 def test_resume_picks_the_work_dirs_latest_checkpoint(stare_root, in_tmp, capsys):
     work_dir = in_tmp / 'wd'
     cfg = build_train_config(STARE_UNET, data_root=stare_root, work_dir=work_dir, resume=True,
-                             load_from=str(_write(in_tmp / 'init.pth', 'x')))
+                             load_from=_fake_checkpoint(in_tmp / 'init.pth'))
     assert cfg.resume is False and cfg.load_from == str(in_tmp / 'init.pth')
     assert '--resume: no checkpoint' in capsys.readouterr().err
     work_dir.mkdir()
     for name in ('iter_2.pth', 'iter_4.pth'):
-        (work_dir / name).write_bytes(b'')
+        _fake_checkpoint(work_dir / name)
     # last_checkpoint written by a run in another folder (e.g. this one is a copy): use our file.
     (work_dir / 'last_checkpoint').write_text('/elsewhere/run/iter_4.pth')
     assert latest_checkpoint(work_dir) == work_dir / 'iter_4.pth'

@@ -1,0 +1,150 @@
+"""npe-repro under faults, in real processes: two drivers started together, SIGTERM, altered result
+files, output folders, and the files' modes (issue 13)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from npe import results as result_files
+from npe.recipes import load_recipe
+
+BIN = Path(sys.executable).parent
+
+
+def tiny_recipe(tmp: Path) -> Path:
+    """The smoke recipe, 4 iterations per training."""
+    text = Path(load_recipe('smoke').path).read_text()
+    path = tmp / 'tiny.yaml'
+    path.write_text(text.replace('name: smoke', 'name: tiny').replace('max_iters: 20', 'max_iters: 4'))
+    return path
+
+
+def repro_cmd(tmp: Path, recipe: Path, *args: str) -> list[str]:
+    return [str(BIN / 'npe-repro'), str(recipe), '--data-root', str(tmp / 'data'), '--results-dir',
+            str(tmp / 'results'), '--work-dir', str(tmp / 'work'), '--no-tables', *args]
+
+
+def env() -> dict:
+    return dict(os.environ, PYTHONUNBUFFERED='1')
+
+
+def valid_results(tmp: Path) -> list[str]:
+    runs = result_files.read_results(tmp / 'results', 'tiny')   # raises on any file breaking the contract
+    assert all(r.ok for r in runs)
+    return sorted(r.file for r in runs)
+
+
+EXPECTED = ['baseline__seed0__s1.json', 'counted_la__seed0__s1.json', 'counted_la__seed0__s2.json',
+            'npe1__seed0__s1.json', 'npe1__seed0__s2.json']
+
+
+@pytest.mark.integration
+def test_two_drivers_started_together_train_each_run_once(tmp_path):
+    recipe = tiny_recipe(tmp_path)
+    from npe import datasets
+
+    datasets.get('smoke').prepare(tmp_path / 'data')  # the data step is not what this test is about
+    procs = [subprocess.Popen(repro_cmd(tmp_path, recipe), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=env()) for _ in range(2)]
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    everything = '\n'.join(outs)
+    assert everything.count('baseline seed 0: training in') == 1, outs
+    assert everything.count('npe1 seed 0: training in') == 1, outs
+    # The driver that did not train a job says why: put off while the other trained it, then skipped.
+    assert 'another npe-repro is training it' in everything, outs
+    assert 'done by another npe-repro, skipped' in everything, outs
+    assert valid_results(tmp_path) == EXPECTED
+    for job in ('baseline__seed0', 'npe1__seed0'):   # one training session per work dir
+        sessions = [p for p in (tmp_path / 'work' / 'tiny' / job).iterdir()
+                    if p.is_dir() and p.name[:1].isdigit()]
+        assert len(sessions) == 1, sessions
+
+
+@pytest.mark.integration
+def test_sigterm_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    recipe = tiny_recipe(tmp_path)
+    proc = subprocess.Popen(repro_cmd(tmp_path, recipe), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env())
+    lines = []
+    try:
+        for line in proc.stdout:           # stop it once the first training's results are written
+            lines.append(line)
+            if 'result files written' in line:
+                break
+        assert proc.poll() is None, ''.join(lines)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = ''.join(lines) + rest
+    assert proc.returncode == 143, out
+    assert out.strip().splitlines()[-1].startswith('terminated (SIGTERM); finished runs are kept'), out
+    assert 'Traceback' not in out
+    kept = valid_results(tmp_path)
+    assert kept and set(kept) < set(EXPECTED)
+    again = subprocess.run(repro_cmd(tmp_path, recipe), capture_output=True, text=True, env=env(), timeout=900)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert 'done, skipped' in again.stdout
+    assert valid_results(tmp_path) == EXPECTED
+
+
+def test_altered_result_file_is_redone(tmp_path):
+    """A result file the contract refuses is not "done": the plan counts it as still to do."""
+    from npe.run import describe_plan, plan_runs
+
+    recipe = load_recipe(tiny_recipe(tmp_path))
+    path = result_files.result_path(tmp_path / 'results', 'tiny', 'npe1', 0, 2.0)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({'schema': 'npe-result/1', 'status': 'ok', 'variant': 'npe1', 'seed': 0,
+                                'scale_factor': 2.0, 'metrics': 'oops'}))
+    jobs = plan_runs(recipe, work_root=tmp_path / 'work')
+    plan = describe_plan(recipe, jobs, tmp_path / 'data', tmp_path / 'results')
+    assert '(0 already done)' in plan
+
+
+@pytest.mark.parametrize('flag', ['--results-dir', '--work-dir', '--data-root'])
+def test_output_folder_under_a_file_is_one_line_before_any_work(tmp_path, flag):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    args = {'--results-dir': str(tmp_path / 'r'), '--work-dir': str(tmp_path / 'w'),
+            '--data-root': str(tmp_path / 'd')}
+    args[flag] = str(blocker / 'sub')
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', *[x for kv in args.items() for x in kv]],
+                          capture_output=True, text=True, env=env(), timeout=300)
+    assert proc.returncode == 2 and proc.stderr.startswith('error: ') and len(proc.stderr.splitlines()) == 1
+    assert flag in proc.stderr and str(blocker) in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a_file']
+
+
+def test_files_follow_the_umask(tmp_path):
+    from npe.files import write_json_atomic
+
+    old = os.umask(0o002)
+    try:
+        path = write_json_atomic(tmp_path / 'shared' / 'r.json', {'a': 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o664
+    assert json.loads(path.read_text()) == {'a': 1}
+    assert [p.name for p in path.parent.iterdir()] == ['r.json']
+
+
+def test_cli_restores_the_callers_sigterm_handler():
+    """SIGTERM is handled like Ctrl-C inside a command; a main() called in-process (tests, notebooks)
+    leaves the process's own handler as it was."""
+    from npe.cli import tables as tables_cli
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        tables_cli.main(['--nope'])
+    assert signal.getsignal(signal.SIGTERM) is before
