@@ -224,8 +224,9 @@ def _check_ok_fields(data: dict, where: str) -> None:
                 v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in values)):
             raise ResultFileError(f"{where}: {key}: expected a list of numbers, got {values!r}; {fix}")
     value = data.get("scale_factor_value")
-    if value is not None and (number(value) is None or value <= 0):
-        raise ResultFileError(f"{where}: scale_factor_value: expected a number > 0, got {value!r}; {fix}")
+    if value is not None and value != INF and (number(value) is None or value <= 0):
+        raise ResultFileError(f"{where}: scale_factor_value: expected a number > 0 or 'inf', got {value!r}; "
+                              f"{fix}")
     iterations = data.get("iterations")
     if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int)
                                    or iterations < 0):
