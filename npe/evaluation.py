@@ -31,7 +31,6 @@ Library use: :func:`evaluate` returns the result dicts; :func:`write_metrics` wr
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as _dt
 import json
@@ -46,7 +45,7 @@ from npe.config import (check_data, check_schedule, fix_dataloaders, kit_dataset
                         merge_cfg_options, own_runner_instances, register, set_data_root)
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
-from npe.files import write_json_atomic
+from npe.files import console_to, write_json_atomic
 from npe.reference import is_reference_config, load_weights, translate_config
 from npe.training import latest_checkpoint
 
@@ -233,18 +232,6 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     return cfg, ckpt
 
 
-@contextlib.contextmanager
-def _console_to(log_file: Path | None):
-    """stdout and stderr (MMEngine's console handler included) appended to ``log_file``."""
-    if log_file is None:
-        yield
-        return
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, 'a') as handle, contextlib.redirect_stdout(handle), \
-            contextlib.redirect_stderr(handle):
-        yield
-
-
 def _requests(scale_factors, adjustments, log_prior) -> list[tuple[str, float | None]]:
     """``(kind, s)`` pairs asked for; ``s = None`` = the trained value; ``inf`` = unadjusted."""
     if adjustments is None:
@@ -367,7 +354,7 @@ def evaluate(work_dir: str | Path,
     log_file = Path(cfg.work_dir) / 'npe-test.log' if quiet else None
     notes = list(cfg.pop('npe_notes', None) or [])
     cfg.load_from = None  # loaded below with every key checked (MMEngine's loading is not strict)
-    with _console_to(log_file):
+    with console_to(log_file):
         runner = Runner.from_cfg(cfg)
     try:
         notes += load_weights(runner.model, ckpt)
@@ -387,7 +374,7 @@ def evaluate(work_dir: str | Path,
         if record_prior:
             head.start_prior_recording()
         start = time.perf_counter()
-        with blocks_installed(runner, head, pass_blocks), _console_to(log_file):
+        with blocks_installed(runner, head, pass_blocks), console_to(log_file):
             summary = runner.test()
         wall = time.perf_counter() - start
         prior = head.stop_prior_recording() if record_prior else None

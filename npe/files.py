@@ -6,6 +6,8 @@ starts, whether a folder can be created and written to.
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import tempfile
@@ -66,3 +68,16 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f'{what} {path}: {probe} is not writable for you; give another path')
     return path
+
+
+@contextlib.contextmanager
+def console_to(log_file: Path | None):
+    """stdout and stderr (MMEngine's console handler included) appended to ``log_file``; None: left
+    on the console."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, 'a') as handle, contextlib.redirect_stdout(handle), \
+            contextlib.redirect_stderr(handle):
+        yield

@@ -20,7 +20,7 @@ from typing import Sequence
 from npe import datasets, examples, paths, provenance
 from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
 from npe.errors import RecipeError, UserError
-from npe.files import check_output_dir, write_json_atomic
+from npe.files import check_output_dir, console_to, write_json_atomic
 from npe.inputs import counted_log_prior, prepare_inputs
 from npe.recipes import Recipe, Variant, load_recipe, scale_label
 from npe.results import is_done, result_path, utc_now, write_failure, write_result
@@ -275,18 +275,6 @@ def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[fl
 
 
 # ----------------------------------------------------------------------------- the whole run
-@contextlib.contextmanager
-def _quiet(log_file: Path, verbose: bool):
-    """Send MMEngine's console output of a job to its log file (unless ``verbose``)."""
-    if verbose:
-        yield
-        return
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, 'a') as handle, contextlib.redirect_stdout(handle), \
-            contextlib.redirect_stderr(handle):
-        yield
-
-
 def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | None = None,
                seeds: Sequence[int] | None = None, data_root: str | os.PathLike | None = None,
                results_dir: str | os.PathLike | None = None, work_dir: str | os.PathLike | None = None,
@@ -435,7 +423,7 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
                                **ctx.launch_options)
         if job.work_dir.is_dir():  # checkpoints cut off by a kill: out of the way, one line each
             set_aside(readable_checkpoint(job.work_dir)[1])
-        with _quiet(job.work_dir / 'npe-repro.log', ctx.verbose):
+        with console_to(None if ctx.verbose else job.work_dir / 'npe-repro.log'):
             record = train_job(cfg, job.work_dir, ctx.gpus, log=None if ctx.verbose else sys.stdout)
             items = evaluate_job(recipe, job, record, ctx.log_prior, todo, per_s=ctx.per_s,
                                  keep_predictions=keep)
