@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import http.client
 import os
+import platform
 import socket
 import sys
 import tarfile
@@ -378,16 +379,18 @@ def offline_message(missing: Iterable[tuple[Source, str, str]], dest_dir: Path, 
 
 
 # --------------------------------------------------------------------------------------------- archives
-# Tar members are checked by tarfile's own ``data`` extraction filter (Python >= 3.11.4 / 3.10.12):
-# no absolute paths, nothing outside the target through '..' or links, no device files. Its errors
-# become one clear line here.
-_REFUSALS = (
-    (tarfile.AbsoluteLinkError, "is a link to an absolute path"),
-    (tarfile.LinkOutsideDestinationError, "is a link that points outside the target folder"),
-    (tarfile.AbsolutePathError, "has an absolute path"),
-    (tarfile.OutsideDestinationError, "points outside the target folder ('..')"),
-    (tarfile.SpecialFileError, "is a device, FIFO or other special file"),
-)
+# Tar members are checked by tarfile's own ``data`` extraction filter (PEP 706: Python >= 3.10.12 /
+# 3.11.4, or a distribution's backport): no absolute paths, nothing outside the target through '..' or
+# links, no device files. Its errors become one clear line here. A Python without the filters (Debian
+# bookworm's 3.11.2, the CPU image's) runs everything else; unpacking a tar there is one clear error.
+HAS_TAR_FILTERS = hasattr(tarfile, "data_filter")
+_REFUSALS = tuple((getattr(tarfile, kind), text) for kind, text in (
+    ("AbsoluteLinkError", "is a link to an absolute path"),
+    ("LinkOutsideDestinationError", "is a link that points outside the target folder"),
+    ("AbsolutePathError", "has an absolute path"),
+    ("OutsideDestinationError", "points outside the target folder ('..')"),
+    ("SpecialFileError", "is a device, FIFO or other special file"),
+) if hasattr(tarfile, kind))
 
 
 def _refusal(archive: Path, name: str, reason: str) -> UserError:
@@ -405,6 +408,10 @@ def _data_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
 def check_tar_members(archive: Path, tar: tarfile.TarFile, target: Path | None = None) -> list[tarfile.TarInfo]:
     """All members of an open tar, each passed through the ``data`` filter for ``target`` (a stand-in
     folder when the caller only reads members): a :class:`UserError` names the first unsafe one."""
+    if not HAS_TAR_FILTERS:
+        raise UserError(f"cannot unpack {archive.name} safely: this Python ({platform.python_version()}) has no "
+                        "tarfile extraction filters (PEP 706: Python >= 3.10.12 or >= 3.11.4); unpack it "
+                        "with a newer Python, e.g. the kit's .venv or the CUDA image")
     members = tar.getmembers()
     dest = str(target if target is not None else Path("/nonexistent-npe-target"))
     for m in members:

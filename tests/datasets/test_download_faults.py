@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent
 CHECKSUM = 'sha256:' + '0' * 64
 
@@ -70,3 +72,20 @@ def test_stalled_server_times_out_with_the_reason(tmp_path):
     assert len(errors) == 1 and 'stalled server' in errors[0], proc.stderr
     assert took < 20, took
     assert len(held) == 2  # one quick retry (resuming the 10 bytes), then the message
+
+
+def test_a_python_without_tar_filters_refuses_to_unpack(tmp_path, monkeypatch):
+    """Debian bookworm's Python 3.11.2 (the CPU image) has no PEP 706 filters: one clear line."""
+    import tarfile
+
+    from npe.datasets import download
+    from npe.errors import UserError
+
+    archive = tmp_path / 'a.tar'
+    (tmp_path / 'f.txt').write_text('x')
+    with tarfile.open(archive, 'w') as tar:
+        tar.add(tmp_path / 'f.txt', arcname='f.txt')
+    monkeypatch.setattr(download, 'HAS_TAR_FILTERS', False)
+    with pytest.raises(UserError, match='no tarfile extraction filters'):
+        download.safe_extract(archive, tmp_path / 'out')
+    assert not (tmp_path / 'out' / 'f.txt').exists()
