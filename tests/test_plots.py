@@ -91,10 +91,12 @@ def _write_results(tmp_path: Path, recipe: recipes.Recipe, with_prior: bool = Tr
         prior = None
         if with_prior and v.num_pem:
             prior = list(v.num_pem * -np.log(SHARE) + 0.1 * seed)
-        iou = list(np.linspace(80, 20, SHARE.size) + (5 * s if isinstance(s, float) else 0) + seed)
+        finite = isinstance(s, float) and np.isfinite(s)
+        iou = list(np.linspace(80, 20, SHARE.size) + (5 * s if finite else 0) + seed)
+        s_json = s if finite or not isinstance(s, float) else "inf"
         data = {
-            "schema": "npe-result/1", "status": "ok", "variant": variant, "seed": seed, "scale_factor": s,
-            "scale_factor_value": s, "train_key": v.train_key,
+            "schema": "npe-result/1", "status": "ok", "variant": variant, "seed": seed, "scale_factor": s_json,
+            "scale_factor_value": s_json, "train_key": v.train_key,
             "metrics": {"mIoU": float(np.mean(iou))},
             "per_class": {"classes": [f"c{i}" for i in range(SHARE.size)], "IoU": iou},
             "class_pixel_share": list(SHARE), "learned_prior": prior,

@@ -23,7 +23,8 @@ def tiny_recipe(tmp: Path) -> Path:
     """The smoke recipe, 4 iterations per training."""
     text = Path(load_recipe('smoke').path).read_text()
     path = tmp / 'tiny.yaml'
-    path.write_text(text.replace('name: smoke', 'name: tiny').replace('max_iters: 20', 'max_iters: 4'))
+    path.write_text(text.replace('name: smoke', 'name: tiny').replace('max_iters: 20', 'max_iters: 4')
+                    + 'decomposition: false\n')
     return path
 
 
