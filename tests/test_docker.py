@@ -226,7 +226,8 @@ def test_smoke_recipe_runs_in_the_cpu_image(engine, project):
     files = sorted((results / 'smoke').glob('*.json'))
     assert {f.name for f in files} == {'baseline__seed0__s1.json', 'counted_la__seed0__s1.json',
                                        'counted_la__seed0__s2.json', 'npe1__seed0__s1.json',
-                                       'npe1__seed0__s2.json'}
+                                       'npe1__seed0__s2.json', 'npe_main_only__seed0__sinf.json',
+                                       'npe_counted_la__seed0__s1.json', 'npe_counted_la__seed0__s2.json'}
     assert (results / 'tables' / 'smoke.md').is_file()
     assert _owners(results) == {project['uid']}, 'every file on the host belongs to the host user'
     assert _owners(project['work_dirs']) <= {project['uid']}
