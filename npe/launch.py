@@ -26,7 +26,7 @@ from typing import Sequence
 
 from npe.errors import ConfigError, RunError
 
-__all__ = ['check_launcher_environment', 'world_size', 'rank', 'ddp_settings', 'distribute', 'init_distributed',
+__all__ = ['check_launcher_environment', 'world_size', 'rank', 'ddp_settings', 'distribute', 'init_distributed', 'finish_distributed',
            'loader_defaults', 'apply_amp', 'torchrun_command', 'write_sbatch_scripts', 'submit_slurm']
 
 #: What each launcher reads from the environment its starter sets.
@@ -162,6 +162,21 @@ def init_distributed(launcher: str, expected_world: int | None = None, command: 
         os.environ.update(RANK=os.environ['SLURM_PROCID'], WORLD_SIZE=os.environ['SLURM_NTASKS'],
                           LOCAL_RANK=os.environ.get('SLURM_LOCALID', '0'))
     dist.init_process_group('gloo', rank=int(os.environ['RANK']), world_size=world)
+
+
+def finish_distributed() -> None:
+    """Leave the process group after a run that ended well: a barrier, then its destruction.
+
+    A process that exits with its group alive can die at interpreter shutdown (gloo's worker threads
+    still hold work: ``terminate called without an active exception``, SIGABRT, a non-zero exit
+    after a good run). Not called on errors: destroying a group while another rank is inside a
+    collective can hang.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def loader_defaults(cfg, processes: int = 1) -> None:

@@ -351,6 +351,7 @@ def _launched_main(config: str, info_file: str) -> None:
     info = run_training(Config.fromfile(config))
     if is_main_process():
         write_json_atomic(Path(info_file), info)
+    launch.finish_distributed()
 
 
 def train(base_config: str | Path, *,

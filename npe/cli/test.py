@@ -60,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        launcher=args.launcher, per_s=args.per_s, quiet=not args.verbose)
     from mmengine.dist import is_main_process
 
-    if not is_main_process():
+    from npe.launch import finish_distributed
+    main_process = is_main_process()
+    finish_distributed()
+    if not main_process:
         return 0
     first = results[0]
     how = 'one pass' if first['one_pass'] else f'{len(results)} evaluation(s)'

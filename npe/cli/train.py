@@ -71,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         deterministic=args.deterministic, resume=args.resume, amp=args.amp, amp_dtype=args.amp_dtype,
         launcher=args.launcher, batch_per_process=args.batch_per_process, kit_data_root=args.data_root)
     info = run_training(cfg)
-    from npe.launch import rank
+    from npe.launch import finish_distributed, rank
+    finish_distributed()
     if rank() == 0:
         print(f'npe-train: {info["iterations"]} iterations in {info["wall_time_s"]:.1f} s; '
               f'work dir {info["work_dir"]}; last checkpoint {info["checkpoint"]}')
