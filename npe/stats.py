@@ -255,7 +255,10 @@ def _reference_share(results: Sequence[RunResult]) -> tuple[np.ndarray | None, l
 
 
 def _environment(results: Sequence[RunResult]) -> list[tuple[str, str]]:
-    keys = ("python", "torch", "cuda", "mmcv", "mmengine", "mmseg", "npe", "git_commit", "gpu")
+    # The machine too: float results move slightly across CPU models, instruction sets and thread
+    # counts (README, "Does my run reproduce yours?"), so a table says where its numbers came from.
+    keys = ("python", "torch", "cuda", "mmcv", "mmengine", "mmseg", "npe", "git_commit", "gpu", "image",
+            "cpu_model", "cpu_isa", "threads")
     found: dict[str, set[str]] = {k: set() for k in keys}
     for r in results:
         env = r.data.get("environment") or {}

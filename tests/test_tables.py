@@ -77,7 +77,8 @@ def make_result(recipe: recipes.Recipe, variant: str, seed: int, s, iou: list, m
         "log": {"loss": [[10, 1.0 + seed], [20, 0.5 + seed]]},
         "environment": {"python": "3.11.7", "torch": "2.13.0", "cuda": None, "mmcv": "2.1.0",
                         "mmengine": "0.10.7", "mmseg": "1.2.2", "npe": "0.1.0",
-                        "git_commit": "0123456789abcdef0123", "gpu": None},
+                        "git_commit": "0123456789abcdef0123", "gpu": None, "cpu_model": "AMD EPYC",
+                        "cpu_isa": "AVX512", "threads": 2},
         "created": f"2026-11-24T03:0{seed}:00Z",
     }
     if status == "failed":
@@ -225,6 +226,8 @@ def test_rendered_tables(scenario, tmp_path):
     assert "$\\pm$" in body and "counted\\_la" in body and "±" not in body and "Δ" not in body
     index = (out / "README.md").read_text()
     assert "[synth](synth.md)" in index
+    # where the numbers came from: the machine as well as the versions
+    assert "cpu_model AMD EPYC; cpu_isa AVX512; threads 2." in md and "image none" in md
 
 
 def test_flag_marks_out_of_tolerance(tmp_path):
