@@ -12,14 +12,14 @@ alone (:func:`npe.plots.plot_examples`):
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from npe.constants import AUTO
-from npe.files import write_json_atomic
+from npe.files import write_bytes_atomic, write_json_atomic
+from npe.locking import folder_lock
 
 #: How many images the figure shows, and how many annotation files are scanned to choose them.
 NUM_IMAGES = 4
@@ -56,41 +56,58 @@ def _find(folder: Path, name: str) -> Path | None:
     return next((p for p in sorted(folder.iterdir()) if _key(p) == name), None) if folder.is_dir() else None
 
 
+def _png(path: Path, array) -> None:
+    """One PNG written whole (temp file + rename): a figure drawn meanwhile never reads half of it."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format='PNG')
+    write_bytes_atomic(path, buffer.getvalue())
+
+
 def save(results_dir: Path, recipe, spec, data_root: Path, names: Sequence[str],
          rows: dict[str, dict]) -> Path | None:
     """Write the examples of ``rows`` (``{row label: {name: uint8 map}}``) and the images' copies;
-    rows saved earlier for the same images (another training job) stay in the index."""
+    rows saved earlier for the same images (another training job) stay in the index.
+
+    Several drivers, or the tasks of a Slurm job array, save rows of one recipe at the same time: the
+    whole update (files, then index read, merged and rewritten) runs under the folder's lock, so no
+    process's rows are lost (``tests/test_examples.py``).
+    """
     if not names or not rows:
         return None
     from PIL import Image
 
     out = Path(results_dir) / recipe.name / FOLDER
+    out.mkdir(parents=True, exist_ok=True)
     folder = spec.path(data_root)
-    for sub, split_dir in (('image', 'images'), ('gt', 'annotations')):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-        for name in names:
-            src = _find(folder / split_dir / spec.val_split, name)
-            if src is None:
-                continue
-            if sub == 'gt':
-                label = np.asarray(Image.open(src)).astype(np.int64)
-                if spec.reduce_zero_label:
-                    label = np.where(label == 0, 255, label - 1)
-                Image.fromarray(label.astype(np.uint8)).save(out / sub / f'{name}.png')
-            else:
-                Image.open(src).convert('RGB').save(out / sub / f'{name}.png')
-    for label, maps in rows.items():
-        target = out / label.replace('/', '_')
-        if target.is_dir():
-            shutil.rmtree(target)
-        target.mkdir(parents=True)
-        for name, pred in maps.items():
-            Image.fromarray(np.asarray(pred, dtype=np.uint8)).save(target / f'{name}.png')
-    before = load(results_dir, recipe.name) or {}
-    kept = before.get('rows', {}) if before.get('images') == list(names) else {}
-    index = dict(images=list(names), rows={**kept, **{label: label.replace('/', '_') for label in rows}},
-                 classes=list(spec.class_names))
-    return write_json_atomic(out / 'index.json', index, indent=1)
+    with folder_lock(out):
+        for sub, split_dir in (('image', 'images'), ('gt', 'annotations')):
+            for name in names:
+                src = _find(folder / split_dir / spec.val_split, name)
+                if src is None:
+                    continue
+                if sub == 'gt':
+                    label = np.asarray(Image.open(src)).astype(np.int64)
+                    if spec.reduce_zero_label:
+                        label = np.where(label == 0, 255, label - 1)
+                    _png(out / sub / f'{name}.png', label)
+                else:
+                    _png(out / sub / f'{name}.png', np.asarray(Image.open(src).convert('RGB')))
+        for label, maps in rows.items():
+            target = out / label.replace('/', '_')
+            for stale in (set(target.iterdir()) if target.is_dir() else set()) - {
+                    target / f'{name}.png' for name in maps}:
+                stale.unlink()  # a map of an image no longer picked
+            for name, pred in maps.items():
+                _png(target / f'{name}.png', pred)
+        before = load(results_dir, recipe.name) or {}
+        kept = before.get('rows', {}) if before.get('images') == list(names) else {}
+        index = dict(images=list(names), rows={**kept, **{label: label.replace('/', '_') for label in rows}},
+                     classes=list(spec.class_names))
+        return write_json_atomic(out / 'index.json', index, indent=1)
 
 
 def load(results_dir: Path, recipe_name: str) -> dict | None:

@@ -1,4 +1,5 @@
-"""One lock per training job, so two drivers started on the same recipe never train a run twice.
+"""Locks between processes: one per training job, so two drivers started on the same recipe never
+train a run twice, and one per shared folder that several of them update (the examples index).
 
 The lock is an OS file lock (``filelock``) on ``<work dir>.lock`` beside the job's work dir: the kernel
 drops it when its process dies (killed, preempted, out of memory), so a stale lock is simply taken
@@ -16,6 +17,14 @@ def job_lock(work_dir: str | Path) -> FileLock:
     work_dir = Path(work_dir)
     work_dir.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(work_dir.parent / f'.{work_dir.name}.lock'))
+
+
+def folder_lock(folder: str | Path) -> FileLock:
+    """The lock of a read-merge-write of files in ``folder`` that several processes update
+    (``<folder>/.lock``; not yet acquired, usable as a context manager)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / '.lock'))
 
 
 def try_acquire(lock: FileLock) -> bool:
