@@ -21,6 +21,7 @@ import numpy as np
 from npe.constants import __version__
 from npe.errors import UserError
 from npe.files import write_json_atomic
+from npe.locking import tidy_lock
 from npe.paths import data_root as _data_root
 from npe.paths import mirror as _mirror
 
@@ -206,10 +207,15 @@ class DatasetSpec:
         mirror = _mirror(mirror)
         try:
             root.mkdir(parents=True, exist_ok=True)
-            inputs = self._fetch(root, mirror, offline)
-            with building(final) as tmp:
-                self._build(tmp, inputs)
-                write_marker(tmp, self.name, self._built_from())
+            # Two drivers started together: one builds, the other waits and finds it prepared (a
+            # second build would swap the folder under the first one's training).
+            with tidy_lock(final):
+                if self.is_prepared(root):
+                    return final
+                inputs = self._fetch(root, mirror, offline)
+                with building(final) as tmp:
+                    self._build(tmp, inputs)
+                    write_marker(tmp, self.name, self._built_from())
         except OSError as exc:
             # Unwritable data root, disk full, ...: a condition the user fixes, not a bug to trace.
             where = exc.filename or root

@@ -25,7 +25,6 @@ default 4), ``NPE_DOWNLOAD_BACKOFF`` (first wait in seconds, doubled each retry,
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
@@ -39,9 +38,10 @@ import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from npe.errors import UserError
+from npe.locking import tidy_lock
 
 CHUNK = 1 << 20
 USER_AGENT = "npe-kit-downloader/1"
@@ -274,23 +274,6 @@ def _download(url: str, part: Path, desc: str) -> None:
         raise UserError(f"cannot download {url!r}: only http(s):// and gdrive:<id> sources are supported")
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock (``filelock``) so two processes never write the same ``.part`` file.
-
-    The lock file is removed before release to keep the downloads folder clean; a third process arriving
-    in that instant could lock a fresh file, which at worst repeats a download (checksums still hold).
-    """
-    from filelock import FileLock
-
-    with FileLock(str(path)):
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
 # --------------------------------------------------------------------------------------------- fetch
 def _verified_existing(path: Path, checksum: str) -> bool:
     """True if ``path`` exists and verifies; a file that fails is moved aside."""
@@ -331,7 +314,7 @@ def fetch_all(sources: Sequence[Source], dest_dir: Path, mirror: str | None = No
             missing.append((source, url, "offline"))
             continue
         part = final.with_name(final.name + ".part")
-        with _locked(final.with_name(final.name + ".lock")):
+        with tidy_lock(final):  # two processes never write the same .part file
             if _verified_existing(final, source.checksum):  # another process finished it meanwhile
                 continue
             resumed = part.exists() and part.stat().st_size > 0
