@@ -171,7 +171,7 @@ def npe_rows(config: Path, data: Path, out: Path, seed: int, share: np.ndarray, 
 
 def render(seeds, kit: dict[int, dict], reference: dict) -> str:
     """Kit vs reference per seed and row, then the mean over seeds."""
-    lines = [f'| seed | row | reference | kit | kit - reference |', '|---|---|---|---|---|']
+    lines = ['| seed | row | reference | kit | kit - reference |', '|---|---|---|---|---|']
     for seed in seeds:
         ref = reference.get(str(seed), {})
         for row in REFERENCE_ROWS + EXTRA_ROWS:
@@ -187,13 +187,19 @@ def render(seeds, kit: dict[int, dict], reference: dict) -> str:
         if any(row not in kit[s] for s in seeds):
             continue
         ks = [kit[s][row] for s in seeds]
-        rs = [reference[str(s)][row] for s in seeds if row in reference.get(str(s), {})]
-        if len(rs) == len(ks):
-            diffs = [k - r for k, r in zip(ks, rs)]
-            lines.append(f'| {row} | {np.mean(rs):.2f} | {np.mean(ks):.2f} | {np.mean(diffs):+.2f} | '
-                         f'{max(abs(d) for d in diffs):.2f} |')
-        else:
-            lines.append(f'| {row} | | {np.mean(ks):.3f} ± {np.std(ks, ddof=1) if len(ks) > 1 else 0:.3f} | | |')
+        spread = f'{np.mean(ks):.3f} ± {np.std(ks, ddof=1) if len(ks) > 1 else 0:.3f}'
+        # The reference file may hold fewer seeds than were run: compare on the seeds both have.
+        common = [s for s in seeds if row in reference.get(str(s), {})]
+        if not common:
+            lines.append(f'| {row} | | {spread} | | |')
+            continue
+        diffs = [kit[s][row] - reference[str(s)][row] for s in common]
+        ref_mean = np.mean([reference[str(s)][row] for s in common])
+        kit_mean = np.mean([kit[s][row] for s in common])
+        kit_cell = f'{kit_mean:.2f}' if len(common) == len(seeds) else (
+            f'{kit_mean:.2f} (seeds {", ".join(map(str, common))}); all seeds {spread}')
+        lines.append(f'| {row} | {ref_mean:.2f} | {kit_cell} | {np.mean(diffs):+.2f} | '
+                     f'{max(abs(d) for d in diffs):.2f} |')
     return '\n'.join(lines)
 
 
