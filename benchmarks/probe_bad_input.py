@@ -176,7 +176,7 @@ def cases(a: dict[str, Path]) -> list[tuple[str, str, object]]:
             ('--checkpoint empty', ['--checkpoint', str(bad / 'empty.pth')]),
             ('--checkpoint of another model', ['--checkpoint', str(bad / 'no_pem.pth')]),
             ('--scale-factor 0', ['--scale-factor', '0']), ('--scale-factor -2', ['--scale-factor', '-2']),
-            ('--scale-factor nan', ['--scale-factor', 'nan']), ('--scale-factor inf', ['--scale-factor', 'inf']),
+            ('--scale-factor nan', ['--scale-factor', 'nan']), ('--scale-factor -inf', ['--scale-factor', '-inf']),
             ('--scale-factor abc', ['--scale-factor', 'abc']), ('--scale-factor none given', ['--scale-factor']),
             ('--out is a folder', ['--out', str(bad)]), ('--out under a file', ['--out', f + '/m.json']),
             ('--config missing', ['--config', 'nope.py']), ('--config broken', ['--config', str(bad / 'broken.py')]),

@@ -356,6 +356,7 @@ def evaluate(work_dir: str | Path,
     cfg.load_from = None  # loaded below with every key checked (MMEngine's loading is not strict)
     with console_to(log_file):
         runner = Runner.from_cfg(cfg)
+        iou_metrics(runner)  # builds the test loop now, so its messages go to the log as well
     try:
         notes += load_weights(runner.model, ckpt)
     except RunError:

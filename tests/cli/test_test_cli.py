@@ -144,6 +144,13 @@ def test_two_scale_factors_real_process(trained_run, tmp_path, script, files_sna
     assert re.search(r'^\s+s\s+aAcc\s+mIoU\s+mAcc\s+mDice$', table, re.M)
     assert re.search(r'^\s+1\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+$', table, re.M)
     assert re.search(r'^\s+2\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+$', table, re.M)
+    # Quiet: nothing from MMEngine on the terminal, not even a logging failure (its console handler,
+    # made while the Runner started, once kept a closed log file: "--- Logging error ---" on stderr),
+    # and its log complete in the file, the messages after the Runner's start included.
+    assert 'Traceback' not in proc.stderr and 'Logging error' not in proc.stderr, proc.stderr[-3000:]
+    assert 'mmengine' not in proc.stdout + proc.stderr
+    log = Path(re.search(r'MMEngine log in (\S+)', proc.stdout).group(1)).read_text()
+    assert 'The prefix is not set in metric class NPEIoUMetric' in log and 'Iter(test)' in log
 
     report = json.loads(out.read_text())
     assert report['checkpoint'] == str(trained_run / 'iter_4.pth')
