@@ -60,13 +60,28 @@ class NPEIoUMetric(IoUMetric):
 
     def _entry(self, pred, label, num_classes: int) -> tuple:
         """MMSeg's four per-class areas of one image, plus its C x C confusion counts (int64,
-        rows = label, columns = prediction, ignored pixels left out)."""
+        rows = label, columns = prediction, ignored pixels left out).
+
+        The areas come from the confusion counts (one bincount instead of MMSeg's masking and three
+        histograms: a one-pass sweep does this K times per image). They are the same float32 pixel
+        counts MMSeg's ``intersect_and_union`` returns (``tests/test_metrics.py``); a label outside
+        0..C-1 that is not ignored, which MMSeg counts differently, takes MMSeg's own path.
+        """
         label = label.to(pred)
-        areas = self.intersect_and_union(pred, label, num_classes, self.ignore_index)
         valid = label != self.ignore_index
-        confusion = torch.bincount(label[valid] * num_classes + pred[valid],
-                                   minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-        return (*areas, confusion.cpu())
+        label, pred = label[valid], pred[valid]
+        if label.numel() and (int(label.min()) < 0 or int(label.max()) >= num_classes):
+            areas = self.intersect_and_union(pred, label, num_classes, self.ignore_index)
+            keep = (label >= 0) & (label < num_classes)
+            confusion = torch.bincount(label[keep] * num_classes + pred[keep],
+                                       minlength=num_classes * num_classes)
+            return (*areas, confusion.reshape(num_classes, num_classes).cpu())
+        confusion = torch.bincount(label * num_classes + pred,
+                                   minlength=num_classes * num_classes).reshape(num_classes, num_classes).cpu()
+        area_intersect = confusion.diagonal().float()
+        area_pred = confusion.sum(0).float()
+        area_label = confusion.sum(1).float()
+        return area_intersect, area_pred + area_label - area_intersect, area_pred, area_label, confusion
 
     def process(self, data_batch: dict, data_samples) -> None:
         if self.format_only or self.output_dir is not None:
