@@ -354,7 +354,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     for i, job in enumerate(jobs, 1):
         failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]', waiting=waiting, index=i)
     for i, job in waiting:
-        failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]')
+        failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]', put_off=True)
     if tables:
         write_tables(recipe, results)
     return failures
@@ -383,14 +383,16 @@ def _todo(ctx: _Context, job: TrainJob) -> set:
 
 
 def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = None,
-                index: int = 0) -> int:
+                index: int = 0, put_off: bool = False) -> int:
     """One job under its lock: skipped when done, put off into ``waiting`` (when given) or waited
-    for when another driver holds the lock; returns 1 if it failed, else 0."""
+    for when another driver holds the lock; returns 1 if it failed, else 0. ``put_off``: the job
+    was put off earlier because another driver held it (so if it is done now, that driver did it)."""
     from npe.locking import job_lock, try_acquire
 
     names = ', '.join(v.name for v in job.variants)
     if not _todo(ctx, job):
-        print(f'{tag} {names} seed {job.seed}: done, skipped')
+        print(f'{tag} {names} seed {job.seed}: ' + ('done by another npe-repro, skipped' if put_off
+                                                     else 'done, skipped'))
         return 0
     lock = job_lock(job.work_dir)
     if not try_acquire(lock):
