@@ -11,6 +11,7 @@ alone (:func:`npe.plots.plot_examples`):
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Sequence
@@ -58,8 +59,6 @@ def _find(folder: Path, name: str) -> Path | None:
 
 def _png(path: Path, array) -> None:
     """One PNG written whole (temp file + rename): a figure drawn meanwhile never reads half of it."""
-    import io
-
     from PIL import Image
 
     buffer = io.BytesIO()

@@ -26,8 +26,8 @@ from typing import Sequence
 
 from npe.errors import ConfigError, RunError
 
-__all__ = ['check_launcher_environment', 'world_size', 'rank', 'ddp_settings', 'distribute', 'init_distributed', 'finish_distributed',
-           'loader_defaults', 'apply_amp', 'torchrun_command', 'write_sbatch_scripts', 'submit_slurm']
+__all__ = ['check_launcher_environment', 'world_size', 'rank', 'ddp_settings', 'distribute', 'init_distributed',
+           'finish_distributed', 'loader_defaults', 'apply_amp', 'torchrun_command', 'write_sbatch_scripts', 'submit_slurm']
 
 #: What each launcher reads from the environment its starter sets.
 LAUNCHER_ENV = {'pytorch': ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),

@@ -30,13 +30,13 @@ def tidy_lock(path: str | Path) -> Iterator[None]:
     A process arriving in that instant may lock a fresh file. Callers re-check under the lock whether
     the work is still to do, so at worst work is repeated (into its own temporary file), never mixed.
     """
-    lock_file = Path(sibling_lock(path).lock_file)
-    with FileLock(str(lock_file)):
+    lock = sibling_lock(path)
+    with lock:
         try:
             yield
         finally:
             with contextlib.suppress(OSError):
-                lock_file.unlink()
+                Path(lock.lock_file).unlink()
 
 
 def job_lock(work_dir: str | Path) -> FileLock:

@@ -58,25 +58,36 @@ class NPEIoUMetric(IoUMetric):
         if name in self.keep_images:
             self.kept[name] = [p.to('cpu').numpy().astype('uint8') for p in preds]
 
-    def _entry(self, pred, label, num_classes: int) -> tuple:
+    def _valid(self, label, num_classes: int) -> tuple:
+        """The non-ignored pixels of one label map: (mask, their labels, whether every one of them is
+        a class 0..C-1). Once per image: a one-pass sweep reads K blocks against the same labels."""
+        valid = label != self.ignore_index
+        labels = label[valid]
+        plain = not labels.numel() or (int(labels.min()) >= 0 and int(labels.max()) < num_classes)
+        return valid, labels, plain
+
+    def _entry(self, pred, label, num_classes: int, prepared: tuple | None = None) -> tuple:
         """MMSeg's four per-class areas of one image, plus its C x C confusion counts (int64,
-        rows = label, columns = prediction, ignored pixels left out).
+        rows = label, columns = prediction, ignored pixels left out). ``prepared``: :meth:`_valid`
+        of ``label`` (already on ``pred``'s device and dtype) when the caller has it.
 
         The areas come from the confusion counts (one bincount instead of MMSeg's masking and three
         histograms: a one-pass sweep does this K times per image). They are the same float32 pixel
         counts MMSeg's ``intersect_and_union`` returns (``tests/test_metrics.py``); a label outside
         0..C-1 that is not ignored, which MMSeg counts differently, takes MMSeg's own path.
         """
-        label = label.to(pred)
-        valid = label != self.ignore_index
-        label, pred = label[valid], pred[valid]
-        if label.numel() and (int(label.min()) < 0 or int(label.max()) >= num_classes):
-            areas = self.intersect_and_union(pred, label, num_classes, self.ignore_index)
-            keep = (label >= 0) & (label < num_classes)
-            confusion = torch.bincount(label[keep] * num_classes + pred[keep],
+        if prepared is None:
+            label = label.to(pred)
+            prepared = self._valid(label, num_classes)
+        valid, labels, plain = prepared
+        pred = pred[valid]
+        if not plain:
+            areas = self.intersect_and_union(pred, labels, num_classes, self.ignore_index)
+            keep = (labels >= 0) & (labels < num_classes)
+            confusion = torch.bincount(labels[keep] * num_classes + pred[keep],
                                        minlength=num_classes * num_classes)
             return (*areas, confusion.reshape(num_classes, num_classes).cpu())
-        confusion = torch.bincount(label * num_classes + pred,
+        confusion = torch.bincount(labels * num_classes + pred,
                                    minlength=num_classes * num_classes).reshape(num_classes, num_classes).cpu()
         area_intersect = confusion.diagonal().float()
         area_pred = confusion.sum(0).float()
@@ -96,11 +107,13 @@ class NPEIoUMetric(IoUMetric):
                 self._keep(sample, [pred])
                 continue
             logits = sample['seg_logits']['data']
+            label = label.to(device=logits.device, dtype=torch.int64)  # what .to(argmax) gives
+            prepared = self._valid(label, num_classes)
             entries, preds = [], []
             for k in range(self.num_blocks):
                 # the argmax MMSeg's postprocess_result takes, on this block's C channels
                 pred = logits[k * num_classes:(k + 1) * num_classes].argmax(dim=0, keepdim=True).squeeze()
-                entries.append(self._entry(pred, label, num_classes))
+                entries.append(self._entry(pred, label, num_classes, prepared))
                 preds.append(pred)
             self.results.append(tuple(entries))
             self._keep(sample, preds)
