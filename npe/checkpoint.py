@@ -1,8 +1,10 @@
-"""Loading MMEngine checkpoints on torch >= 2.6 (``weights_only=True`` by default).
+"""Loading MMEngine checkpoints on every torch the kit supports (2.1 in the CUDA image, 2.13 on hosts).
 
 MMEngine checkpoints carry the message hub (``HistoryBuffer``) and numpy scalars/arrays besides the
-weights. Instead of turning ``weights_only`` off, the few harmless types MMEngine itself writes are
-added to torch's allow-list, so loading stays restricted for everything else.
+weights. Where torch can extend its weights-only allow-list (``add_safe_globals``, torch >= 2.4), the
+few harmless types MMEngine itself writes are added to it, so loading stays restricted for everything
+else. Older torch (2.1.2 in the CUDA image) has a fixed allow-list that refuses ``HistoryBuffer``:
+there :func:`load_checkpoint` loads in full, as MMEngine itself does on that torch.
 """
 from __future__ import annotations
 
@@ -52,6 +54,24 @@ def allow_mmengine_checkpoints() -> None:
     add(safe)
 
 
+def can_restrict_loads() -> bool:
+    """Whether this torch can load MMEngine checkpoints weights-only (it has ``add_safe_globals``)."""
+    import torch
+
+    return hasattr(getattr(torch, 'serialization', None), 'add_safe_globals')
+
+
+def load_checkpoint(path, map_location: str = 'cpu'):
+    """``torch.load`` of an MMEngine checkpoint file: weights-only with MMEngine's types allowed where
+    torch supports it, else (torch < 2.4) a full load, as MMEngine does on that torch."""
+    import torch
+
+    if can_restrict_loads():
+        allow_mmengine_checkpoints()
+        return torch.load(str(path), map_location=map_location, weights_only=True)
+    return torch.load(str(path), map_location=map_location, weights_only=False)
+
+
 def unreadable_reason(path) -> str | None:
     """Why the checkpoint file ``path`` cannot be loaded (truncated, not a checkpoint), or None.
 
@@ -78,6 +98,7 @@ def unreadable_reason(path) -> str | None:
             return None
         import torch
 
+        # restricted even where load_checkpoint is not (torch < 2.4): this file is not trusted yet
         allow_mmengine_checkpoints()
         torch.load(path, map_location='cpu', weights_only=True)
         return None

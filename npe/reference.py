@@ -89,13 +89,10 @@ def _bare(model):
 def load_weights(model, checkpoint: str | Path) -> list[str]:
     """Load ``checkpoint`` into ``model`` (DDP / TTA wrappers allowed) with every key checked; return
     notes (the reference's unused classifier ignored). Anything else that does not fit: RunError."""
-    import torch
+    from npe.checkpoint import load_checkpoint
 
-    from npe.checkpoint import allow_mmengine_checkpoints
-
-    allow_mmengine_checkpoints()
     try:
-        loaded = torch.load(str(checkpoint), map_location='cpu', weights_only=True)
+        loaded = load_checkpoint(checkpoint)
     except Exception as exc:  # a damaged or foreign file
         raise RunError(f'checkpoint {checkpoint} cannot be read: {type(exc).__name__}: '
                        f'{" ".join(str(exc).split())[:200]}') from None

@@ -101,6 +101,7 @@ def write_result(results_dir: str | Path, recipe: Recipe, *, train_key: str, pro
         "wall_time_s": record["wall_time_s"],
         "checkpoint": record["checkpoint"],
         "distributed": record.get("distributed"),   # launcher, world_size, batch_per_process, total_batch
+        "training_device": record.get("device"),    # where the weights were during training
         "metrics": row["metrics"],
         "per_class": row.get("per_class"),
         "class_pixel_share": share,

@@ -174,7 +174,7 @@ def train_job(cfg, work_dir: Path, gpus: int = 0, log=None) -> dict:
     out = train_launched(cfg, gpus, log=log) if gpus else run_training(cfg)
     record = dict(iterations=out['iterations'], wall_time_s=round(out['wall_time_s'], 2),
                   resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=utc_now(),
-                  distributed=out.get('distributed'))
+                  distributed=out.get('distributed'), device=out.get('device'))
     write_json_atomic(marker, record)
     return record
 

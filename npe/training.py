@@ -46,6 +46,7 @@ class TrainInfo(TypedDict):
     scalars: str | None     #: its vis_data/scalars.json (loss curve), if written
     resumed: bool           #: whether the session resumed from a checkpoint
     distributed: dict       #: launcher, world_size, batch_per_process, total_batch
+    device: str             #: what the model trained on: 'cuda' (with the GPU's name) or 'cpu'
 
 
 def _checkpoints_newest_first(work_dir: Path) -> list[Path]:
@@ -325,7 +326,19 @@ def run_training(cfg) -> TrainInfo:
     return TrainInfo(work_dir=str(runner.work_dir), checkpoint=str(ckpt) if ckpt else None,
                      iterations=int(runner.iter), wall_time_s=wall, config=str(dumped),
                      log_dir=str(runner.log_dir), scalars=str(scalars) if scalars.is_file() else None,
-                     resumed=bool(cfg.get('resume')), distributed=dict(cfg.npe.get('distributed') or {}))
+                     resumed=bool(cfg.get('resume')), distributed=dict(cfg.npe.get('distributed') or {}),
+                     device=model_device(runner.model))
+
+
+def model_device(model) -> str:
+    """Where ``model``'s weights are: ``cpu``, or ``cuda (GPU name)``: what a training really used,
+    recorded in every result file (a GPU run that fell back to the CPU shows here)."""
+    import torch
+
+    param = next(iter(model.parameters()), None)
+    if param is None or param.device.type != 'cuda':
+        return 'cpu' if param is None else param.device.type
+    return f'cuda ({torch.cuda.get_device_name(param.device)})'
 
 
 def train_launched(cfg, nproc: int, log=None) -> TrainInfo:

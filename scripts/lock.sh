@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Regenerate the lock files with uv (never edit them by hand):
+# Regenerate the lock files with uv (never edit them by hand): `scripts/lock.sh [cpu] [cuda] [tools]`
+# (default: all three). Each regenerated lock takes today's newest versions that fit, so regenerate
+# only the ones whose inputs changed.
 #   docker/requirements-cpu.lock    pyproject.toml [test] for Python 3.11: the host venv (scripts/setup.sh)
 #                                   and the CPU image; torch is the 2.13.0 CPU build
 #   docker/requirements-cuda.lock   pyproject.toml for Python 3.10: the CUDA image (torch from its base)
 #   docker/requirements-tools.lock  docker/requirements-tools.in: host-only tools (mmcv build, linters)
 # Each is resolved against PyPI alone (uv reads no pip configuration), plus, for the CPU lock, a folder
-# holding only the CPU torch wheel. Inputs: pyproject.toml and docker/lock-overrides-*.txt.
+# holding only the CPU torch wheel. Inputs: pyproject.toml, docker/lock-overrides-*.txt (packages left
+# out) and docker/lock-constraints-cuda.txt (bounds that must agree with every package's requirements).
+# tests/test_packaging.py installs the CUDA lock with its dependencies on Python 3.10 to prove it resolves.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -36,15 +40,26 @@ export SSL_CERT_FILE="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
 unset PIP_FIND_LINKS PIP_EXTRA_INDEX_URL PIP_INDEX_URL UV_INDEX_URL UV_EXTRA_INDEX_URL UV_FIND_LINKS
 COMMON=(--quiet --generate-hashes --index-url https://pypi.org/simple --custom-compile-command scripts/lock.sh)
 
-"$UV" pip compile pyproject.toml --extra test --override docker/lock-overrides-cpu.txt \
-  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --find-links "$TORCH_DIR" \
-  "${COMMON[@]}" -o docker/requirements-cpu.lock
-"$UV" pip compile pyproject.toml --override docker/lock-overrides-cuda.txt \
-  --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
-  "${COMMON[@]}" -o docker/requirements-cuda.lock
-"$UV" pip compile docker/requirements-tools.in \
-  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-  "${COMMON[@]}" -o docker/requirements-tools.lock
+LOCKS=("$@")
+[[ ${#LOCKS[@]} -gt 0 ]] || LOCKS=(cpu cuda tools)
+for lock in "${LOCKS[@]}"; do
+  case "$lock" in
+    cpu)
+      "$UV" pip compile pyproject.toml --extra test --override docker/lock-overrides-cpu.txt \
+        --python-version 3.11 --python-platform x86_64-manylinux_2_28 --find-links "$TORCH_DIR" \
+        "${COMMON[@]}" -o docker/requirements-cpu.lock ;;
+    cuda)
+      "$UV" pip compile pyproject.toml --override docker/lock-overrides-cuda.txt \
+        --constraint docker/lock-constraints-cuda.txt \
+        --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
+        "${COMMON[@]}" -o docker/requirements-cuda.lock ;;
+    tools)
+      "$UV" pip compile docker/requirements-tools.in \
+        --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+        "${COMMON[@]}" -o docker/requirements-tools.lock ;;
+    *) echo "error: unknown lock '$lock' (expected cpu, cuda or tools)" >&2; exit 2 ;;
+  esac
+  echo "lock: wrote docker/requirements-$lock.lock"
+done
 # uv names the folder it found the CPU torch wheel in; keep the files free of machine paths
 sed -i "s#$TORCH_DIR#<CPU torch wheel>#g" docker/requirements-cpu.lock
-echo "lock: wrote docker/requirements-{cpu,cuda,tools}.lock"

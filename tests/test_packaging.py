@@ -118,20 +118,33 @@ def test_a_wheel_installed_elsewhere_finds_recipes_configs_and_data_root(tmp_pat
     assert data_root == str(elsewhere / 'segmentation' / 'data')
 
 
+def _resolve_on_python_310(lock: Path, dest: Path) -> subprocess.CompletedProcess:
+    """Download ``lock`` as its install would take it: pins resolved together WITH their dependencies
+    by pip's resolver on CPython 3.10 (the CUDA image's Python), every file's hash required, PyPI alone."""
+    from stack_python import pypi_only_env, python310
+
+    return subprocess.run([python310(), '-m', 'pip', 'download', '-q', '--require-hashes', '-r', str(lock),
+                           '-d', str(dest)], env=pypi_only_env(), capture_output=True, text=True,
+                          timeout=1500)
+
+
 @pytest.mark.integration
-def test_cuda_lock_installs_on_python_310_from_pypi_alone(tmp_path):
-    """The CUDA image cannot be built here (no registry, no GPU), so check its lock the way its build
-    will use it: every pin has a CPython 3.10 manylinux wheel on PyPI whose hash is in the lock."""
+@pytest.mark.timeout(1800)
+def test_cuda_lock_resolves_with_its_dependencies_on_python_310(tmp_path):
+    """The CUDA image's lock installs: the pins agree with each other's requirements (a lock whose
+    pins conflict, like numpy 1.26.4 beside opencv-python 5, stops the image build), every dependency
+    is pinned and hashed, and each file matches its hash. tests/test_cuda_twin.py then installs it."""
     lock = DOCKER / 'requirements-cuda.lock'
-    cmd = [sys.executable, '-m', 'pip', 'download', '--isolated', '--disable-pip-version-check',
-           '--index-url', 'https://pypi.org/simple', '--no-deps', '--only-binary', ':all:',
-           '--python-version', '3.10', '--implementation', 'cp', '--abi', 'cp310', '--abi', 'abi3',
-           '--abi', 'none', '--platform', 'manylinux_2_28_x86_64', '--platform', 'manylinux_2_17_x86_64',
-           '--platform', 'manylinux2014_x86_64', '--platform', 'any', '--require-hashes',
-           '-r', str(lock), '-d', str(tmp_path), '-q']
-    cert = '/etc/ssl/certs/ca-certificates.crt'
-    if Path(cert).is_file():
-        cmd[4:4] = ['--cert', cert]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(list(tmp_path.glob('*.whl'))) == len(_pins(lock))
+    proc = _resolve_on_python_310(lock, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    names = {_name(p.name.split('-')[0]) for p in tmp_path.iterdir()}
+    assert names == set(_pins(lock)), names ^ set(_pins(lock))
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_the_lock_resolution_check_catches_conflicting_pins(tmp_path):
+    """Negative control: the two conflicting pins of the lock as it was on 2026-12-05 fail the check."""
+    proc = _resolve_on_python_310(ROOT / 'tests' / 'data' / 'conflicting-cuda.lock', tmp_path)
+    assert proc.returncode != 0
+    assert 'ResolutionImpossible' in proc.stderr or 'conflicting dependencies' in proc.stderr, proc.stderr[-2000:]
