@@ -8,7 +8,7 @@ from PIL import Image
 from npe import datasets
 from npe.paths import PACKAGE_DIR
 
-pytest.importorskip("mmseg")
+import mmseg  # noqa: E402,F401 - a dependency: missing is a failure, not a skip
 
 
 @pytest.mark.parametrize("name, cls_name", [("smoke", "SmokeDataset"), ("longtail_synth", "LongtailSynthDataset")])
