@@ -102,15 +102,16 @@ def test_the_image_torch_loads_checkpoints_of_both_stacks(twin, host_smoke):
     paths = [_checkpoints(twin['run'])[-1], _checkpoints(host_smoke)[-1]]
     code = ('import sys; from npe.checkpoint import can_restrict_loads, load_checkpoint\n'
             'for p in sys.argv[1:]:\n'
-            '    c = load_checkpoint(p); print(can_restrict_loads(), sorted(c)[:4], len(c["state_dict"]))')
+            '    c = load_checkpoint(p); print(can_restrict_loads(), len(c["state_dict"]), *sorted(c))')
     proc = subprocess.run([str(twin['venv'] / 'bin' / 'python'), '-c', code, *map(str, paths)],
                           cwd=twin['run'], env=_clean_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert len(lines) == 2
     for line in lines:
-        assert line.startswith("False ['message_hub', 'meta', 'optimizer', 'param_schedulers']"), line
-        assert int(line.split()[-1]) > 10
+        restricted, tensors, *keys = line.split()
+        assert restricted == 'False', 'torch 2.1.2 has no add_safe_globals'
+        assert int(tensors) > 10 and {'message_hub', 'meta', 'optimizer', 'state_dict'} <= set(keys), line
 
 
 def test_the_image_stack_gives_the_host_stack_numbers(twin, host_smoke):
