@@ -171,6 +171,18 @@ def smoke_npe_run(tmp_path_factory) -> Path:
     return Path(run['work_dir'])
 
 
+
+@pytest.fixture(scope='session')
+def local_smoke(tmp_path_factory) -> Path:
+    """A folder with ``data``, ``results`` and ``work_dirs`` of one real ``npe-repro smoke`` process on
+    this stack: the local run other stacks and launchers (the CUDA twin, Slurm) are compared with.
+    Treat it as read-only."""
+    run = tmp_path_factory.mktemp('local_smoke')
+    proc = run_script('npe-repro', 'smoke', '--data-root', str(run / 'data'), '--results-dir',
+                      str(run / 'results'), '--work-dir', str(run / 'work_dirs'), cwd=run, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return run
+
 # ----------------------------------------------------------------------------- no skip passes in CI
 #: Skip reasons allowed in CI: each names a state no CI machine of this project can be in (tests/README.md).
 CI_ALLOWED_SKIPS = {

@@ -50,16 +50,6 @@ def twin(tmp_path_factory) -> dict:
     return {'run': run, 'venv': venv, 'proc': proc, 'out': out}
 
 
-@pytest.fixture(scope='module')
-def host_smoke(tmp_path_factory, script) -> Path:
-    """The same recipe on the host stack (Python 3.11, torch 2.13)."""
-    run = tmp_path_factory.mktemp('host_smoke')
-    proc = script('npe-repro', 'smoke', '--data-root', str(run / 'data'), '--results-dir',
-                  str(run / 'results'), '--work-dir', str(run / 'work_dirs'), cwd=run, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return run
-
-
 def test_the_image_stack_is_verified(twin):
     out = twin['out']
     assert 'verify_stack: torch 2.1.2' in out and 'mmcv 2.1.0 with ops' in out, out[-3000:]
@@ -96,10 +86,10 @@ def _checkpoints(run: Path) -> list[Path]:
     return found
 
 
-def test_the_image_torch_loads_checkpoints_of_both_stacks(twin, host_smoke):
+def test_the_image_torch_loads_checkpoints_of_both_stacks(twin, local_smoke):
     """torch 2.1.2 has no add_safe_globals: the kit's loader must still read MMEngine checkpoints,
     its own and those written by the host's torch 2.13."""
-    paths = [_checkpoints(twin['run'])[-1], _checkpoints(host_smoke)[-1]]
+    paths = [_checkpoints(twin['run'])[-1], _checkpoints(local_smoke)[-1]]
     code = ('import sys; from npe.checkpoint import can_restrict_loads, load_checkpoint\n'
             'for p in sys.argv[1:]:\n'
             '    c = load_checkpoint(p); print(can_restrict_loads(), len(c["state_dict"]), *sorted(c))')
@@ -114,11 +104,11 @@ def test_the_image_torch_loads_checkpoints_of_both_stacks(twin, host_smoke):
         assert int(tensors) > 10 and {'message_hub', 'meta', 'optimizer', 'state_dict'} <= set(keys), line
 
 
-def test_the_image_stack_gives_the_host_stack_numbers(twin, host_smoke):
+def test_the_image_stack_gives_the_host_stack_numbers(twin, local_smoke):
     """Same recipe, seed and data on torch 2.1.2 and 2.13: the same runs, and numbers that agree
     within the drift float arithmetic allows across builds (per-run mIoU within 1.0)."""
     twin_files = {p.name: json.loads(p.read_text()) for p in (twin['run'] / 'results' / 'smoke').glob('*.json')}
-    host_files = {p.name: json.loads(p.read_text()) for p in (host_smoke / 'results' / 'smoke').glob('*.json')}
+    host_files = {p.name: json.loads(p.read_text()) for p in (local_smoke / 'results' / 'smoke').glob('*.json')}
     assert set(twin_files) == set(host_files) == SMOKE_FILES
     for name in sorted(SMOKE_FILES):
         a, b = twin_files[name]['metrics']['mIoU'], host_files[name]['metrics']['mIoU']

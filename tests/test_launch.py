@@ -219,9 +219,9 @@ def test_slurm_without_sbatch_is_one_line(tmp_path):
 
 
 @pytest.mark.integration
-def test_repro_slurm_on_a_real_one_node_cluster(tmp_path):
+def test_repro_slurm_on_a_real_one_node_cluster(tmp_path, local_smoke):
     """``npe-repro smoke --slurm``: one job array (a task per training), the tables job afterany it;
-    the same result files and table as a local run."""
+    the same result files, metrics and table as a local run."""
     import re
 
     from npe.recipes import load_recipe
@@ -256,6 +256,14 @@ def test_repro_slurm_on_a_real_one_node_cluster(tmp_path):
     assert f'Runs: {len(expected)} expected, {len(expected)} ok, 0 failed, 0 missing.' in table
     outputs = sorted((tmp_path / 'work' / 'smoke' / 'slurm').glob('*/*.out'))
     assert len(outputs) == n + 1  # a log per array task and one of the tables job
+    # metric by metric against the local run (same machine, seed and data)
+    local = {p.name: json.loads(p.read_text()) for p in (local_smoke / 'results' / 'smoke').glob('*.json')}
+    assert sorted(local) == expected
+    for path in results.glob('*.json'):
+        ours, theirs = json.loads(path.read_text())['metrics'], local[path.name]['metrics']
+        assert ours.keys() == theirs.keys() and ours
+        for key in ours:
+            assert ours[key] == pytest.approx(theirs[key], abs=1e-4), (path.name, key, ours[key], theirs[key])
 
 
 @pytest.mark.integration

@@ -37,3 +37,31 @@ def test_the_guard_sees_every_kind_of_skip(tmp_path):
         'def test_a():\n    pytest.skip("probe")\n@pytest.mark.skip(reason="x")\ndef test_b():\n    pass\n'
         '@pytest.mark.xfail\ndef test_c():\n    pytest.xfail("y")\n')
     assert skip_sites(tmp_path) == {'sub/test_probe.py': 6}
+
+
+def _child_pytest(tmp_path, body: str, ci: str | None):
+    """A child pytest over one file, with tests/conftest.py loaded as a plugin (its CI hook)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = tmp_path / 'test_probe_ci.py'
+    probe.write_text(body)
+    env = {k: v for k, v in os.environ.items() if k not in ('CI', 'PYTEST_ADDOPTS')}
+    if ci is not None:
+        env['CI'] = ci
+    env['PYTHONPATH'] = os.pathsep.join([str(TESTS), env.get('PYTHONPATH', '')])
+    return subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-p', 'conftest',
+                           '--rootdir', str(tmp_path), str(probe)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_skip_fails_in_ci_and_only_there(tmp_path):
+    body = ('import pytest\n\ndef test_needs_a_daemon():\n    pytest.skip("no daemon here")\n\n'
+            '@pytest.mark.skipif(True, reason="a GPU is present")\ndef test_cpu_twin():\n    pass\n')
+    outside = _child_pytest(tmp_path, body, None)
+    assert outside.returncode == 0 and '2 skipped' in outside.stdout, outside.stdout[-1500:]
+    in_ci = _child_pytest(tmp_path, body, 'true')
+    assert in_ci.returncode == 1, in_ci.stdout[-1500:]
+    assert '1 failed' in in_ci.stdout and '1 skipped' in in_ci.stdout  # the allowed reason still skips
+    assert 'skipped in CI, which counts as a failure' in in_ci.stdout and 'no daemon here' in in_ci.stdout

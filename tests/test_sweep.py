@@ -35,7 +35,7 @@ def _compare(work_dir, tmp_path, **kwargs):
                        out_dir=tmp_path / 'per', per_s=True, **kwargs)
     assert [r['one_pass'] for r in one] == [True] * len(BLOCKS)
     assert [r['one_pass'] for r in per] == [False] * len(BLOCKS)
-    for a, b in zip(one, per):
+    for a, b in zip(one, per, strict=True):  # the lengths are BLOCKS' (checked above)
         assert (a['adjustment'], a['scale_factor']) == (b['adjustment'], b['scale_factor'])
         ca, cb = np.array(a['per_class']['confusion']), np.array(b['per_class']['confusion'])
         assert ca.dtype.kind == 'i' and ca.sum() > 0
@@ -88,5 +88,6 @@ def test_tta_evaluates_the_trained_weights(smoke_run, tmp_path):
                                      [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])]}
     plain = npe.evaluate(smoke_run, scale_factors=[1, 2], out_dir=tmp_path / 'plain')
     tta = npe.evaluate(smoke_run, scale_factors=[1, 2], out_dir=tmp_path / 'tta', tta=True, cfg_options=one_view)
-    for a, b in zip(plain, tta):
+    assert len(plain) == len(tta) == 2, 'one row per s from each path'
+    for a, b in zip(plain, tta, strict=True):
         assert a['per_class']['confusion'] == b['per_class']['confusion']
