@@ -125,7 +125,8 @@ def training_losses(work_dir: str | Path) -> dict[str, list[list[float]]]:
     result file): ``{"loss": [...], "loss_ce": [...], "loss_one_way_logistic": [...]}``."""
     out = {'loss': training_loss(work_dir)}
     for key in ('loss_ce', 'loss_one_way_logistic'):
-        curve = training_loss(work_dir, key)
+        # MMSeg logs a decode head's losses under its prefix: decode.loss_ce, decode.loss_one_way_logistic
+        curve = training_loss(work_dir, f'decode.{key}') or training_loss(work_dir, key)
         if curve:
             out[key] = curve
     return out
