@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fidelity benchmark: does the kit's `upstream` protocol train like the reference code?
 
-Generates the set of ``../shared/fidelity/`` (``make_longtail.py``), trains with the reference's
+Extracts the set of ``benchmarks/fidelity_fixture/`` (checked against its ``PIXELS.sha256``), trains with the reference's
 command line (``unet_longtail_1600.py``, batch 8, backbone lr_mult 1.0, ``randomness.seed=S``), 0 and 1
 PEM per seed, evaluates the rows of ``reference_results.json`` and prints kit vs reference per seed and
 row with the differences. Every step is a real ``npe-train`` / ``npe-test`` process; finished steps are
@@ -55,12 +55,46 @@ def _run(cmd: list[str], log: Path) -> None:
         sys.exit(f'fidelity: command failed ({proc.returncode}): {" ".join(cmd)}\n' + '\n'.join(tail))
 
 
-def generate(shared: Path, data: Path) -> Path:
-    """The fidelity set in ``data`` (generated once; a marker file says it is complete)."""
+def pixel_checksums(data: Path) -> dict[str, str]:
+    """``{relative path: "sha256  dtype HxW[xC]"}`` of every PNG under ``data``: the decoded pixels
+    (OpenCV, IMREAD_UNCHANGED, C order), independent of the PNG encoder (``PIXELS.sha256``'s form)."""
+    import hashlib
+
+    import cv2
+
+    out = {}
+    for path in sorted(data.rglob('*.png')):
+        pixels = np.ascontiguousarray(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
+        shape = 'x'.join(map(str, pixels.shape))
+        out[path.relative_to(data).as_posix()] = f'{hashlib.sha256(pixels.tobytes()).hexdigest()} {pixels.dtype} {shape}'
+    return out
+
+
+def expected_checksums(fixture: Path) -> dict[str, str]:
+    """``PIXELS.sha256`` of the fixture in :func:`pixel_checksums`'s form."""
+    out = {}
+    for line in (fixture / 'PIXELS.sha256').read_text().splitlines():
+        if line.strip():
+            digest, name, dtype, shape = line.split()
+            out[name] = f'{digest} {dtype} {shape}'
+    return out
+
+
+def generate(fixture: Path, data: Path) -> Path:
+    """The fidelity set in ``data``: extracted from the fixture's archive once and checked pixel by
+    pixel against its ``PIXELS.sha256`` (a marker file says it is complete and checked)."""
+    import tarfile
+
     marker = data / '.complete'
     if not marker.is_file():
         data.mkdir(parents=True, exist_ok=True)
-        _run([sys.executable, str(shared / 'make_longtail.py'), str(data)], data.parent / 'make.log')
+        with tarfile.open(fixture / 'longtail_set.tar.xz') as archive:
+            archive.extractall(data, filter='data')
+        got, want = pixel_checksums(data), expected_checksums(fixture)
+        if got != want:
+            bad = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+            sys.exit(f'fidelity: {data} is not the fixture\'s set: {len(bad)} files differ from '
+                     f'PIXELS.sha256 (first: {bad[0]}); delete the folder and run again')
         marker.write_text('ok\n')
     return data
 
@@ -222,8 +256,8 @@ def compare_inits(files: list[Path]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--shared', type=Path, default=ROOT.parent / 'shared' / 'fidelity',
-                        help='the fidelity fixture folder (default: ../shared/fidelity)')
+    parser.add_argument('--fixture', type=Path, default=ROOT / 'benchmarks' / 'fidelity_fixture',
+                        help='the fidelity fixture folder (default: benchmarks/fidelity_fixture)')
     parser.add_argument('--out', type=Path, default=ROOT / 'work_dirs' / 'fidelity',
                         help='data, work dirs and per-step results (kept; reruns skip finished steps)')
     parser.add_argument('--seeds', type=int, nargs='+', help="default: the reference file's seeds")
@@ -240,14 +274,14 @@ def main(argv=None) -> int:
         print(compare_inits(args.compare_inits))
         return 0
 
-    reference = json.loads((args.shared / 'reference_results.json').read_text())
+    reference = json.loads((args.fixture / 'reference_results.json').read_text())
     seeds = args.seeds or [int(s) for s in reference['seeds']]
     tag = args.protocol + (f'_{args.init_mode}' if args.init_mode else '')
     out = args.out / tag
     out.mkdir(parents=True, exist_ok=True)
-    data = generate(args.shared, args.out / 'data')
+    data = generate(args.fixture, args.out / 'data')
     share = training_share(data)
-    config = args.shared / 'unet_longtail_1600.py'
+    config = args.fixture / 'unet_longtail_1600.py'
     kit = {}
     for seed in seeds:
         start = time.time()

@@ -1,5 +1,6 @@
 """Training fidelity of the `upstream` protocol against the reference code's own numbers
-(../shared/fidelity/): one seed, the full 1,600 iterations, through benchmarks/fidelity.py."""
+(benchmarks/fidelity_fixture/): one seed, the full 1,600 iterations, through benchmarks/fidelity.py;
+and the fixture's set proven identical to the one the reference numbers were measured on."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / 'shared' / 'fidelity'
+FIXTURE = ROOT / 'benchmarks' / 'fidelity_fixture'
 
 #: |kit - reference| allowed per seed (mIoU points): the acceptance bound of issue 12. s = 2 hinges
 #: on the rarest classes (a few hundred pixels), where float rounding across CPUs moves one seed by
@@ -18,10 +19,26 @@ FIXTURE = ROOT.parent / 'shared' / 'fidelity'
 TOLERANCE = {'npe_s1': 1.0, 'npe_main_only': 1.0, 'npe_s2': 4.0}
 
 
+def test_the_fixture_set_is_the_reference_set(tmp_path):
+    """Every decoded pixel of the archived set matches PIXELS.sha256 (960 files), and a changed pixel
+    is caught (positive control)."""
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    import cv2
+    import fidelity
+
+    data = fidelity.generate(FIXTURE, tmp_path / 'data')
+    want = fidelity.expected_checksums(FIXTURE)
+    assert len(want) == 960 and fidelity.pixel_checksums(data) == want
+    label = data / 'annotations' / 'training' / '0000.png'
+    pixels = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
+    pixels[0, 0] = (int(pixels[0, 0]) + 1) % 7
+    cv2.imwrite(str(label), pixels)
+    assert fidelity.pixel_checksums(data) != want
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(1500)
 def test_upstream_trains_like_the_reference_seed0(tmp_path):
-    assert FIXTURE.is_dir(), f'the fidelity fixture is missing: {FIXTURE} (../shared beside the clone)'
     out = tmp_path / 'rows.json'
     proc = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'fidelity.py'), '--seeds', '0',
                            '--npe-only', '--out', str(tmp_path / 'fid'), '--json', str(out)],
