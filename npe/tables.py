@@ -18,7 +18,7 @@ import numpy as np
 from tabulate import tabulate
 
 from npe.constants import AUTO
-from npe.files import write_text_atomic
+from npe.files import clean_stale_temps, write_text_atomic
 from npe.recipes import Recipe, list_recipes, load_recipe, scale_label
 from npe.results import TABLES_DIRNAME, discover, read_results
 from npe.stats import THIRDS, Row, Stat, Summary, summarize
@@ -321,6 +321,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, recipes: S
     plus the ``README.md`` index over all recipes with results. Returns the files written."""
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / TABLES_DIRNAME
+    clean_stale_temps(out)   # figures and tables a killed build left half-written
     known = set(list_recipes())
     wanted = [load_recipe(r, resolve=False) for r in recipes]
     indexed = {r.name: r for r in wanted}
