@@ -301,7 +301,7 @@ def write_recipe_tables(recipe: Recipe, results_dir: str | Path, out_dir: str | 
     """Write ``<recipe>.md/.tex/.csv`` (and figures) for one recipe; return its summary and the files."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = read_results(results_dir, recipe.name)
+    results = read_results(results_dir, recipe.name, recipe.dataset)
     summary = summarize(recipe, results)
     written: list[Path] = []
     if figures:
@@ -343,7 +343,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, recipes: S
         written += files
     for name, recipe in sorted(indexed.items()):
         if name not in summaries:
-            summaries[name] = summarize(recipe, read_results(results_dir, name))
+            summaries[name] = summarize(recipe, read_results(results_dir, name, recipe.dataset))
     out.mkdir(parents=True, exist_ok=True)
     written.append(_write(out / "README.md", render_index(list(summaries.values()))))
     return written

@@ -222,10 +222,10 @@ def build_train_config(base_config: str | Path, *,
 
     if work_dir is None:
         work_dir = cfg.get('work_dir') or Path('work_dirs') / Path(cfg.filename or 'npe').stem
+    if Path(work_dir).resolve().exists() and not Path(work_dir).resolve().is_dir():
+        raise ConfigError(f'work dir {Path(work_dir).resolve()} exists and is not a folder')
+    check_output_dir(work_dir, '--work-dir')   # as given: a link to a missing folder is refused
     cfg.work_dir = str(Path(work_dir).resolve())
-    if Path(cfg.work_dir).exists() and not Path(cfg.work_dir).is_dir():
-        raise ConfigError(f'work dir {cfg.work_dir} exists and is not a folder')
-    check_output_dir(cfg.work_dir, '--work-dir')
     if seed is not None or deterministic:
         cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
     cfg.launcher = launcher
