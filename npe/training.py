@@ -49,33 +49,62 @@ class TrainInfo(TypedDict):
     device: str             #: what the model trained on: 'cuda' (with the GPU's name) or 'cpu'
 
 
+def _checkpoint_number(p: Path) -> int:
+    digits = p.stem.split('_')[-1]
+    return int(digits) if digits.isdigit() else -1
+
+
 def _checkpoints_newest_first(work_dir: Path) -> list[Path]:
-    def number(p: Path) -> int:
-        digits = p.stem.split('_')[-1]
-        return int(digits) if digits.isdigit() else -1
+    """``iter_N.pth`` / ``epoch_N.pth`` in ``work_dir``, highest N first. Never by modification time:
+    a copy, a restore from backup or a ``touch`` makes an older checkpoint look newest."""
     ckpts = list(work_dir.glob('iter_*.pth')) + list(work_dir.glob('epoch_*.pth'))
-    return sorted(ckpts, key=lambda p: (p.stat().st_mtime, number(p)), reverse=True)
+    return sorted(ckpts, key=lambda p: (_checkpoint_number(p), p.name), reverse=True)
+
+
+def _named_checkpoint(work_dir: Path) -> Path | None:
+    """The file of ``work_dir`` that ``last_checkpoint`` names (it may be gone); None without one."""
+    marker = work_dir / 'last_checkpoint'
+    if not marker.is_file():
+        return None
+    try:
+        candidate = work_dir / Path(marker.read_text().strip()).name
+    except (OSError, UnicodeDecodeError):
+        return None
+    return candidate if candidate.suffix == '.pth' else None
 
 
 def latest_checkpoint(work_dir: str | Path) -> Path | None:
     """The checkpoint a run in ``work_dir`` saved last (the file named in ``last_checkpoint``, else
-    the newest ``iter_*.pth`` / ``epoch_*.pth``); None if there is none.
+    the ``iter_*.pth`` / ``epoch_*.pth`` of the highest number); None if there is none.
 
     Only files inside ``work_dir`` count: ``last_checkpoint`` holds the absolute path at save time,
     and of it only the file name is used, so a copied or moved work dir never reaches back into the
-    original run's folder.
+    original run's folder. :func:`checkpoint_choice_note` says why when ``last_checkpoint`` was not
+    followed.
     """
     work_dir = Path(work_dir)
-    marker = work_dir / 'last_checkpoint'
-    if marker.is_file():
-        try:
-            candidate = work_dir / Path(marker.read_text().strip()).name
-        except (OSError, UnicodeDecodeError):
-            candidate = None
-        if candidate is not None and candidate.suffix == '.pth' and candidate.is_file():
-            return candidate
+    named = _named_checkpoint(work_dir)
+    if named is not None and named.is_file():
+        return named
     ckpts = _checkpoints_newest_first(work_dir)
     return ckpts[0] if ckpts else None
+
+
+def checkpoint_choice_note(work_dir: str | Path, chosen: Path | None) -> str | None:
+    """One line saying why ``chosen`` was taken when ``last_checkpoint`` did not name it (missing,
+    unreadable, or naming a file that is gone); None when ``last_checkpoint`` named it."""
+    work_dir = Path(work_dir)
+    named = _named_checkpoint(work_dir)
+    if chosen is None or (named is not None and named == Path(chosen)):
+        return None
+    marker = work_dir / 'last_checkpoint'
+    if named is None:
+        why = f'{marker} is missing or names no .pth file'
+    elif not named.is_file():
+        why = f'{marker} names {named.name}, which is not there'
+    else:
+        why = f'{named.name} (named in {marker}) cannot be read'
+    return f'{why}; took {Path(chosen).name}, the highest iteration in the work dir'
 
 
 def readable_checkpoint(work_dir: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
@@ -240,6 +269,9 @@ def build_train_config(base_config: str | Path, *,
             warnings.write(f'warning: checkpoint {path} is unreadable ({reason}); it will be set aside '
                            f'as {path.name}.unreadable\n')
         if last is not None:
+            note = checkpoint_choice_note(cfg.work_dir, last)
+            if note:
+                warnings.write(f'note: --resume: {note}\n')
             cfg.resume = True
             # Named explicitly: MMEngine would otherwise resume from the initial --load-from
             # checkpoint, or (load_from None) from the absolute path in last_checkpoint, which is
