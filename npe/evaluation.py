@@ -41,6 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
+from npe.arguments import check_evaluate_arguments
 from npe.config import (check_data, check_schedule, fix_dataloaders, kit_dataset_folder, leaf_datasets,
                         merge_cfg_options, own_runner_instances, register, set_data_root)
 from npe.constants import LAUNCHERS, RUN_FILE
@@ -317,6 +318,7 @@ def evaluate(work_dir: str | Path,
         npe.errors.ConfigError: the config is not an NPE config, or a scale factor / option is bad.
         npe.errors.DataError: the test data folder is missing or empty.
     """
+    check_evaluate_arguments(locals())
     requests = _requests(scale_factors, adjustments, log_prior)
     cfg, ckpt = prepare_test_config(work_dir, checkpoint=checkpoint, tta=tta,
                                     cfg_options=cfg_options, data_split=data_split, config=config,

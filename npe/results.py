@@ -330,9 +330,14 @@ def load_results(recipe: str | None = None, results_dir: str | os.PathLike | Non
         docs/internals.md) plus ``"path"``. ``pandas.json_normalize(records)`` makes it a table.
 
     Raises:
-        npe.errors.ResultFileError: a file is not a readable result file.
+        npe.errors.ResultFileError: a file is not a readable result file; ``results_dir`` is missing or
+            not a folder; ``recipe`` is neither a known recipe nor a folder of results.
     """
+    from npe.arguments import check_results_arguments
+
+    check_results_arguments(recipe, results_dir, only_ok)
     root = paths.results_dir(results_dir)
+    _check_results_root(root, recipe)
     names = [recipe] if recipe else discover(root)
     records = []
     for name in names:
@@ -340,3 +345,26 @@ def load_results(recipe: str | None = None, results_dir: str | os.PathLike | Non
             if r.ok or not only_ok:
                 records.append({**r.data, "path": str(root / name / r.file)})
     return records
+
+
+def _check_results_root(root: Path, recipe: str | None) -> None:
+    """``load_results``: a missing or misspelt folder is an error, not an empty list. A known recipe
+    (``recipes/<name>.yaml``) without results yet gives []."""
+    if not root.exists():
+        raise ResultFileError(f"results folder {root} does not exist; give results_dir= the folder that "
+                              "holds <recipe>/ result folders")
+    if not root.is_dir():
+        raise ResultFileError(f"results folder {root} is a file, not a folder; give results_dir= the folder "
+                              "that holds <recipe>/ result folders")
+    if recipe is None or (root / recipe).is_dir():
+        return
+    from npe.recipes import list_recipes
+
+    if recipe in list_recipes():
+        return
+    import difflib
+
+    have = discover(root)
+    near = difflib.get_close_matches(recipe, have + list_recipes(), n=1)
+    raise ResultFileError(f"no recipe {recipe!r} and no folder {root / recipe}" + (f" (did you mean {near[0]!r}?)"
+                          if near else "") + f"; recipes with results in {root}: {', '.join(have) or 'none'}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from npe import datasets, examples, paths, provenance
+from npe.arguments import check_run_arguments
 from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
 from npe.errors import RecipeError, UserError
 from npe.files import clean_stale_temps, console_to, write_json_atomic
@@ -313,6 +314,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
 
     Finished runs are skipped; an interrupted training resumes from its last checkpoint.
     """
+    check_run_arguments(locals())
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     root = paths.data_root(data_root)

@@ -17,15 +17,17 @@ import contextlib
 import datetime as _dt
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, TypedDict
 
 from npe import launch
-from npe.config import (apply_npe, check_data, check_schedule, check_seed, fix_dataloaders,
-                        kit_dataset_folder, load_base_config, merge_cfg_options, own_runner_instances,
-                        register, set_data_root)
+from npe.arguments import Checker, check_npe_options
+from npe.config import (apply_npe, check_data, check_schedule, check_seed,
+                        fix_dataloaders, kit_dataset_folder, load_base_config, merge_cfg_options,
+                        own_runner_instances, register, set_data_root)
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import check_output_dir, write_json_atomic
@@ -439,11 +441,37 @@ def train(base_config: str | Path, *,
         npe.errors.ConfigError: the config cannot be loaded or made an NPE config.
         npe.errors.DataError: a data folder is missing or empty.
     """
-    cfg = build_train_config(base_config, work_dir=work_dir, num_pem=num_pem, pem_type=pem_type,
-                             scale_factor=scale_factor, protocol=protocol, load_from=load_from,
-                             freeze_backbone=freeze_backbone, freeze_decode=freeze_decode, seed=seed,
-                             cfg_options=cfg_options, kit_data_root=data_root, **options)
+    check = Checker('npe.train', ConfigError)
+    check.path('base_config', base_config)
+    check.path('work_dir', work_dir, optional=True)
+    check_npe_options('npe.train', num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
+                      freeze_backbone=freeze_backbone, freeze_decode=freeze_decode, load_from=load_from,
+                      protocol=protocol)
+    if seed is not None:
+        check.integer('seed', seed, minimum=0, maximum=2 ** 32 - 1)
+    check.options('cfg_options', cfg_options)
+    check.path('data_root', data_root, optional=True)
+    check.keywords('options', options, _TRAIN_OPTIONS)
+    for name in ('deterministic', 'resume', 'amp', 'check_data_folders'):
+        if name in options:
+            check.flag(name, options[name])
+    if 'amp_dtype' in options:
+        check.choice('amp_dtype', options['amp_dtype'], ('auto', 'float16', 'bfloat16'))
+    if 'launcher' in options:
+        check.choice("launcher", options["launcher"], LAUNCHERS)
+    for name in ('world_size', 'batch_per_process'):
+        check.integer(name, options.get(name), minimum=1, optional=True)
+    cfg = build_train_config(os.fspath(base_config), work_dir=work_dir, num_pem=num_pem,
+                             pem_type=pem_type, scale_factor=scale_factor, protocol=protocol,
+                             load_from=load_from, freeze_backbone=freeze_backbone,
+                             freeze_decode=freeze_decode, seed=seed, cfg_options=cfg_options,
+                             kit_data_root=data_root, **options)
     return run_training(cfg)
+
+
+#: ``npe.train``'s ``**options`` (passed on to :func:`build_train_config`).
+_TRAIN_OPTIONS = ('deterministic', 'resume', 'amp', 'amp_dtype', 'launcher', 'world_size',
+                  'batch_per_process', 'check_data_folders')
 
 
 if __name__ == '__main__':  # a torchrun process of train_launched()
