@@ -426,3 +426,14 @@ def test_two_table_builds_at_once_never_collide(tmp_path):
     assert subprocess.run(cmd, env=env, timeout=300).returncode == 0
     alone = {p.name: p.read_bytes() for p in sorted((results / "tables").iterdir())}
     assert together == alone and "longtail_synth_per_class_iou.png" in alone
+
+
+def test_results_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    """Before: a NotADirectoryError/FileExistsError traceback when the tables folder was made."""
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        tables_cli.main(["--results-dir", str(tmp_path / "a_file"), "-q"])
+    assert exc.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: --results-dir") and "a_file" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
