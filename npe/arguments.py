@@ -59,16 +59,13 @@ class Checker:
             raise self.fail(name, f'an integer{bounds}' + (' or None' if optional else ''), value)
         return int(value)
 
-    def number(self, name: str, value: Any, allow_inf: bool = False, optional: bool = False) -> float | None:
-        """A real number > 0 (finite unless ``allow_inf``)."""
+    def real(self, name: str, value: Any, expected: str, kind: type = numbers.Real,
+             optional: bool = False) -> None:
+        """Only the type: a number (``kind``, never a bool); its range is checked by the caller."""
         if value is None and optional:
-            return None
-        ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and not math.isnan(value)
-              and value > 0 and (allow_inf or math.isfinite(value)))
-        if not ok:
-            what = 'a number > 0' + (' (inf = no adjustment)' if allow_inf else ', finite')
-            raise self.fail(name, what + (' or None' if optional else ''), value)
-        return float(value)
+            return
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise self.fail(name, expected, value)
 
     def choice(self, name: str, value: Any, choices: Iterable[str]) -> str:
         choices = tuple(choices)
@@ -139,15 +136,17 @@ class Checker:
 
 def check_npe_options(function: str, *, num_pem: Any, pem_type: Any, scale_factor: Any,
                       freeze_backbone: Any, freeze_decode: Any, load_from: Any, protocol: Any) -> None:
-    """The NPE options of ``apply_npe`` / ``train``: types and values (:class:`ConfigError`)."""
+    """The NPE options of ``apply_npe`` / ``train``: their types (:class:`ConfigError`); the values
+    are checked by :func:`npe.config.apply_npe` itself, with the messages the commands show."""
     check = Checker(function, ConfigError)
-    check.integer('num_pem', num_pem, minimum=0)
-    check.choice('pem_type', pem_type, PEM_TYPES)
-    check.number('scale_factor', scale_factor)
+    check.real('num_pem', num_pem, 'an integer >= 0', numbers.Integral)
+    check.real('scale_factor', scale_factor, 'a finite number > 0')
+    for name, value, choices in (('pem_type', pem_type, PEM_TYPES), ('protocol', protocol, PROTOCOLS)):
+        if not isinstance(value, str):
+            raise check.fail(name, 'one of ' + ', '.join(repr(c) for c in choices), value)
     check.flag('freeze_backbone', freeze_backbone)
     check.flag('freeze_decode', freeze_decode)
     check.path('load_from', load_from, optional=True)
-    check.choice('protocol', protocol, PROTOCOLS)
 
 
 def check_evaluate_arguments(given: dict) -> None:
@@ -158,8 +157,8 @@ def check_evaluate_arguments(given: dict) -> None:
     check = Checker('npe.evaluate', ConfigError)
     scales = check.sequence('scale_factors', given['scale_factors'], 'numbers > 0 (None = the trained '
                             's, inf = no adjustment)', example=f'[{given["scale_factors"]!r}]')
-    for s in scales:
-        check.number('scale_factors item', s, allow_inf=True, optional=True)
+    for s in scales:   # values (> 0) are checked where they are used, with the commands' message
+        check.real('scale_factors item', s, 'a number > 0 (inf = no adjustment) or None', optional=True)
     for name in ('tta', 'record_prior', 'per_s', 'quiet'):
         check.flag(name, given[name])
     check.options('cfg_options', given['cfg_options'])
@@ -176,8 +175,9 @@ def check_evaluate_arguments(given: dict) -> None:
     for pair in pairs or []:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise check.fail('adjustments item', "a (kind, s) pair, e.g. ('npe', 2.0)", pair)
-        check.choice('adjustments kind', pair[0], ('npe', 'counted', 'none'))
-        check.number('adjustments s', pair[1], allow_inf=True, optional=True)
+        if not isinstance(pair[0], str):
+            raise check.fail('adjustments kind', "'npe', 'counted' or 'none'", pair[0])
+        check.real('adjustments s', pair[1], 'a number > 0 (inf = no adjustment) or None', optional=True)
     check.names('keep_predictions', given['keep_predictions'], 'image names', optional=False,
                 example="['im0001']")
 
@@ -191,17 +191,20 @@ def check_run_arguments(given: dict) -> None:
     pick.names('variants', given['variants'], 'variant names', example=f'[{given["variants"]!r}]')
     seeds = pick.sequence('seeds', given['seeds'], 'seeds (integers >= 0)', optional=True,
                           example=f'[{given["seeds"]!r}]')
+    # Only types here: the values (seed range, task in the plan, gpus >= 0, ...) are checked where
+    # they are used, with the messages npe-repro shows for its flags.
     for seed in seeds or []:
-        pick.integer('seeds item', seed, minimum=0, maximum=2 ** 32 - 1)
-    pick.integer('task', given['task'], minimum=0, optional=True)
+        pick.real('seeds item', seed, 'an integer from 0 to 4294967295', numbers.Integral)
+    pick.real('task', given['task'], 'an integer >= 0 or None', numbers.Integral, optional=True)
     check = Checker('npe.run_recipe', ConfigError)
     for name in ('data_root', 'results_dir', 'work_dir'):
         check.path(name, given[name], optional=True)
     check.text('mirror', given['mirror'], optional=True)
     for name in ('offline', 'dry_run', 'tables', 'verbose', 'amp', 'per_s'):
         check.flag(name, given[name])
-    check.integer('gpus', given['gpus'], minimum=0)
-    check.integer('batch_per_process', given['batch_per_process'], minimum=1, optional=True)
+    check.real('gpus', given['gpus'], 'an integer >= 0', numbers.Integral)
+    check.real('batch_per_process', given['batch_per_process'], 'an integer >= 1 or None', numbers.Integral,
+               optional=True)
     check.choice('amp_dtype', given['amp_dtype'], ('auto', 'float16', 'bfloat16'))
     options = check.sequence('slurm', given['slurm'], 'sbatch options (strings)', optional=True,
                              example="['--partition', 'gpu']")
