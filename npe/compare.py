@@ -44,8 +44,8 @@ def compare(recipe: Recipe, results_dir: str | Path, other_dir: str | Path) -> l
     if not other_folder.is_dir() or not any(other_folder.glob('*.json')):
         raise ResultFileError(f'--compare: {other_folder} holds no result files of {recipe.name}; give the '
                               'results folder that holds <recipe>/ (e.g. a checkout\'s results/)')
-    mine = summarize(recipe, read_results(results_dir, recipe.name))
-    theirs = summarize(recipe, read_results(other_dir, recipe.name))
+    mine = summarize(recipe, read_results(results_dir, recipe.name, recipe.dataset))
+    theirs = summarize(recipe, read_results(other_dir, recipe.name, recipe.dataset))
     other_rows = {(r.variant, r.s_label): r for r in theirs.rows if r.in_recipe}
     out = []
     for row in mine.rows:

@@ -3,8 +3,9 @@ every run shares: data roots, ``--cfg-options``, data-folder checks, per-run ins
 from __future__ import annotations
 
 import copy
-import math
 import importlib
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -12,6 +13,7 @@ from typing import Any, Sequence
 from mmengine.config import Config, ConfigDict
 
 from npe import names
+from npe.arguments import Checker, check_npe_options
 from npe.constants import LOADERS, PEM_TYPES, PROTOCOLS
 from npe.errors import ConfigError, DataError
 
@@ -114,6 +116,20 @@ def _upstream_warnings(cfg: Config, freeze_backbone: bool, freeze_decode: bool,
              'the model back in train mode every iteration); --protocol fixed keeps them fixed')
 
 
+def _config_argument(cfg: Any) -> Config:
+    """``apply_npe``'s ``cfg``: a Config (or a plain dict), or a config file / ``mmseg::`` name to load."""
+    if isinstance(cfg, (str, os.PathLike)):
+        Checker('npe.apply_npe', ConfigError).path('cfg', cfg)
+        return load_base_config(os.fspath(cfg))
+    if isinstance(cfg, Config):
+        return cfg
+    if isinstance(cfg, dict):
+        return Config(cfg)
+    raise Checker('npe.apply_npe', ConfigError).fail(
+        'cfg', 'an mmengine Config, a dict, or a config file name', cfg,
+        "load one with mmengine.config.Config.fromfile('my_config.py')")
+
+
 def apply_npe(cfg: Config,
               num_pem: int = 1,
               pem_type: str = 'auto',
@@ -129,6 +145,10 @@ def apply_npe(cfg: Config,
     (``'upstream'`` = the reference's effective behaviour, ``'fixed'`` = its documented one).
     Apply ``--cfg-options`` after this call.
     """
+    cfg = _config_argument(cfg)
+    check_npe_options('npe.apply_npe', num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
+                      freeze_backbone=freeze_backbone, freeze_decode=freeze_decode, load_from=load_from,
+                      protocol=protocol)
     register()
     from npe.models.wrapper import check_head
 

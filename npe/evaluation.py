@@ -41,13 +41,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
+from npe.arguments import check_evaluate_arguments
 from npe.config import (check_data, check_schedule, fix_dataloaders, kit_dataset_folder, leaf_datasets,
                         merge_cfg_options, own_runner_instances, register, set_data_root)
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import console_to, write_json_atomic
 from npe.reference import is_reference_config, load_weights, translate_config
-from npe.training import latest_checkpoint
+from npe.training import checkpoint_choice_note, latest_checkpoint
 
 _RUN_FOLDER = re.compile(r'^\d{8}_\d{6}$')
 #: Metrics every evaluation reports (NPE.md section 6), whatever the config asked for.
@@ -154,12 +155,14 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     config_path = Path(config) if config else find_run_config(work_dir)
     if not config_path.is_file():
         raise ConfigError(f'config {config_path} does not exist')
+    choice_note = None
     if checkpoint is not None:
         ckpt = Path(checkpoint)
         if not ckpt.is_file():
             raise RunError(f'checkpoint {ckpt} does not exist')
     else:
         ckpt = latest_checkpoint(work_dir)
+        choice_note = checkpoint_choice_note(work_dir, ckpt)
         if ckpt is None:
             raise RunError(f'no checkpoint in {work_dir} (no last_checkpoint, no iter_*.pth); train '
                             'longer than one checkpoint interval or give --checkpoint')
@@ -173,6 +176,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     try:
         cfg = Config.fromfile(str(config_path), import_custom_modules=False)
         notes = [translate_config(cfg, config_path)] if is_reference_config(cfg) else []
+        notes += [choice_note] if choice_note else []
         imports = cfg.get('custom_imports')
         if imports:
             from mmengine.utils import import_modules_from_strings
@@ -314,6 +318,7 @@ def evaluate(work_dir: str | Path,
         npe.errors.ConfigError: the config is not an NPE config, or a scale factor / option is bad.
         npe.errors.DataError: the test data folder is missing or empty.
     """
+    check_evaluate_arguments(locals())
     requests = _requests(scale_factors, adjustments, log_prior)
     cfg, ckpt = prepare_test_config(work_dir, checkpoint=checkpoint, tta=tta,
                                     cfg_options=cfg_options, data_split=data_split, config=config,

@@ -1,8 +1,9 @@
 """Writing files so that a reader never sees half of one: temp file in the same folder + rename.
 
 Files get the mode a plain ``open()`` would give them (0666 minus the user's umask), so a results
-folder shared with a group stays readable to it. :func:`check_output_dir` tells, before any work
-starts, whether a folder can be created and written to.
+folder shared with a group stays readable to it. Temporary files are unique per writer; those of
+killed writers are removed by :func:`clean_stale_temps`. :func:`check_output_dir` tells, before any
+work starts, whether a folder can be created and written to.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +30,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file (flushed to disk) and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    # The writer (process id and host) in the name tells a killed writer's leftover from a running
+    # one's (clean_stale_temps); the random part keeps two writers of one file apart.
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{_writer_id()}.', suffix='.tmp', dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, 'wb') as handle:
@@ -55,20 +59,85 @@ def write_json_atomic(path: str | os.PathLike, payload: Any, indent: int = 2) ->
 def check_output_dir(path: str | os.PathLike, what: str) -> Path:
     """Raise :class:`UserError` unless the folder ``path`` exists or can be created, and is writable.
 
-    Nothing is created: the first existing ancestor must be a writable folder. ``what`` names the
-    flag in the message (``--results-dir``)."""
+    Nothing is created. Every part of the path that exists must be a folder (or a link to one); a
+    symbolic link whose target is missing (an unmounted disk, a moved folder) is refused, since
+    creating the folder through it fails after the work, or creates a folder where a mount was meant
+    to be. The deepest existing part must be writable. ``what`` names the flag or argument in the
+    message (``--results-dir``). Returns ``path`` (user's ``~`` expanded)."""
     path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise UserError(f'{what} {path} exists and is not a folder; give a folder')
-    probe = path.absolute()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UserError(f'{what} {path} cannot be created: {probe} is a file, not a folder; give '
-                        'another path')
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f'{what} {path}: {probe} is not writable for you; give another path')
+    absolute = Path(os.path.abspath(path))   # lexical: links are looked at one by one below
+    current = Path(absolute.anchor)
+    deepest = current
+    for part in absolute.parts[1:]:
+        current = current / part
+        if current.is_symlink() and not current.exists():
+            target = os.readlink(current)
+            raise UserError(f'{what} {path}: {current} is a symbolic link to {target}, which does not '
+                            f'exist (not mounted?); mount or create {target}, or give another folder')
+        if not current.exists():
+            break   # this part and the ones below it are to be created
+        if not current.is_dir():
+            if current == absolute:
+                raise UserError(f'{what} {path} exists and is not a folder; give a folder')
+            raise UserError(f'{what} {path} cannot be created: {current} is a file, not a folder; give '
+                            'another path')
+        deepest = current
+    if not os.access(deepest, os.W_OK | os.X_OK):
+        raise UserError(f'{what} {path}: {deepest} is not writable for you; give another path')
     return path
+
+
+#: Temporary files older than this whose writer cannot be told (no process id in the name) are
+#: leftovers of a killed writer (seconds).
+STALE_TEMP_AGE_S = 3600
+
+
+def _host() -> str:
+    return socket.gethostname().split('.')[0].replace('@', '_') or 'host'
+
+
+def _writer_id() -> str:
+    """``<pid>@<host>``: who writes a temporary file (hosts share result folders under Slurm)."""
+    return f'{os.getpid()}@{_host()}'
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of writers that were killed before their rename, in ``folder``.
+
+    :func:`write_bytes_atomic` names them ``.<name>.<pid>@<host>.<random>.tmp``: one of this host whose
+    process no longer runs is removed; one of another host, or without a writer in its name (older
+    kit versions), only after :data:`STALE_TEMP_AGE_S`. Files of running writers are left alone.
+    Returns the files removed."""
+    import time
+
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob('.*.tmp'):
+        fields = tmp.name[1:-len('.tmp')].rsplit('.', 2)
+        pid, _, host = (fields[1] if len(fields) == 3 else '').partition('@')
+        try:
+            if pid.isdigit() and host == _host():
+                stale = int(pid) != os.getpid() and not _pid_alive(int(pid))
+            else:
+                stale = time.time() - tmp.lstat().st_mtime > STALE_TEMP_AGE_S
+            if stale and tmp.is_file():
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:   # another run cleaned it first
+            continue
+    return removed
 
 
 #: The files of the console_to blocks now open, innermost last.

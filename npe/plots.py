@@ -7,6 +7,7 @@ mirrors the current result files.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from npe.constants import COUNTED_LA, MAIN_ONLY, NPE_COUNTED
+from npe.files import write_bytes_atomic
 from npe.recipes import Recipe
 from npe.results import RunResult, group_results
 from npe.stats import Row, mean_vector, prior_fit, summarize
@@ -28,16 +30,16 @@ LOSS_PARTS = (("loss", "total training loss"), ("loss_ce", "cross-entropy (main 
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    # Drawn in memory, then written through a temporary file unique to this writer and a rename, so
+    # two table builds at once never share (or pull away) each other's temporary file.
     FigureCanvasAgg(fig)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", **_SAVE)
-    tmp.replace(path)
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", **_SAVE)
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def _skip(path: Path) -> None:
-    if path.is_file():
-        path.unlink()
+    path.unlink(missing_ok=True)   # another build may have removed it first
 
 
 def _class_order(share: np.ndarray | None, n: int) -> np.ndarray:

@@ -261,16 +261,22 @@ def list_recipes() -> list[str]:
 
 def find_recipe(name_or_path: str | os.PathLike) -> Path:
     """Path of a recipe given by file path or bare name; UserError if none."""
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise RecipeError(f"recipe: expected a recipe name or a .yaml path, got {name_or_path!r}")
     text = str(name_or_path)
     candidate = Path(text).expanduser()
-    if candidate.suffix in (".yaml", ".yml") or os.sep in text or "/" in text:
-        if candidate.is_file():
-            return candidate
+    looks_like_path = candidate.suffix in (".yaml", ".yml") or os.sep in text or "/" in text
+    if looks_like_path and candidate.is_file():
+        return candidate
+    for d in [] if looks_like_path else recipe_dirs():
+        if (d / f"{text}.yaml").is_file():
+            return d / f"{text}.yaml"
+    if candidate.is_dir():
+        inside = sorted(candidate.glob("*.yaml"))[:1]
+        raise RecipeError(f"{text} is a folder, not a recipe; give a recipe name (npe-repro --list) or a "
+                          f"recipe file{f' such as {inside[0]}' if inside else ' (<name>.yaml)'}")
+    if looks_like_path:
         raise RecipeError(f"{text}: recipe file not found")
-    for d in recipe_dirs():
-        path = d / f"{text}.yaml"
-        if path.is_file():
-            return path
     known = ", ".join(list_recipes()) or "none"
     raise RecipeError(f"unknown recipe {text!r} (known: {known}); pass a name or a path to a .yaml file")
 

@@ -25,9 +25,14 @@ from npe.recipes import Recipe, ScaleFactor, scale_label
 #: Folder of the generated tables inside the results folder (never a recipe's).
 TABLES_DIRNAME = "tables"
 
-__all__ = ["RESULT_SCHEMA", "RunResult", "result_stem", "result_path", "is_done", "write_result",
-           "write_failure", "parse_result", "read_results", "group_results", "discover", "load_results",
-           "number", "utc_now"]
+__all__ = ["RESULT_SCHEMA", "RunResult", "ForeignResultError", "result_stem", "result_path", "is_done",
+           "write_result", "write_failure", "parse_result", "read_results", "check_recipe_folder",
+           "group_results", "discover", "load_results", "number", "utc_now"]
+
+
+class ForeignResultError(ResultFileError):
+    """A result file in one recipe's folder that records another recipe (or another dataset): copied
+    or moved there by hand. Never redone or overwritten silently: the user decides where it goes."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -187,6 +192,7 @@ def parse_result(path: str | Path) -> RunResult:
         raise ResultFileError(f"{where}: status: expected 'ok' or 'failed', got {status!r}")
     if seed < 0:
         raise ResultFileError(f"{where}: seed: expected an integer >= 0, got {seed!r}")
+    _check_recipe_field(data, path)
     expected = f"{result_stem(variant, seed, s)}.json"
     if path.name != expected:
         raise ResultFileError(f"{where}: holds {variant} seed {seed} s={scale_label(s)}, which belongs in "
@@ -195,6 +201,28 @@ def parse_result(path: str | Path) -> RunResult:
         _check_ok_fields(data, where)
     return RunResult(file=path.name, data=data, variant=variant, seed=seed,
                      s=AUTO if s == AUTO else math.inf if s == INF else float(s), ok=status == "ok")
+
+
+def _check_recipe_field(data: dict, path: Path, dataset: str | None = None) -> None:
+    """The recipe (and dataset) a file records must be those of the folder it lies in: a file of
+    another recipe copied under this recipe's file name would otherwise count as this recipe's run."""
+    recipe = data.get("recipe")
+    if recipe is None:   # hand-made files without the field: nothing to check against
+        return
+    name = recipe.get("name") if isinstance(recipe, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ResultFileError(f"{path}: recipe: expected an object with the recipe's name, got {recipe!r}; "
+                              "delete the file and rerun the recipe")
+    folder = path.parent.name
+    home = path.parent.parent / name
+    if name != folder:
+        raise ForeignResultError(f"{path}: a result of recipe {name}, not of {folder} (copied or moved "
+                                 f"here?); move it to {home}/ or delete it, then run again")
+    recorded = data.get("dataset")
+    if dataset is not None and recorded is not None and recorded != dataset:
+        raise ForeignResultError(f"{path}: records dataset {recorded!r}, but recipe {folder} uses {dataset!r} "
+                                 "(a result of another recipe renamed?); move it away or delete it, then "
+                                 "run again")
 
 
 def _check_ok_fields(data: dict, where: str) -> None:
@@ -234,12 +262,35 @@ def _check_ok_fields(data: dict, where: str) -> None:
         raise ResultFileError(f"{where}: iterations: expected an integer >= 0, got {iterations!r}; {fix}")
 
 
-def read_results(results_dir: str | Path, recipe_name: str) -> list[RunResult]:
-    """All result files of a recipe (``<results_dir>/<recipe_name>/*.json``), sorted by file name."""
+def read_results(results_dir: str | Path, recipe_name: str, dataset: str | None = None) -> list[RunResult]:
+    """All result files of a recipe (``<results_dir>/<recipe_name>/*.json``), sorted by file name.
+    ``dataset``: the recipe's dataset; a file recording another one is a :class:`ForeignResultError`."""
     folder = Path(results_dir) / recipe_name
     if not folder.is_dir():
         return []
-    return [parse_result(p) for p in sorted(folder.glob("*.json"))]
+    runs = [parse_result(p) for p in sorted(folder.glob("*.json"))]
+    for r in runs:
+        _check_recipe_field(r.data, folder / r.file, dataset)
+    return runs
+
+
+def check_recipe_folder(results_dir: str | Path, recipe: Recipe) -> None:
+    """Before a driver counts a recipe's runs as done: refuse (:class:`ForeignResultError`, naming the
+    file) any file in ``<results_dir>/<recipe>/`` that records another recipe or dataset. Files that
+    are merely damaged are left to be redone, as :func:`is_done` says."""
+    folder = Path(results_dir) / recipe.name
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict):
+            try:
+                _check_recipe_field(data, path, recipe.dataset)
+            except ForeignResultError:
+                raise
+            except ResultFileError:
+                continue
 
 
 def group_results(results: Iterable[RunResult]) -> dict[tuple[str, str], dict[int, RunResult]]:
@@ -279,9 +330,14 @@ def load_results(recipe: str | None = None, results_dir: str | os.PathLike | Non
         docs/internals.md) plus ``"path"``. ``pandas.json_normalize(records)`` makes it a table.
 
     Raises:
-        npe.errors.ResultFileError: a file is not a readable result file.
+        npe.errors.ResultFileError: a file is not a readable result file; ``results_dir`` is missing or
+            not a folder; ``recipe`` is neither a known recipe nor a folder of results.
     """
+    from npe.arguments import check_results_arguments
+
+    check_results_arguments(recipe, results_dir, only_ok)
     root = paths.results_dir(results_dir)
+    _check_results_root(root, recipe)
     names = [recipe] if recipe else discover(root)
     records = []
     for name in names:
@@ -289,3 +345,26 @@ def load_results(recipe: str | None = None, results_dir: str | os.PathLike | Non
             if r.ok or not only_ok:
                 records.append({**r.data, "path": str(root / name / r.file)})
     return records
+
+
+def _check_results_root(root: Path, recipe: str | None) -> None:
+    """``load_results``: a missing or misspelt folder is an error, not an empty list. A known recipe
+    (``recipes/<name>.yaml``) without results yet gives []."""
+    if not root.exists():
+        raise ResultFileError(f"results folder {root} does not exist; give results_dir= the folder that "
+                              "holds <recipe>/ result folders")
+    if not root.is_dir():
+        raise ResultFileError(f"results folder {root} is a file, not a folder; give results_dir= the folder "
+                              "that holds <recipe>/ result folders")
+    if recipe is None or (root / recipe).is_dir():
+        return
+    from npe.recipes import list_recipes
+
+    if recipe in list_recipes():
+        return
+    import difflib
+
+    have = discover(root)
+    near = difflib.get_close_matches(recipe, have + list_recipes(), n=1)
+    raise ResultFileError(f"no recipe {recipe!r} and no folder {root / recipe}" + (f" (did you mean {near[0]!r}?)"
+                          if near else "") + f"; recipes with results in {root}: {', '.join(have) or 'none'}")

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Sequence
 
 from npe import datasets, examples, paths, provenance
+from npe.arguments import check_run_arguments
 from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
 from npe.errors import RecipeError, UserError
-from npe.files import check_output_dir, console_to, write_json_atomic
+from npe.files import clean_stale_temps, console_to, write_json_atomic
 from npe.inputs import counted_log_prior, prepare_inputs
+from npe.preflight import check_run_outputs
 from npe.recipes import Recipe, Variant, load_recipe, scale_label
 from npe.results import is_done, result_path, utc_now, write_failure, write_result
 from npe.training import training_losses
@@ -312,6 +314,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
 
     Finished runs are skipped; an interrupted training resumes from its last checkpoint.
     """
+    check_run_arguments(locals())
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     root = paths.data_root(data_root)
@@ -334,9 +337,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     if dry_run:
         print(describe_plan(recipe, jobs, root, results, gpus, batch_per_process))
         return 0
-    for folder, flag in ((results, '--results-dir'), (paths.work_root(work_dir), '--work-dir'),
-                         (root, '--data-root')):
-        check_output_dir(folder, flag)
+    check_run_outputs(recipe, results, paths.work_root(work_dir), root, tables)
     checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), paths.offline(offline))
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
         job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=gpus,
@@ -425,6 +426,7 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
                                **ctx.launch_options)
         if job.work_dir.is_dir():  # checkpoints cut off by a kill: out of the way, one line each
             set_aside(readable_checkpoint(job.work_dir)[1])
+            clean_stale_temps(job.work_dir)
         with console_to(None if ctx.verbose else job.work_dir / 'npe-repro.log'):
             record = train_job(cfg, job.work_dir, ctx.gpus, log=None if ctx.verbose else sys.stdout)
             items = evaluate_job(recipe, job, record, ctx.log_prior, todo, per_s=ctx.per_s,

@@ -18,7 +18,7 @@ import numpy as np
 from tabulate import tabulate
 
 from npe.constants import AUTO
-from npe.files import write_text_atomic
+from npe.files import clean_stale_temps, write_text_atomic
 from npe.recipes import Recipe, list_recipes, load_recipe, scale_label
 from npe.results import TABLES_DIRNAME, discover, read_results
 from npe.stats import THIRDS, Row, Stat, Summary, summarize
@@ -301,7 +301,7 @@ def write_recipe_tables(recipe: Recipe, results_dir: str | Path, out_dir: str | 
     """Write ``<recipe>.md/.tex/.csv`` (and figures) for one recipe; return its summary and the files."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = read_results(results_dir, recipe.name)
+    results = read_results(results_dir, recipe.name, recipe.dataset)
     summary = summarize(recipe, results)
     written: list[Path] = []
     if figures:
@@ -321,6 +321,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, recipes: S
     plus the ``README.md`` index over all recipes with results. Returns the files written."""
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / TABLES_DIRNAME
+    clean_stale_temps(out)   # figures and tables a killed build left half-written
     known = set(list_recipes())
     wanted = [load_recipe(r, resolve=False) for r in recipes]
     indexed = {r.name: r for r in wanted}
@@ -342,7 +343,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, recipes: S
         written += files
     for name, recipe in sorted(indexed.items()):
         if name not in summaries:
-            summaries[name] = summarize(recipe, read_results(results_dir, name))
+            summaries[name] = summarize(recipe, read_results(results_dir, name, recipe.dataset))
     out.mkdir(parents=True, exist_ok=True)
     written.append(_write(out / "README.md", render_index(list(summaries.values()))))
     return written

@@ -17,15 +17,17 @@ import contextlib
 import datetime as _dt
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, TypedDict
 
 from npe import launch
-from npe.config import (apply_npe, check_data, check_schedule, check_seed, fix_dataloaders,
-                        kit_dataset_folder, load_base_config, merge_cfg_options, own_runner_instances,
-                        register, set_data_root)
+from npe.arguments import Checker, check_npe_options
+from npe.config import (apply_npe, check_data, check_schedule, check_seed,
+                        fix_dataloaders, kit_dataset_folder, load_base_config, merge_cfg_options,
+                        own_runner_instances, register, set_data_root)
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import check_output_dir, write_json_atomic
@@ -49,33 +51,62 @@ class TrainInfo(TypedDict):
     device: str             #: what the model trained on: 'cuda' (with the GPU's name) or 'cpu'
 
 
+def _checkpoint_number(p: Path) -> int:
+    digits = p.stem.split('_')[-1]
+    return int(digits) if digits.isdigit() else -1
+
+
 def _checkpoints_newest_first(work_dir: Path) -> list[Path]:
-    def number(p: Path) -> int:
-        digits = p.stem.split('_')[-1]
-        return int(digits) if digits.isdigit() else -1
+    """``iter_N.pth`` / ``epoch_N.pth`` in ``work_dir``, highest N first. Never by modification time:
+    a copy, a restore from backup or a ``touch`` makes an older checkpoint look newest."""
     ckpts = list(work_dir.glob('iter_*.pth')) + list(work_dir.glob('epoch_*.pth'))
-    return sorted(ckpts, key=lambda p: (p.stat().st_mtime, number(p)), reverse=True)
+    return sorted(ckpts, key=lambda p: (_checkpoint_number(p), p.name), reverse=True)
+
+
+def _named_checkpoint(work_dir: Path) -> Path | None:
+    """The file of ``work_dir`` that ``last_checkpoint`` names (it may be gone); None without one."""
+    marker = work_dir / 'last_checkpoint'
+    if not marker.is_file():
+        return None
+    try:
+        candidate = work_dir / Path(marker.read_text().strip()).name
+    except (OSError, UnicodeDecodeError):
+        return None
+    return candidate if candidate.suffix == '.pth' else None
 
 
 def latest_checkpoint(work_dir: str | Path) -> Path | None:
     """The checkpoint a run in ``work_dir`` saved last (the file named in ``last_checkpoint``, else
-    the newest ``iter_*.pth`` / ``epoch_*.pth``); None if there is none.
+    the ``iter_*.pth`` / ``epoch_*.pth`` of the highest number); None if there is none.
 
     Only files inside ``work_dir`` count: ``last_checkpoint`` holds the absolute path at save time,
     and of it only the file name is used, so a copied or moved work dir never reaches back into the
-    original run's folder.
+    original run's folder. :func:`checkpoint_choice_note` says why when ``last_checkpoint`` was not
+    followed.
     """
     work_dir = Path(work_dir)
-    marker = work_dir / 'last_checkpoint'
-    if marker.is_file():
-        try:
-            candidate = work_dir / Path(marker.read_text().strip()).name
-        except (OSError, UnicodeDecodeError):
-            candidate = None
-        if candidate is not None and candidate.suffix == '.pth' and candidate.is_file():
-            return candidate
+    named = _named_checkpoint(work_dir)
+    if named is not None and named.is_file():
+        return named
     ckpts = _checkpoints_newest_first(work_dir)
     return ckpts[0] if ckpts else None
+
+
+def checkpoint_choice_note(work_dir: str | Path, chosen: Path | None) -> str | None:
+    """One line saying why ``chosen`` was taken when ``last_checkpoint`` did not name it (missing,
+    unreadable, or naming a file that is gone); None when ``last_checkpoint`` named it."""
+    work_dir = Path(work_dir)
+    named = _named_checkpoint(work_dir)
+    if chosen is None or (named is not None and named == Path(chosen)):
+        return None
+    marker = work_dir / 'last_checkpoint'
+    if named is None:
+        why = f'{marker} is missing or names no .pth file'
+    elif not named.is_file():
+        why = f'{marker} names {named.name}, which is not there'
+    else:
+        why = f'{named.name} (named in {marker}) cannot be read'
+    return f'{why}; took {Path(chosen).name}, the highest iteration in the work dir'
 
 
 def readable_checkpoint(work_dir: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
@@ -223,10 +254,10 @@ def build_train_config(base_config: str | Path, *,
 
     if work_dir is None:
         work_dir = cfg.get('work_dir') or Path('work_dirs') / Path(cfg.filename or 'npe').stem
+    if Path(work_dir).resolve().exists() and not Path(work_dir).resolve().is_dir():
+        raise ConfigError(f'work dir {Path(work_dir).resolve()} exists and is not a folder')
+    check_output_dir(work_dir, '--work-dir')   # as given: a link to a missing folder is refused
     cfg.work_dir = str(Path(work_dir).resolve())
-    if Path(cfg.work_dir).exists() and not Path(cfg.work_dir).is_dir():
-        raise ConfigError(f'work dir {cfg.work_dir} exists and is not a folder')
-    check_output_dir(cfg.work_dir, '--work-dir')
     if seed is not None or deterministic:
         cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
     cfg.launcher = launcher
@@ -241,6 +272,9 @@ def build_train_config(base_config: str | Path, *,
             warnings.write(f'warning: checkpoint {path} is unreadable ({reason}); it will be set aside '
                            f'as {path.name}.unreadable\n')
         if last is not None:
+            note = checkpoint_choice_note(cfg.work_dir, last)
+            if note:
+                warnings.write(f'note: --resume: {note}\n')
             cfg.resume = True
             # Named explicitly: MMEngine would otherwise resume from the initial --load-from
             # checkpoint, or (load_from None) from the absolute path in last_checkpoint, which is
@@ -408,11 +442,37 @@ def train(base_config: str | Path, *,
         npe.errors.ConfigError: the config cannot be loaded or made an NPE config.
         npe.errors.DataError: a data folder is missing or empty.
     """
-    cfg = build_train_config(base_config, work_dir=work_dir, num_pem=num_pem, pem_type=pem_type,
-                             scale_factor=scale_factor, protocol=protocol, load_from=load_from,
-                             freeze_backbone=freeze_backbone, freeze_decode=freeze_decode, seed=seed,
-                             cfg_options=cfg_options, kit_data_root=data_root, **options)
+    check = Checker('npe.train', ConfigError)
+    check.path('base_config', base_config)
+    check.path('work_dir', work_dir, optional=True)
+    check_npe_options('npe.train', num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
+                      freeze_backbone=freeze_backbone, freeze_decode=freeze_decode, load_from=load_from,
+                      protocol=protocol)
+    if seed is not None:
+        check.integer('seed', seed, minimum=0, maximum=2 ** 32 - 1)
+    check.options('cfg_options', cfg_options)
+    check.path('data_root', data_root, optional=True)
+    check.keywords('options', options, _TRAIN_OPTIONS)
+    for name in ('deterministic', 'resume', 'amp', 'check_data_folders'):
+        if name in options:
+            check.flag(name, options[name])
+    if 'amp_dtype' in options:
+        check.choice('amp_dtype', options['amp_dtype'], ('auto', 'float16', 'bfloat16'))
+    if 'launcher' in options:
+        check.choice("launcher", options["launcher"], LAUNCHERS)
+    for name in ('world_size', 'batch_per_process'):
+        check.integer(name, options.get(name), minimum=1, optional=True)
+    cfg = build_train_config(os.fspath(base_config), work_dir=work_dir, num_pem=num_pem,
+                             pem_type=pem_type, scale_factor=scale_factor, protocol=protocol,
+                             load_from=load_from, freeze_backbone=freeze_backbone,
+                             freeze_decode=freeze_decode, seed=seed, cfg_options=cfg_options,
+                             kit_data_root=data_root, **options)
     return run_training(cfg)
+
+
+#: ``npe.train``'s ``**options`` (passed on to :func:`build_train_config`).
+_TRAIN_OPTIONS = ('deterministic', 'resume', 'amp', 'amp_dtype', 'launcher', 'world_size',
+                  'batch_per_process', 'check_data_folders')
 
 
 if __name__ == '__main__':  # a torchrun process of train_launched()

@@ -65,3 +65,169 @@ def test_readme_example_runs_on_smoke(tmp_path):
     assert any(line.startswith("error: config") and "no_such_config.py" in line for line in lines)
     assert re.match(r"\d+ \w+ \d", lines[-1])
     assert (tmp_path / "work_dirs" / "api_demo" / "last_checkpoint").is_file()
+
+
+# ------------------------------------------------------------------ bad arguments (issue 18)
+def _one_line(exc_info) -> str:
+    message = str(exc_info.value)
+    assert message and "\n" not in message, message
+    return message
+
+
+def test_wrong_arguments_raise_the_documented_errors_in_library_words(tmp_path):
+    """Each of these gave a deep traceback, a misleading message, or [] (issue 18)."""
+    errors = npe.errors
+    with pytest.raises(errors.ConfigError) as exc:
+        npe.evaluate(tmp_path, scale_factors=2)
+    assert "npe.evaluate: scale_factors" in _one_line(exc) and "[2]" in str(exc.value)
+    with pytest.raises(errors.ConfigError) as exc:
+        npe.apply_npe(None)
+    assert "npe.apply_npe: cfg" in _one_line(exc) and "Config.fromfile" in str(exc.value)
+    with pytest.raises(errors.ConfigError) as exc:
+        npe.apply_npe({"model": {}}, num_pem="abc")
+    assert "npe.apply_npe: num_pem: expected an integer >= 0, got the string 'abc'" in _one_line(exc)
+    with pytest.raises(errors.ConfigError) as exc:
+        npe.apply_npe(str(tmp_path / "x.py"))
+    assert "x.py" in _one_line(exc) and "decode_head" not in str(exc.value)
+    with pytest.raises(errors.RecipeError) as exc:
+        npe.run_recipe("smoke", variants="npe1", dry_run=True)
+    assert "variants" in _one_line(exc) and "['npe1']" in str(exc.value) and "n, p, e, 1" not in str(exc.value)
+    assert not any("--" in str(e) for e in [exc.value])   # library words, not command-line flags
+
+
+def test_load_results_refuses_what_is_not_there(tmp_path):
+    errors = npe.errors
+    with pytest.raises(errors.ResultFileError) as exc:
+        npe.load_results("longtail_synt")
+    assert "did you mean 'longtail_synth'" in _one_line(exc)
+    with pytest.raises(errors.ResultFileError, match="does not exist"):
+        npe.load_results(results_dir=tmp_path / "missing")
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(errors.ResultFileError, match="is a file"):
+        npe.load_results("longtail_synth", results_dir=tmp_path / "a_file")
+    assert npe.load_results("smoke", results_dir=tmp_path) == []   # a known recipe, no results yet
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.just(""),
+                  st.lists(st.integers(), min_size=1, max_size=2), st.dictionaries(st.text(max_size=2),
+                                                                                   st.integers(), max_size=2))
+
+
+def _not_none(strategy):
+    return strategy.filter(lambda v: v is not None)
+
+
+def _wrong_choice(choices):
+    return st.one_of(st.text(max_size=8).filter(lambda t: t not in choices), st.integers(), st.none(),
+                     st.lists(st.sampled_from(choices), min_size=1, max_size=1))
+
+
+_BAD_COUNT = st.one_of(st.integers(max_value=-1), st.floats(allow_nan=True), st.text(max_size=4), st.booleans(),
+                       st.none(), st.lists(st.integers(), max_size=1))
+_BAD_POSITIVE = st.one_of(st.floats(max_value=0), st.just(float("nan")), st.text(max_size=4), st.booleans(),
+                          st.none(), st.lists(st.floats(), max_size=1))
+_BAD_FLAG = st.one_of(st.integers(), st.text(max_size=4), st.none(), st.floats(allow_nan=True))
+_BAD_PATH = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.just(""),
+                      st.just("  "), st.lists(st.text(max_size=3), max_size=2), st.dictionaries(
+                          st.text(max_size=2), st.integers(), max_size=2))
+_BAD_OPTIONAL_PATH = _not_none(_BAD_PATH)
+_BAD_OPTIONS = st.one_of(st.integers(), st.text(max_size=4), st.lists(st.text(max_size=3), min_size=1, max_size=2),
+                         st.dictionaries(st.integers(), st.integers(), min_size=1, max_size=2))
+_BAD_NAMES = st.one_of(st.text(min_size=1, max_size=6), st.integers(), st.lists(st.integers(), min_size=1, max_size=2),
+                       st.dictionaries(st.text(max_size=2), st.integers(), min_size=1, max_size=1))
+_BAD_SEED = st.one_of(st.integers(max_value=-1), st.integers(min_value=2 ** 32), st.floats(allow_nan=True),
+                      st.text(max_size=4), st.booleans())
+_BAD_SCALES = st.one_of(st.integers(), st.floats(allow_nan=True), st.text(max_size=4), st.none(),
+                        st.lists(_not_none(_BAD_POSITIVE), min_size=1, max_size=2))
+_BAD_PRIOR = st.one_of(st.integers(), st.text(max_size=4), st.lists(st.one_of(
+    st.text(max_size=2), st.none(), st.just(float("nan")), st.just(float("inf")), st.booleans()), min_size=1, max_size=2))
+_BAD_PAIRS = st.one_of(st.integers(), st.text(max_size=4), st.lists(st.one_of(
+    st.integers(), st.tuples(st.text(max_size=4).filter(lambda t: t not in ("npe", "counted", "none")), st.just(1.0)),
+    st.tuples(st.just("npe"), _not_none(_BAD_POSITIVE))), min_size=1, max_size=2))
+_BAD_OPTIONAL_INT = st.one_of(st.integers(max_value=-1), st.floats(allow_nan=True), st.text(max_size=4),
+                              st.booleans())
+
+
+def _api_cases(tmp: Path) -> dict:
+    """function -> (call with defaults that start no work, {argument: strategy of wrong values})."""
+    from mmengine.config import Config
+
+    empty = tmp / "empty"
+    empty.mkdir(exist_ok=True)
+    cfg = Config({"model": {"decode_head": {"type": "FCNHead"}}})
+    npe_opts = {"num_pem": _BAD_COUNT, "pem_type": _wrong_choice(("auto", "FCNHead")),
+                "scale_factor": st.one_of(_BAD_POSITIVE, st.just(float("inf"))), "freeze_backbone": _BAD_FLAG,
+                "freeze_decode": _BAD_FLAG, "load_from": _BAD_OPTIONAL_PATH,
+                "protocol": _wrong_choice(("upstream", "fixed"))}
+    dirs = {"data_root": str(empty / "data"), "results_dir": str(empty / "results"),
+            "work_dir": str(empty / "work")}
+    return {
+        "apply_npe": (lambda **kw: npe.apply_npe(kw.pop("cfg", cfg), **kw),
+                      {"cfg": st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.just(""),
+                                        st.lists(st.integers(), max_size=2)), **npe_opts}),
+        "train": (lambda **kw: npe.train(kw.pop("base_config", "npe::smoke_unet.py"),
+                                         **{"work_dir": str(empty / "w"), "data_root": str(empty), **kw}),
+                  {"base_config": _BAD_PATH, "work_dir": _BAD_OPTIONAL_PATH, "seed": _BAD_SEED,
+                   "cfg_options": _BAD_OPTIONS, "data_root": _BAD_OPTIONAL_PATH, "no_such_option": st.integers(),
+                   "resume": _BAD_FLAG, "launcher": _wrong_choice(("none", "pytorch", "slurm")), **npe_opts}),
+        "evaluate": (lambda **kw: npe.evaluate(kw.pop("work_dir", empty), **kw),
+                     {"work_dir": _BAD_PATH, "checkpoint": _BAD_OPTIONAL_PATH, "scale_factors": _BAD_SCALES,
+                      "tta": _BAD_FLAG, "cfg_options": _BAD_OPTIONS, "record_prior": _BAD_FLAG,
+                      "log_prior": _BAD_PRIOR, "data_split": st.one_of(st.integers(), st.just(""), st.lists(
+                          st.text(max_size=2), min_size=1, max_size=1)),
+                      "config": _BAD_OPTIONAL_PATH, "out_dir": _BAD_OPTIONAL_PATH,
+                      "launcher": _wrong_choice(("none", "pytorch", "slurm")), "data_root": _BAD_OPTIONAL_PATH,
+                      "adjustments": _BAD_PAIRS, "per_s": _BAD_FLAG, "quiet": _BAD_FLAG,
+                      "keep_predictions": st.one_of(st.none(), _BAD_NAMES)}),
+        "run_recipe": (lambda **kw: npe.run_recipe(kw.pop("recipe", "smoke"), **{"dry_run": True, **dirs, **kw}),
+                       {"recipe": st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.just(""),
+                                            st.lists(st.text(max_size=3), max_size=2),
+                                            st.text(min_size=1, max_size=8).filter(
+                                                lambda t: t.strip() and t.strip() not in ("smoke",))),
+                        "variants": _BAD_NAMES, "seeds": st.one_of(st.integers(), st.text(min_size=1, max_size=3),
+                                                                   st.lists(_BAD_SEED, min_size=1, max_size=2)),
+                        "data_root": _BAD_OPTIONAL_PATH, "results_dir": _BAD_OPTIONAL_PATH,
+                        "work_dir": _BAD_OPTIONAL_PATH, "mirror": st.one_of(st.integers(), st.just(""), st.lists(
+                            st.text(max_size=2), max_size=1)),
+                        "offline": _BAD_FLAG, "dry_run": _BAD_FLAG, "tables": _BAD_FLAG, "verbose": _BAD_FLAG,
+                        "gpus": _BAD_COUNT, "batch_per_process": st.one_of(st.integers(max_value=0), st.floats(),
+                                                                          st.text(max_size=3), st.booleans()),
+                        "amp": _BAD_FLAG, "amp_dtype": _wrong_choice(("auto", "float16", "bfloat16")),
+                        "task": _BAD_OPTIONAL_INT, "slurm": st.one_of(st.integers(), st.text(min_size=1, max_size=4),
+                                                                      st.lists(st.integers(), min_size=1, max_size=2)),
+                        "per_s": _BAD_FLAG}),
+        "load_results": (lambda **kw: npe.load_results(**{"results_dir": str(tmp), **kw}),
+                         {"recipe": st.one_of(st.integers(), st.booleans(), st.lists(st.text(max_size=2), max_size=1),
+                                              st.just(""), st.just("."), st.just("a/b"),
+                                              st.text(min_size=1, max_size=8).filter(
+                                                  lambda t: t.strip() and t.strip() not in ("smoke", "empty"))),
+                          "results_dir": st.one_of(_BAD_OPTIONAL_PATH, st.just(str(tmp / "missing"))),
+                          "only_ok": _BAD_FLAG}),
+        "load_recipe": (lambda **kw: npe.load_recipe(kw.pop("name_or_path")),
+                        {"name_or_path": st.one_of(_BAD_PATH, st.just(str(tmp)), st.text(min_size=1, max_size=8).filter(
+                            lambda t: t.strip() not in __import__("npe.recipes").recipes.list_recipes()))}),
+    }
+
+
+@pytest.mark.parametrize("function", ["apply_npe", "train", "evaluate", "run_recipe", "load_results",
+                                      "load_recipe"])
+def test_every_public_function_raises_only_user_errors_for_wrong_arguments(function, tmp_path_factory):
+    """Property: whichever argument of a public function gets a wrong type or value, the only
+    exception that escapes is a UserError subclass, with a one-line message (never a TypeError,
+    ValueError or AttributeError from inside MMEngine, and no work started)."""
+    call, wrong = _api_cases(tmp_path_factory.mktemp(function))[function]
+
+    @hypothesis.settings(max_examples=60, deadline=None, derandomize=True,
+                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(data=st.data())
+    def check(data):
+        name = data.draw(st.sampled_from(sorted(wrong)), label="argument")
+        value = data.draw(wrong[name], label=name)
+        with pytest.raises(npe.errors.UserError) as exc:
+            call(**{name: value})
+        assert "\n" not in str(exc.value) and str(exc.value).strip(), repr(str(exc.value))
+
+    check()

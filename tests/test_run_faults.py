@@ -149,3 +149,109 @@ def test_cli_restores_the_callers_sigterm_handler():
     with pytest.raises(SystemExit):
         tables_cli.main(['--nope'])
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def _one_line_error(proc: subprocess.CompletedProcess) -> str:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and 'Traceback' not in out, out[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith('error: '), out[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize('flag', ['--results-dir', '--work-dir', '--data-root'])
+def test_output_folder_that_is_a_dangling_link_is_one_line_before_any_work(tmp_path, flag):
+    """A results / work / data folder that is a symbolic link to a missing folder (a disk not
+    mounted) is refused up front, naming the link and its target: before, the driver trained and
+    evaluated, then died with a FileExistsError traceback."""
+    link, target = tmp_path / 'link', tmp_path / 'not_mounted'
+    link.symlink_to(target)
+    args = {'--results-dir': str(tmp_path / 'r'), '--work-dir': str(tmp_path / 'w'),
+            '--data-root': str(tmp_path / 'd')}
+    args[flag] = str(link)
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--variants', 'baseline', '--no-tables',
+                           *[x for kv in args.items() for x in kv]],
+                          capture_output=True, text=True, env=env(), timeout=600)
+    line = _one_line_error(proc)
+    assert flag in line and str(link) in line and str(target) in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['link'] and not target.exists()
+
+
+@pytest.mark.parametrize('command', ['npe-tables --results-dir', 'npe-tables --out-dir',
+                                     'npe-data prepare smoke --data-root', 'npe-train --work-dir',
+                                     'npe-test --out'])
+def test_every_command_refuses_a_dangling_output_link(tmp_path, command):
+    """The same check in every command that writes a folder (one helper, npe.files.check_output_dir)."""
+    link, target = tmp_path / 'link', tmp_path / 'not_mounted'
+    link.symlink_to(target)
+    name, *words = command.split()
+    extra = {'npe-tables': ['--no-figures'] + (['--results-dir', str(tmp_path)] if '--out-dir' in words else []),
+             'npe-train': ['npe::smoke_unet.py', '--data-root', str(tmp_path / 'data')],
+             'npe-test': [str(tmp_path)]}.get(name, [])
+    value = str(link / 'm.json') if name == 'npe-test' else str(link)
+    proc = subprocess.run([str(BIN / name), *words, value, *extra], capture_output=True, text=True,
+                          env=env(), timeout=300, cwd=tmp_path)
+    line = _one_line_error(proc)
+    assert 'symbolic link' in line and str(link) in line and str(target) in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['link']
+
+
+def _foreign_copy(results: Path, as_name: str = 'baseline__seed0__s1.json') -> Path:
+    """A committed longtail_synth result file copied into a smoke results folder under a smoke name."""
+    from npe.paths import repo_root
+
+    source = repo_root() / 'results' / 'longtail_synth' / 'baseline__seed0__s1.json'
+    folder = results / 'smoke'
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / as_name
+    target.write_bytes(source.read_bytes())
+    return target
+
+
+def test_foreign_result_file_stops_the_driver_by_name(tmp_path):
+    """Before: "done, skipped", the other recipe's numbers kept as smoke's baseline."""
+    foreign = _foreign_copy(tmp_path / 'r')
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--variants', 'baseline', '--results-dir',
+                           str(tmp_path / 'r'), '--work-dir', str(tmp_path / 'w'), '--data-root',
+                           str(tmp_path / 'd'), '--no-tables'],
+                          capture_output=True, text=True, env=env(), timeout=600)
+    line = _one_line_error(proc)
+    assert str(foreign) in line and 'longtail_synth' in line and 'move it to' in line, line
+    assert 'done, skipped' not in proc.stdout
+    assert not (tmp_path / 'w').exists() and foreign.read_bytes() == _foreign_copy(tmp_path / 'x').read_bytes()
+
+
+def test_foreign_result_file_is_named_by_tables_and_compare(tmp_path, capsys):
+    from npe.cli import tables as tables_cli
+
+    foreign = _foreign_copy(tmp_path / 'r')
+    for argv in (['--results-dir', str(tmp_path / 'r'), '--recipe', 'smoke', '--no-figures'],
+                 ['--results-dir', str(tmp_path / 'r'), '--no-figures']):
+        with pytest.raises(SystemExit) as exc:
+            tables_cli.main(argv)
+        assert exc.value.code == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and str(foreign) in err[0] and 'recipe longtail_synth' in err[0], err
+    # --compare: the other side's folder is checked the same way.
+    good = tmp_path / 'good' / 'smoke'
+    good.mkdir(parents=True)
+    with pytest.raises(SystemExit) as exc:
+        tables_cli.main(['--results-dir', str(tmp_path / 'good'), '--recipe', 'smoke', '--no-figures',
+                         '--compare', str(tmp_path / 'r'), '-q'])
+    assert exc.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and str(foreign) in err[0], err
+
+
+def test_result_file_of_another_dataset_is_refused_by_name(tmp_path):
+    """A file renamed inside too (recipe name edited) still records its dataset."""
+    import json as _json
+
+    foreign = _foreign_copy(tmp_path / 'r')
+    data = _json.loads(foreign.read_text())
+    data['recipe']['name'] = 'smoke'
+    foreign.write_text(_json.dumps(data))
+    with pytest.raises(result_files.ForeignResultError, match="dataset 'longtail_synth'"):
+        result_files.check_recipe_folder(tmp_path / 'r', load_recipe('smoke', resolve=False))
+    with pytest.raises(result_files.ForeignResultError, match=str(foreign)):
+        result_files.read_results(tmp_path / 'r', 'smoke', 'smoke')

@@ -398,3 +398,42 @@ def test_altered_result_file_is_not_done_and_one_line_in_tables(tmp_path, capsys
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: ") and path.name in err[0] and message in err[0], err
     assert "Traceback" not in err[0]
+
+
+def test_two_table_builds_at_once_never_collide(tmp_path):
+    """Two real npe-tables processes over the same results, several rounds: both succeed every time,
+    the tables are whole (equal to a build alone), and no temporary file is left. Before, figures were
+    written through one fixed temporary name, so one build renamed away the other's file."""
+    import os
+    import subprocess
+    import sys
+
+    from npe.paths import repo_root
+
+    results = tmp_path / "results"
+    shutil.copytree(repo_root() / "results" / "longtail_synth", results / "longtail_synth")
+    cmd = [str(Path(sys.executable).parent / "npe-tables"), "--results-dir", str(results), "-q"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for _ in range(4):
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=300) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        assert not any("Traceback" in err for _, err in outs), outs
+        assert not list((results / "tables").glob(".*")), sorted((results / "tables").iterdir())
+    together = {p.name: p.read_bytes() for p in sorted((results / "tables").iterdir())}
+    shutil.rmtree(results / "tables")
+    assert subprocess.run(cmd, env=env, timeout=300).returncode == 0
+    alone = {p.name: p.read_bytes() for p in sorted((results / "tables").iterdir())}
+    assert together == alone and "longtail_synth_per_class_iou.png" in alone
+
+
+def test_results_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    """Before: a NotADirectoryError/FileExistsError traceback when the tables folder was made."""
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        tables_cli.main(["--results-dir", str(tmp_path / "a_file"), "-q"])
+    assert exc.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: --results-dir") and "a_file" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

@@ -78,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.recipe:
         raise UserError('no recipe given; try npe-repro longtail_synth (npe-repro --list shows all)')
     recipe = load_recipe(args.recipe)
+    if args.compare:  # the other side's files are checked before the work, not after it
+        from npe.results import check_recipe_folder
+
+        check_recipe_folder(args.compare, recipe)
     from npe.run import run_recipe
 
     failures = run_recipe(recipe, variants=args.variants, seeds=args.seeds, data_root=args.data_root,

@@ -39,8 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from npe import tables  # noqa: PLC0415 - keep --help fast
 
     results = paths.results_dir(args.results_dir)
-    if args.out_dir:
-        check_output_dir(args.out_dir, "--out-dir")
+    from npe.results import TABLES_DIRNAME  # noqa: PLC0415
+
+    check_output_dir(results, "--results-dir")   # a file or a dangling link: one line, before any work
+    check_output_dir(args.out_dir or results / TABLES_DIRNAME, "--out-dir" if args.out_dir else "--results-dir")
     written = tables.build(results, args.out_dir, recipes=args.recipe, figures=not args.no_figures)
     if not args.quiet:
         for path in written:

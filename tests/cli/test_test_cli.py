@@ -196,3 +196,49 @@ def test_library_evaluate_trained_s_log_prior_and_split(trained_run, tmp_path):
     assert second['per_class']['Acc'][0] > 50
     assert first['learned_prior'] == pytest.approx(second['learned_prior'], abs=1e-6)
 
+
+
+def _stale_marker_copy(trained_run: Path, target: Path, marker: str | None) -> Path:
+    """A copy of the trained run whose ``last_checkpoint`` is gone (``marker`` None) or names
+    ``marker``, and whose older checkpoint iter_2.pth was touched after iter_4.pth."""
+    import os
+    import shutil
+
+    shutil.copytree(trained_run, target, ignore=shutil.ignore_patterns('test_*'))
+    (target / 'last_checkpoint').unlink()
+    if marker is not None:
+        (target / 'last_checkpoint').write_text(str(target / marker))
+    newer = (target / 'iter_4.pth').stat().st_mtime + 60
+    os.utime(target / 'iter_2.pth', (newer, newer))
+    return target
+
+
+def test_latest_checkpoint_is_the_highest_iteration_never_the_newest_file(tmp_path):
+    import os
+
+    from npe.training import checkpoint_choice_note, latest_checkpoint
+
+    for name, age in (('iter_20.pth', 100), ('iter_10.pth', 0), ('iter_9.pth', 50)):
+        (tmp_path / name).write_bytes(b'x')
+        os.utime(tmp_path / name, (1e9 - age, 1e9 - age))
+    assert latest_checkpoint(tmp_path) == tmp_path / 'iter_20.pth'
+    note = checkpoint_choice_note(tmp_path, tmp_path / 'iter_20.pth')
+    assert 'last_checkpoint is missing' in note and 'took iter_20.pth' in note
+    (tmp_path / 'last_checkpoint').write_text('/elsewhere/iter_30.pth')
+    assert latest_checkpoint(tmp_path) == tmp_path / 'iter_20.pth'
+    assert 'names iter_30.pth, which is not there' in checkpoint_choice_note(tmp_path, tmp_path / 'iter_20.pth')
+    (tmp_path / 'last_checkpoint').write_text('/elsewhere/iter_10.pth')
+    assert latest_checkpoint(tmp_path) == tmp_path / 'iter_10.pth'
+    assert checkpoint_choice_note(tmp_path, tmp_path / 'iter_10.pth') is None
+
+
+@pytest.mark.parametrize('marker', [None, 'iter_8.pth'])
+def test_npe_test_takes_the_highest_iteration_when_last_checkpoint_fails(trained_run, tmp_path, script,
+                                                                        marker):
+    """Before: the newest file by modification time (iter_2, touched after iter_4), silently."""
+    work_dir = _stale_marker_copy(trained_run, tmp_path / 'run', marker)
+    proc = script('npe-test', str(work_dir), '--scale-factor', '1', cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f'npe-test: {work_dir / "iter_4.pth"}' in proc.stdout, proc.stdout
+    note = next(line for line in proc.stdout.splitlines() if line.startswith('npe-test: note: '))
+    assert 'last_checkpoint' in note and 'took iter_4.pth, the highest iteration' in note

@@ -299,3 +299,25 @@ def test_own_config_data_root_wins_over_the_kit_data_root(stare_root, tmp_path, 
     help_text = ' '.join(capsys.readouterr().out.split())
     assert ('first found: --data-root DIR; the data_root your config sets itself (not '
             "MMSeg's stock relative default such as data/STARE); $NPE_DATA_ROOT; segmentation/data") in help_text
+
+
+def test_resume_takes_the_highest_iteration_when_last_checkpoint_is_gone(trained_run, stare_opts,
+                                                                          tmp_path, capsys):
+    """--resume with last_checkpoint removed and the older iter_2.pth touched after iter_4.pth: it
+    resumes from iter_4 (by number, never by modification time) and says why."""
+    import os
+
+    work_dir = tmp_path / 'run'
+    shutil.copytree(trained_run, work_dir, ignore=shutil.ignore_patterns('test_*'))
+    (work_dir / 'last_checkpoint').unlink()
+    newer = (work_dir / 'iter_4.pth').stat().st_mtime + 60
+    os.utime(work_dir / 'iter_2.pth', (newer, newer))
+    capsys.readouterr()
+    from npe.cli.train import build_parser
+
+    options = build_parser().parse_args([STARE_UNET, '--cfg-options', *stare_opts(max_iters=6)]).cfg_options
+    cfg = build_train_config(STARE_UNET, work_dir=work_dir, seed=0, scale_factor=1.5, resume=True,
+                             cfg_options=options)
+    assert cfg.resume and cfg.load_from == str(work_dir / 'iter_4.pth')
+    err = capsys.readouterr().err
+    assert 'took iter_4.pth, the highest iteration' in err, err
