@@ -169,8 +169,9 @@ def number(value: Any) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def parse_result(path: str | Path) -> RunResult:
-    """One result file, checked against the contract; :class:`ResultFileError` when it breaks it."""
+def parse_result(path: str | Path, dataset: str | None = None) -> RunResult:
+    """One result file, checked against the contract; :class:`ResultFileError` when it breaks it.
+    ``dataset``: its recipe's dataset; a file recording another one is a :class:`ForeignResultError`."""
     path = Path(path)
     where = f"{path}"
     try:
@@ -192,7 +193,7 @@ def parse_result(path: str | Path) -> RunResult:
         raise ResultFileError(f"{where}: status: expected 'ok' or 'failed', got {status!r}")
     if seed < 0:
         raise ResultFileError(f"{where}: seed: expected an integer >= 0, got {seed!r}")
-    _check_recipe_field(data, path)
+    _check_recipe_field(data, path, dataset)
     expected = f"{result_stem(variant, seed, s)}.json"
     if path.name != expected:
         raise ResultFileError(f"{where}: holds {variant} seed {seed} s={scale_label(s)}, which belongs in "
@@ -268,10 +269,7 @@ def read_results(results_dir: str | Path, recipe_name: str, dataset: str | None 
     folder = Path(results_dir) / recipe_name
     if not folder.is_dir():
         return []
-    runs = [parse_result(p) for p in sorted(folder.glob("*.json"))]
-    for r in runs:
-        _check_recipe_field(r.data, folder / r.file, dataset)
-    return runs
+    return [parse_result(p, dataset) for p in sorted(folder.glob("*.json"))]
 
 
 def check_recipe_folder(results_dir: str | Path, recipe: Recipe) -> None:

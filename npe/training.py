@@ -56,7 +56,7 @@ def _checkpoint_number(p: Path) -> int:
     return int(digits) if digits.isdigit() else -1
 
 
-def _checkpoints_newest_first(work_dir: Path) -> list[Path]:
+def _checkpoints_highest_first(work_dir: Path) -> list[Path]:
     """``iter_N.pth`` / ``epoch_N.pth`` in ``work_dir``, highest N first. Never by modification time:
     a copy, a restore from backup or a ``touch`` makes an older checkpoint look newest."""
     ckpts = list(work_dir.glob('iter_*.pth')) + list(work_dir.glob('epoch_*.pth'))
@@ -88,7 +88,7 @@ def latest_checkpoint(work_dir: str | Path) -> Path | None:
     named = _named_checkpoint(work_dir)
     if named is not None and named.is_file():
         return named
-    ckpts = _checkpoints_newest_first(work_dir)
+    ckpts = _checkpoints_highest_first(work_dir)
     return ckpts[0] if ckpts else None
 
 
@@ -110,13 +110,14 @@ def checkpoint_choice_note(work_dir: str | Path, chosen: Path | None) -> str | N
 
 
 def readable_checkpoint(work_dir: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
-    """The newest checkpoint in ``work_dir`` that can be loaded, and the unreadable ones newer than it
-    (``[(path, reason)]``, e.g. cut off by a kill while saving)."""
+    """The latest checkpoint in ``work_dir`` (:func:`latest_checkpoint`'s, else the highest iteration)
+    that can be loaded, and the unreadable ones before it in that order (``[(path, reason)]``, e.g.
+    cut off by a kill while saving)."""
     from npe.checkpoint import unreadable_reason
 
     work_dir = Path(work_dir)
     first = latest_checkpoint(work_dir)
-    order = ([first] if first else []) + [p for p in _checkpoints_newest_first(work_dir) if p != first]
+    order = ([first] if first else []) + [p for p in _checkpoints_highest_first(work_dir) if p != first]
     bad = []
     for path in order:
         reason = unreadable_reason(path)
@@ -371,8 +372,10 @@ def model_device(model) -> str:
     import torch
 
     param = next(iter(model.parameters()), None)
-    if param is None or param.device.type != 'cuda':
-        return 'cpu' if param is None else param.device.type
+    if param is None:
+        return 'cpu'
+    if param.device.type != 'cuda':
+        return param.device.type
     return f'cuda ({torch.cuda.get_device_name(param.device)})'
 
 
