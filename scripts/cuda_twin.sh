@@ -14,6 +14,7 @@
 # and hash-checked either way).
 #
 #   scripts/cuda_twin.sh [--run DIR]
+#   scripts/cuda_twin.sh --python      prints the Python 3.10 it uses (one error line if there is none)
 # builds the twin venv afresh (seconds to minutes; the first time also the base and the mmcv wheel,
 # about 10 minutes), and with --run DIR runs the `smoke` recipe in it with DIR/{data,results,work_dirs}
 # and builds its tables. Python 3.10: NPE_PYTHON310, else python3.10 on PATH, else pyenv's 3.10.x.
@@ -24,10 +25,12 @@ CACHE="${NPE_TWIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/npe-kit/cuda-twin}"
 TORCH_VERSION="2.1.2"
 MMCV_VERSION="2.1.0"
 RUN_DIR=""
+PRINT_PYTHON=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --run) RUN_DIR="${2:?--run needs a folder}"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --python) PRINT_PYTHON=1; shift ;;
+    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cuda_twin: error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +53,10 @@ find_python310() {
   say "error: no Python 3.10 found (the CUDA image's Python): set NPE_PYTHON310, or install one, e.g. \`pyenv install 3.10.13\`"
   return 2
 }
+if [[ "$PRINT_PYTHON" == 1 ]]; then
+  find_python310
+  exit
+fi
 
 # --------------------------------------------------------------------------- the base: Python 3.10 + torch
 BASE="$CACHE/base-py3.10-torch$TORCH_VERSION"

@@ -2,31 +2,25 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 
-def _is_310(python: str) -> bool:
-    proc = subprocess.run([python, '-c', 'import sys; print(sys.version_info[:2] == (3, 10))'],
-                          capture_output=True, text=True, timeout=60)
-    return proc.stdout.strip() == 'True'
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def python310() -> str:
-    """A CPython 3.10: ``NPE_PYTHON310``, else ``python3.10`` on PATH, else pyenv's newest 3.10.x
-    (the order of scripts/cuda_twin.sh). A machine without one fails the test (never skips): the
-    CUDA image's stack cannot be tested without its Python."""
-    pyenv = os.environ.get('PYENV_ROOT') or str(Path.home() / '.pyenv')
-    candidates = [os.environ.get('NPE_PYTHON310'), shutil.which('python3.10'),
-                  *sorted(map(str, Path(pyenv).glob('versions/3.10.*/bin/python3.10')), reverse=True)]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file() and _is_310(candidate):
-            return candidate
-    pytest.fail('no Python 3.10 here (the CUDA image\'s Python): set NPE_PYTHON310 or install one, '
-                'e.g. `pyenv install 3.10.13`', pytrace=False)
+    """A CPython 3.10, found as scripts/cuda_twin.sh finds it (``--python``: ``NPE_PYTHON310``, else
+    ``python3.10`` on PATH, else pyenv's newest 3.10.x). A machine without one fails the test (never
+    skips): the CUDA image's stack cannot be tested without its Python."""
+    proc = subprocess.run(['bash', str(ROOT / 'scripts' / 'cuda_twin.sh'), '--python'], capture_output=True,
+                          text=True, timeout=120)
+    if proc.returncode != 0:
+        pytest.fail(proc.stderr.strip() or f'scripts/cuda_twin.sh --python: exit {proc.returncode}',
+                    pytrace=False)
+    return proc.stdout.strip()
 
 
 def pypi_only_env() -> dict:
