@@ -1,4 +1,4 @@
-"""Turn an MMSegmentation config into an NPE config (NPE.md sections 4 and 5), and the config edits
+"""Turn an MMSegmentation config into an NPE config (docs/method.md sections 4 and 5), and the config edits
 every run shares: data roots, ``--cfg-options``, data-folder checks, per-run instance names."""
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ SCHEDULES = {
     'ADE20KDataset': (2500, 1250, [1250]),
 }
 
-#: What the runner's weight initialisation does to the wrapper, per protocol (NPE.md section 1;
+#: What the runner's weight initialisation does to the wrapper, per protocol (docs/method.md section 1;
 #: ``MultiHeadWrapper(init_mode=...)``). ``upstream``: the reference's N(0, 0.001^2) for every
 #: Conv2d/Linear of the wrapper at iteration 0. ``fixed``: the main head is initialised as MMSeg
 #: initialises it un-wrapped (classifier N(0, 0.01^2)), so a 0-PEM baseline is a plain MMSeg model;

@@ -1,6 +1,6 @@
 """Evaluation: a training run's checkpoint at one or several scale factors s (``npe.evaluate``).
 
-Which config: the one the training run itself used, never "the first .py" (NPE.md section 5, row 7).
+Which config: the one the training run itself used, never "the first .py" (docs/method.md section 5, row 7).
 In order of precedence:
 
 1. ``--config FILE`` (``config=`` in :func:`evaluate`);
@@ -51,7 +51,7 @@ from npe.reference import is_reference_config, load_weights, translate_config
 from npe.training import checkpoint_choice_note, latest_checkpoint
 
 _RUN_FOLDER = re.compile(r'^\d{8}_\d{6}$')
-#: Metrics every evaluation reports (NPE.md section 6), whatever the config asked for.
+#: Metrics every evaluation reports (docs/method.md section 6), whatever the config asked for.
 REQUIRED_IOU_METRICS = ('mIoU', 'mDice')
 _TRAIN_ONLY_HOOKS = ('NPEFreezeHook', 'NPECheckpointRemapHook')
 

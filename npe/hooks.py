@@ -1,4 +1,4 @@
-"""Training hooks of the NPE protocol: freezing and checkpoint remapping (NPE.md sections 4-5)."""
+"""Training hooks of the NPE protocol: freezing and checkpoint remapping (docs/method.md sections 4-5)."""
 from __future__ import annotations
 
 import torch.nn as nn

@@ -100,7 +100,7 @@ def distribute(cfg, launcher: str, world: int, batch_per_process: int | None = N
     """Make ``cfg`` (an NPE training config) run on ``world`` processes under ``launcher``.
 
     Splits the total batch (or keeps ``batch_per_process``), has DDP look for unused parameters
-    (the wrapper's unused classifier and frozen parts get no gradient: NPE.md section 5 row 4), and on
+    (the wrapper's unused classifier and frozen parts get no gradient: docs/method.md section 5 row 4), and on
     a machine without CUDA uses gloo, BN instead of SyncBN and CPU DDP. Records the split in
     ``cfg.npe['distributed']``.
     """

@@ -3,7 +3,7 @@
 A run of the reference's ``tools/train.py`` dumps a config that imports the reference's own modules
 (``npe.multi_head_wrapper``, ``npe.multi_head_custom_loss``, ``npe.freeze_backbone``) and names its
 wrapper head type; the kit's wrapper keeps the registry name ``MultiHeadWrapper`` and the module
-layout of NPE.md section 1 (``main_head``, ``pems``), so such a config is translated in place:
+layout of docs/method.md section 1 (``main_head``, ``pems``), so such a config is translated in place:
 the reference modules are dropped from ``custom_imports`` (the kit registers its own), the wrapper
 keeps the options the kit's wrapper knows (``num_pem``, ``pem_type``, ``scale_factor``, ...), hooks
 of the reference's modules (training only) are removed. An option the kit does not know is an error.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build .venv with the pinned CPU stack (see ../shared/spec/ENVIRONMENT.md): every package from
+# Build .venv with the pinned CPU stack (see docs/environment.md): every package from
 # docker/requirements-cpu.lock (the same lock as the CPU image; hashes checked) and
 # docker/requirements-tools.lock, plus mmcv compiled for this torch, plus this package (editable).
 # Idempotent: a second call returns in seconds once the stamp matches.

@@ -1,4 +1,4 @@
-"""A real Docker engine for the tests, started and stopped by them (see ../shared/spec/ENVIRONMENT.md).
+"""A real Docker engine for the tests, started and stopped by them (see docs/environment.md).
 
 :func:`start_engine` starts ``dockerd`` on a private socket, exec root and data root (installing
 Debian's ``docker.io`` and ``debootstrap`` first when they are missing and we are root), returns an

@@ -275,7 +275,7 @@ def _wrapper_convs(state: dict, model) -> dict:
 @pytest.mark.integration
 @pytest.mark.parametrize('protocol', ['upstream', 'fixed'])
 def test_iteration_zero_weights_after_the_runners_init(stare_cfg, stare_root, tmp_path, protocol):
-    """NPE.md section 1: after the runner's own initialisation, every Conv2d/Linear inside the
+    """docs/method.md section 1: after the runner's own initialisation, every Conv2d/Linear inside the
     wrapper is N(0, 0.001^2) with zero bias; under ``upstream`` the main head's classifier too (the
     reference), under ``fixed`` that classifier gets MMSeg's own N(0, 0.01^2) (docs/fidelity.md)."""
     cfg = apply_npe(tiny_stare(stare_cfg), num_pem=1, protocol=protocol)

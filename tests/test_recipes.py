@@ -80,7 +80,7 @@ def test_paper_recipes_load_strictly(name):
 
 
 #: (base config, release checkpoint under https://download.openmmlab.com/mmsegmentation/v0.5/) of
-#: every paper recipe, as ../shared/spec/DATASETS.md lists them; written out here so the test runs on
+#: every paper recipe, as docs/datasets.md lists them; written out here so the test runs on
 #: any clone (it used to read the spec folder and skip where it is not mounted).
 RELEASES = {
     "stare_unet": ("unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py",

@@ -1,4 +1,4 @@
-"""Work dirs in the reference code's layout (written here from ../shared/spec/NPE.md, not from the
+"""Work dirs in the reference code's layout (written here from docs/method.md, not from the
 reference's code): its dumped config imports `npe.multi_head_wrapper`, `npe.multi_head_custom_loss`,
 `npe.freeze_backbone` and names the `MultiHeadWrapper`; its checkpoint holds the kit's keys plus the
 unused inherited classifier `decode_head.conv_seg`. npe-test translates it with one line, ignores that
@@ -34,7 +34,7 @@ def expect_one_line_error(argv: list[str], capsys) -> str:
 
 def write_reference_work_dir(kit_dir: Path, dest: Path, *, head_extra: dict | None = None,
                              state_edit=None) -> Path:
-    """The kit run's weights in the layout of a reference `tools/train.py` run (NPE.md sections 1, 4)."""
+    """The kit run's weights in the layout of a reference `tools/train.py` run (docs/method.md sections 1, 4)."""
     cfg = Config.fromfile(str(find_run_config(kit_dir)))
     head = cfg.model.decode_head
     cfg.model.decode_head = dict(type='MultiHeadWrapper', main_head=head.main_head, num_pem=head.num_pem,

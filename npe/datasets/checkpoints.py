@@ -20,7 +20,7 @@ from .download import Source, fetch_all, parse_checksum
 
 OPENMMLAB_PREFIX = "https://download.openmmlab.com/mmsegmentation/v0.5/"
 
-#: Released MMSeg checkpoints of DATASETS.md: base config (MMSeg 1.x) -> path under OPENMMLAB_PREFIX.
+#: Released MMSeg checkpoints of docs/datasets.md: base config (MMSeg 1.x) -> path under OPENMMLAB_PREFIX.
 KNOWN = {
     "unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py":
         "unet/fcn_unet_s5-d16_128x128_40k_stare/fcn_unet_s5-d16_128x128_40k_stare_20201223_191051-7d77e78b.pth",

@@ -1,4 +1,4 @@
-"""One-way logistic loss for prior estimator modules (NPE.md section 2)."""
+"""One-way logistic loss for prior estimator modules (docs/method.md section 2)."""
 from __future__ import annotations
 
 from typing import Sequence

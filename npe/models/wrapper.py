@@ -1,4 +1,4 @@
-"""``MultiHeadWrapper``: a decode head plus prior estimator modules (NPE.md sections 1 and 3)."""
+"""``MultiHeadWrapper``: a decode head plus prior estimator modules (docs/method.md sections 1 and 3)."""
 from __future__ import annotations
 
 import copy
@@ -113,7 +113,7 @@ class MultiHeadWrapper(BaseDecodeHead):
         init_std: std of the reference init applied to every Conv2d/Linear after construction.
         init_mode: what the runner's weight initialisation (``init_weights``) does.
             ``'reference'``: draw the reference init again for every Conv2d/Linear inside the
-            wrapper, in the reference's order (NPE.md section 1), so at iteration 0 the main head's
+            wrapper, in the reference's order (docs/method.md section 1), so at iteration 0 the main head's
             classifier has std ``init_std`` too. ``'mmseg'``: the heads' own MMSeg ``init_cfg`` runs
             instead; for the stock heads that re-draws the main head's classifier ``conv_seg`` from
             N(0, 0.01^2), as in an un-wrapped MMSeg model, and everything else keeps the reference

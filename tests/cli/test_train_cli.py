@@ -161,7 +161,7 @@ def test_config_defaults_and_overrides(stare_root, in_tmp, capsys):
     assert cfg.train_dataloader.batch_size == 1
     assert cfg.npe.distributed == dict(launcher='pytorch', world_size=2, batch_per_process=1,
                                        total_batch=2)
-    assert cfg.model_wrapper_cfg.find_unused_parameters is True  # NPE.md section 5 row 4
+    assert cfg.model_wrapper_cfg.find_unused_parameters is True  # docs/method.md section 5 row 4
     assert cfg.train_dataloader.persistent_workers is False  # no workers: would crash otherwise
     assert cfg.train_cfg.max_iters == 600  # STARE schedule of the reference
     assert cfg.randomness == dict(seed=3, deterministic=True)

@@ -1,4 +1,4 @@
-"""STARE: real-format archives (tar of gzipped PPM) served on 127.0.0.1, converted per DATASETS.md."""
+"""STARE: real-format archives (tar of gzipped PPM) served on 127.0.0.1, converted per docs/datasets.md."""
 from __future__ import annotations
 
 import io

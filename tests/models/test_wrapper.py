@@ -199,7 +199,7 @@ def test_bad_heads_are_clear_errors(bad, match):
 
 def test_runner_init_redraws_the_reference_init_in_the_reference_order():
     """``init_weights`` (what MMEngine's runner calls) draws N(0, 0.001^2) for the reference's unused
-    classifier first, then for every Conv2d/Linear in registration order (NPE.md section 1)."""
+    classifier first, then for every Conv2d/Linear in registration order (docs/method.md section 1)."""
     wrapper = build('FCNHead', num_pem=2)
     convs = [m for m in wrapper.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     torch.manual_seed(7)
