@@ -18,7 +18,7 @@ DOCS = ROOT / "docs"
 #: Files that may still name the old spec folder: the README (restructured separately; it should
 #: point into docs/ too) and the changelog (history). Recipes with committed result files are allowed
 #: by rule, see ``_frozen_recipes``.
-ALLOWED = {"README.md", "CHANGELOG.md"}
+ALLOWED = {"CHANGELOG.md"}
 
 #: Folders that are never part of the repository's content, for the walk used where git is missing.
 _SKIP_DIRS = {".git", ".venv", "build", "dist", "work_dirs", ".cache", "__pycache__", ".pytest_cache",
