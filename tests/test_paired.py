@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,72 @@ def test_committed_tables_carry_the_paired_rows(recipe, n):
         cells = rows[(question, a, b)]
         assert cells[0] == str(n) and len(cells[1].split()) == n
     assert (TABLES / f"{recipe}_paired.csv").is_file() and (TABLES / f"{recipe}_paired.tex").is_file()
+
+
+def _readme_blocks() -> list[tuple[str, str]]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"<!-- checked: (\w+) .*?-->(.*?)<!-- /checked -->", text, flags=re.S)
+
+
+def _numbers(text: str) -> set[str]:
+    return set(re.findall(r"\d+(?:\.\d+)?", text))
+
+
+def test_every_number_the_readme_states_about_the_results_is_in_the_committed_tables():
+    blocks = _readme_blocks()
+    assert {name for name, _ in blocks} == {"longtail_synth", "longtail_synth_long"} and len(blocks) >= 5
+    for name, block in blocks:
+        table = (TABLES / f"{name}.md").read_text()
+        missing = _numbers(block) - _numbers(table)
+        assert not missing, (name, sorted(missing))
+        for pm in re.findall(r"\d+\.\d+ ± \d+\.\d+", block):   # mean ± std as the main table prints it
+            assert pm in table, (name, pm)
+        rows = _paired_table(name).values()
+        for mean, low, high in re.findall(r"([+-]\d+\.\d+) \[([+-]\d+\.\d+), ([+-]\d+\.\d+)\]", block):
+            assert any(c[2:4] == [mean, f"[{low}, {high}]"] for c in rows), (name, mean, low, high)
+
+
+@pytest.mark.parametrize("recipe, question, a, b, verdict, needed", [
+    # the README's "separated" statements
+    ("longtail_synth", stats.VS_BASELINE, "counted_la, s=auto", "baseline, s=1", "better", None),
+    ("longtail_synth", stats.VS_MAIN_ONLY, "npe1, s=1", "npe_main_only, s=inf", "better", None),
+    ("longtail_synth_long", stats.VS_BASELINE, "counted_la, s=auto", "baseline, s=1", "better", None),
+    ("longtail_synth_long", stats.VS_MAIN_ONLY, "npe1, s=auto", "npe_main_only, s=inf", "better", None),
+    ("longtail_synth_long", stats.VS_MAIN_ONLY, "npe1, s=3", "npe_main_only, s=inf", "better", None),
+    ("longtail_synth_long", stats.VS_COUNTED, "npe1, s=1", "counted_la, s=1", "worse", None),
+    # and its "not separated" ones, with the seeds it says separating would take
+    ("longtail_synth", stats.VS_BASELINE, "npe1, s=auto", "baseline, s=1", "not separated at 3 seeds", "111"),
+    ("longtail_synth", stats.VS_COUNTED, "npe1, s=auto", "counted_la, s=auto", "not separated at 3 seeds", "12"),
+    ("longtail_synth", stats.VS_SAME_MODEL, "npe1, s=auto", "npe_counted_la, s=auto", "not separated at 3 seeds",
+     None),
+    ("longtail_synth", stats.VS_MAIN_ONLY, "npe1, s=auto", "npe_main_only, s=inf", "not separated at 3 seeds",
+     None),
+    ("longtail_synth", stats.VS_BASELINE, "npe_main_only, s=inf", "baseline, s=1", "not separated at 3 seeds",
+     None),
+    ("longtail_synth_long", stats.VS_BASELINE, "npe1, s=auto", "baseline, s=1", "not separated at 5 seeds", "24"),
+    ("longtail_synth_long", stats.VS_COUNTED, "npe1, s=auto", "counted_la, s=auto", "not separated at 5 seeds",
+     "20"),
+    ("longtail_synth_long", stats.VS_SAME_MODEL, "npe1, s=auto", "npe_counted_la, s=auto",
+     "not separated at 5 seeds", "44"),
+    ("longtail_synth_long", stats.VS_BASELINE, "npe_main_only, s=inf", "baseline, s=1",
+     "not separated at 5 seeds", None),
+])
+def test_readme_verdicts_match_the_committed_tables(recipe, question, a, b, verdict, needed):
+    cells = _paired_table(recipe)[(question, a, b)]
+    assert cells[4] == verdict
+    if needed is not None:
+        assert cells[5] == needed
+
+
+@pytest.mark.parametrize("recipe, s_better, s_not", [("longtail_synth", ["1", "1.5", "2", "3", "auto"], []),
+                                                     ("longtail_synth_long", ["1", "1.5", "2", "auto"], ["3", "4"])])
+def test_readme_counted_la_against_the_baseline_at_every_s(recipe, s_better, s_not):
+    rows = _paired_table(recipe)
+    for s in s_better + s_not:
+        verdict = rows[(stats.VS_BASELINE, f"counted_la, s={s}", "baseline, s=1")][4]
+        assert (verdict == "better") == (s in s_better), (s, verdict)
+    if recipe == "longtail_synth_long":   # NPE-LA below counted LA in the mean at every s, separated only at s = 1
+        counted = [cells for (q, a, _), cells in rows.items() if q == stats.VS_COUNTED]
+        assert len(counted) == 6 and all(c[2].startswith("-") for c in counted)
+        assert [c[4] for c in counted].count("worse") == 1
+        assert rows[(stats.VS_COUNTED, "npe1, s=auto", "counted_la, s=auto")][1].split()[1] == "-20.43"
