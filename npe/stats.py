@@ -1,6 +1,7 @@
 """Statistics of result files, shared by tables and figures: mean ± std over seeds, head / middle /
-tail thirds of classes, Spearman and slope of the learned prior, and :func:`summarize`, every number
-a recipe's tables show (``npe.tables`` formats them, ``npe.plots`` draws them)."""
+tail thirds of classes, Spearman and slope of the learned log-prior, the paired comparisons between
+rows (:func:`comparisons`; the statistics in ``npe.paired``), and :func:`summarize`, every number a
+recipe's tables show (``npe.tables`` formats them, ``npe.plots`` draws them)."""
 from __future__ import annotations
 
 import math

@@ -150,7 +150,9 @@ def _paired_explanations(summary: Summary) -> list[str]:
         f"their mean and the {CONFIDENCE:.0%} t interval of the mean over seeds (scipy.stats.ttest_1samp on the "
         "differences; docs/tables.md says why seeds and not images).",
         "verdict: 'better' / 'worse' when the interval excludes 0, 'not separated at n seeds' when it "
-        "does not, 'equal' when every difference is 0.",
+        "does not, 'equal' when every difference is 0. No correction for the "
+        f"{len(summary.comparisons)} comparisons of this table: where two rows do not differ, about one "
+        "comparison in twenty still comes out separated by chance.",
         "seeds to separate: the smallest number of seeds at which a t interval of the observed spread "
         "of the differences would exclude 0 if the mean difference stayed as observed (plugged-in "
         "values, about even odds, not a power calculation); — where no spread or no difference was "
