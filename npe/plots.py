@@ -15,11 +15,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from npe.constants import COUNTED_LA, MAIN_ONLY, NPE_COUNTED
+from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, NPE_COUNTED
 from npe.files import write_bytes_atomic
 from npe.recipes import Recipe
 from npe.results import RunResult, group_results
-from npe.stats import Row, mean_vector, prior_fit, summarize
+from npe.stats import Row, mean_vector, prior_text, summarize
 
 DPI = 100
 _SAVE = {"dpi": DPI, "metadata": {"Software": None}}
@@ -58,12 +58,24 @@ def _best(rows: Sequence[Row], metric: str) -> Row | None:
     return best
 
 
-def plot_per_class_iou(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path | None:
-    """Grouped bars of per-class IoU (mean over seeds): baseline, best counted LA, best NPE row.
+def _as_recipe_chooses(rows: Sequence[Row], metric: str) -> tuple[Row | None, str]:
+    """The row a kind of method is shown by, and how its s was chosen: ``auto`` as the recipe does
+    (held-out training data); a single row as it is; else, for recipes without ``auto``, the best
+    mean on the validation set, said so in the legend (an optimistic choice)."""
+    auto = next((r for r in rows if r.s == AUTO and r.n), None)
+    if auto is not None:
+        return auto, "s=auto, chosen on held-out training data"
+    if len(rows) == 1:
+        return rows[0], ""
+    best = _best(rows, metric)
+    return best, (f"s={best.s_label}, best on validation" if best is not None else "")
 
-    "Best" = highest mean primary metric over the rows of that kind (fixed s and auto alike); the
-    legend names the chosen variant and s. Classes are sorted by training pixel share, most frequent
-    first.
+
+def plot_per_class_iou(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path | None:
+    """Grouped bars of per-class IoU (mean over seeds): baseline, counted LA, NPE-LA and the
+    decomposition rows, each at ``auto`` where the recipe has it (s chosen per model on held-out
+    training data, as the recipe chooses), else at its best mean on the validation set (the legend
+    says which). Classes are sorted by training pixel share, most frequent first.
     """
     summary = summarize(recipe, results)
     groups = group_results(results)
@@ -81,19 +93,14 @@ def plot_per_class_iou(recipe: Recipe, results: Sequence[RunResult], path: Path)
     ]
     series = []
     for kind, rows in candidates:
-        row = _best(rows, metric)
+        row, how = _as_recipe_chooses(rows, metric)
         if row is None:
             continue
         runs = list(groups.get((row.variant, row.s_label), {}).values())
         iou = mean_vector(runs, lambda r: r.per_class("IoU"))
         if iou is not None:
-            if kind in ("baseline", "NPE main head only"):
-                label = kind
-            elif kind in ("counted LA", "counted LA of NPE model"):
-                label = f"{kind}, s={row.s_label}"
-            else:
-                label = f"{kind}: {row.variant}, s={row.s_label}"
-            series.append((label, iou, row.n))
+            name = f"{kind}: {row.variant}" if kind == "NPE-LA" else kind
+            series.append((f"{name}, {how}" if how else name, iou, row.n))
     if not series or len({s[1].size for s in series}) != 1:
         _skip(path)
         return None
@@ -148,47 +155,54 @@ def learned_priors(recipe: Recipe, results: Sequence[RunResult], per_seed: bool 
     return out
 
 
-def plot_prior(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path | None:
-    """Learned prior against log training pixel share, one colour per NPE model: every seed's points
-    (light) and their mean (outlined), with the Spearman correlation and the slope against -log
-    share of the mean printed for each."""
+def prior_figure(recipe: Recipe, results: Sequence[RunResult]) -> Figure | None:
+    """The prior figure (None when no result file has a learned prior): the learned log-prior (minus
+    the centred PEM output) against log training pixel share, one colour per NPE model, every seed's
+    points (light) and their mean (outlined), and the same statistics as the table
+    (:func:`npe.stats.prior_text`: mean ± std of the per-seed Spearman and slope)."""
     summary = summarize(recipe, results)
     share = summary.share
     priors = [p for p in learned_priors(recipe, results, per_seed=True)
               if share is not None and p[1].size == share.size]
     if share is None or not priors:
-        _skip(path)
         return None
     fig = Figure(figsize=(7.0, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     keep = share > 0
     logs = np.log(np.where(keep, share, np.nan))
-    lines = []
     for i, (label, prior, n, seeds) in enumerate(priors):
-        fit = prior_fit(prior, share)
+        marker = "os^Dv<>ph*"[i // 10 % 10]
         for j, (seed, values) in enumerate(seeds):  # every seed's points, small and light
             if values is not None and values.size == share.size:
-                ax.scatter(logs[keep], values[keep], s=10, color=f"C{i % 10}", alpha=0.35,
-                           marker="os^Dv<>ph*"[i // 10 % 10], linewidths=0,
-                           label=f"{label}, each seed" if j == 0 else None)
-        ax.scatter(logs[keep], prior[keep], s=30, color=f"C{i % 10}", label=f"{label}, mean (n={n})",
-                   marker="os^Dv<>ph*"[i // 10 % 10], edgecolors="black", linewidths=0.5)
-        lines.append(f"{label}: Spearman {fit['spearman']:+.3f}, slope vs -log share {fit['slope']:.3f}")
-    # theory: centred prior = -log share + const (slope -1 against log share); drawn through the mean
-    ref = priors[0][1]
+                ax.scatter(logs[keep], -values[keep], s=10, color=f"C{i % 10}", alpha=0.35, marker=marker,
+                           linewidths=0, label=f"{label}, each seed" if j == 0 else None)
+        ax.scatter(logs[keep], -prior[keep], s=30, color=f"C{i % 10}", label=f"{label}, mean over seeds (n={n})",
+                   marker=marker, edgecolors="black", linewidths=0.5)
+    # theory: learned log-prior = log share + const (slope 1), drawn through the first model's mean
+    ref = -priors[0][1]
     ok = keep & np.isfinite(ref)
     if ok.sum() >= 2:
         xs = np.linspace(np.nanmin(logs[ok]), np.nanmax(logs[ok]), 2)
-        c = float(np.mean(ref[ok] + logs[ok]))
-        ax.plot(xs, -xs + c, "--", color="0.4", linewidth=1, label="theory: -log share + const")
+        c = float(np.mean(ref[ok] - logs[ok]))
+        ax.plot(xs, xs + c, "--", color="0.4", linewidth=1, label="theory: log share + const")
+    lines = ["Spearman and slope vs log share:"] + [prior_text(*p) for p in summary.priors]
     ax.set_xlabel("log(training pixel share)")
-    ax.set_ylabel("learned prior (mean centred PEM output)")
-    ax.set_title(f"{recipe.name}: learned prior vs class frequency")
-    ax.text(0.02, 0.02, "\n".join(lines), transform=ax.transAxes, fontsize=8, va="bottom", ha="left",
+    ax.set_ylabel("learned log-prior (minus centred PEM output)")
+    ax.set_title(f"{recipe.name}: learned log-prior vs class frequency")
+    ax.text(0.98, 0.02, "\n".join(lines), transform=ax.transAxes, fontsize=7, va="bottom", ha="right",
             family="monospace", bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_prior(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path | None:
+    """Draw :func:`prior_figure` to ``path`` (or remove a stale copy when there is nothing to draw)."""
+    fig = prior_figure(recipe, results)
+    if fig is None:
+        _skip(path)
+        return None
     return _save(fig, path)
 
 

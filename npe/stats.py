@@ -1,6 +1,7 @@
 """Statistics of result files, shared by tables and figures: mean ± std over seeds, head / middle /
-tail thirds of classes, Spearman and slope of the learned prior, and :func:`summarize`, every number
-a recipe's tables show (``npe.tables`` formats them, ``npe.plots`` draws them)."""
+tail thirds of classes, Spearman and slope of the learned log-prior, the paired comparisons between
+rows (:func:`comparisons`; the statistics in ``npe.paired``), and :func:`summarize`, every number a
+recipe's tables show (``npe.tables`` formats them, ``npe.plots`` draws them)."""
 from __future__ import annotations
 
 import math
@@ -8,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+from scipy.stats import spearmanr
 
-from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY
+from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY, NPE_COUNTED
 from npe.errors import ResultFileError
 from npe.recipes import Recipe, ScaleFactor, scale_label
+from npe.paired import Paired, paired_difference
 from npe.results import RunResult, group_results, number
 
 THIRDS = ("head", "middle", "tail")
@@ -57,29 +60,13 @@ def thirds_miou(iou: np.ndarray, groups: Sequence[np.ndarray]) -> list[float | N
     return out
 
 
-def _rank(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties sharing their average rank (as Spearman's rho needs)."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values), dtype=float)
-    sorted_vals = values[order]
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman rank correlation (Pearson correlation of tie-averaged ranks); NaN if undefined."""
-    ra, rb = _rank(np.asarray(a, dtype=float)), _rank(np.asarray(b, dtype=float))
-    if ra.size < 2:
-        return math.nan
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denom = math.sqrt(float((ra ** 2).sum() * (rb ** 2).sum()))
-    return float((ra * rb).sum() / denom) if denom > 0 else math.nan
+    """Spearman rank correlation (``scipy.stats.spearmanr``: ties share their average rank); NaN if
+    undefined (fewer than 2 values, or a constant input)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan   # scipy would warn and return NaN; say it without the warning
+    return float(spearmanr(a, b).statistic)
 
 
 def prior_fit(learned_prior: Sequence[float], share: Sequence[float]) -> dict:
@@ -106,10 +93,20 @@ def prior_fit(learned_prior: Sequence[float], share: Sequence[float]) -> dict:
     return out
 
 
+def log_prior_fit(learned_prior: Sequence[float], share: Sequence[float]) -> dict:
+    """:func:`prior_fit` read the way round a reader expects: the learned log-prior is minus the
+    centred PEM output (theory: log share + const), so ``spearman`` against log share is +1 in theory
+    and ``slope`` / ``intercept`` fit log-prior = slope * log share + intercept (theory: slope 1; the
+    slope is the same number as :func:`prior_fit`'s, above 1 meaning s = 1 over-corrects)."""
+    fit = prior_fit(learned_prior, share)
+    return {**fit, "spearman": -fit["spearman"], "intercept": -fit["intercept"]}
+
+
 def prior_stats(recipe: Recipe, results: Sequence[RunResult], share: np.ndarray | None
                 ) -> list[tuple[str, Stat, Stat, int]]:
-    """Per trained NPE model: (variant, Spearman of learned prior vs log share, slope vs -log share,
-    seeds), each as mean ± std over seeds. The prior does not depend on s; variants sharing a
+    """Per trained NPE model: (variant, Spearman of the learned log-prior vs log share, slope vs log
+    share, seeds), each the mean ± std of the per-seed values (:func:`log_prior_fit` of each seed's
+    prior; not the fit of the mean prior). The prior does not depend on s; variants sharing a
     ``train_key`` share the model and are listed once."""
     if share is None:
         return []
@@ -124,12 +121,26 @@ def prior_stats(recipe: Recipe, results: Sequence[RunResult], share: np.ndarray 
             prior = r.vector("learned_prior") if r.ok and r.variant == v.name else None
             if prior is not None and prior.size == share.size:
                 per_seed.setdefault(r.seed, prior)
-        fits = [prior_fit(per_seed[seed], share) for seed in sorted(per_seed)]
+        fits = [log_prior_fit(per_seed[seed], share) for seed in sorted(per_seed)]
         if fits:
             rho = describe([f["spearman"] for f in fits if not math.isnan(f["spearman"])])
             slope = describe([f["slope"] for f in fits if not math.isnan(f["slope"])])
             out.append((v.name, rho, slope, len(fits)))
     return out
+
+
+def prior_text(name: str, rho: Stat, slope: Stat, n: int) -> str:
+    """One model's line of :func:`prior_stats`, worded once for the table and the prior figure (so
+    the two print the same numbers under the same label)."""
+    def pm(stat: Stat, digits: int, sign: str = "") -> str:
+        if stat.mean is None:
+            return "—"
+        std = "—" if stat.std is None else f"{stat.std:.{digits}f}"
+        return f"{stat.mean:{sign}.{digits}f} ± {std}"
+
+    seeds = f"{n} seed{'s' if n != 1 else ''}"
+    return (f"{name}: Spearman {pm(rho, 3, '+')}, slope {pm(slope, 2)} "
+            f"(mean ± std of per-seed values, {seeds})")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -157,6 +168,8 @@ class Row:
     thirds: list[Stat] | None = None
     chosen_s: list[float] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
+    #: metric -> {seed: value} of the ok runs, what the paired comparisons pair on
+    values: dict[str, dict[int, float]] = field(default_factory=dict)
 
     @property
     def s_label(self) -> str:
@@ -179,6 +192,7 @@ class Summary:
     environment: list[tuple[str, str]]
     notes: list[str]
     priors: list[tuple[str, Stat, Stat, int]] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -191,6 +205,55 @@ class Summary:
             "missing": sum(len(r.missing_seeds) for r in expected),
             "extra": sum(len(r.ok_seeds) + len(r.failed_seeds) for r in self.rows if not r.in_recipe),
         }
+
+
+#: The questions the paired comparisons answer, in table order (A − B per seed).
+VS_BASELINE = "method − baseline"
+VS_COUNTED = "NPE-LA − counted LA of the baseline"
+VS_SAME_MODEL = "NPE-LA − counted LA of the same model"
+VS_MAIN_ONLY = "NPE-LA − its main head alone"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Row ``a`` against row ``b`` (variant and s label each), paired over seeds for every metric."""
+
+    question: str
+    a: tuple[str, str]
+    b: tuple[str, str]
+    paired: dict[str, Paired]
+
+
+def comparisons(recipe: Recipe, rows: Sequence[Row]) -> list[Comparison]:
+    """The paired comparisons of a recipe's rows: every row against the baseline; every NPE-LA row
+    against counted LA of the baseline and against counted LA of the same NPE model at the same s
+    (``auto`` against ``auto``), and against that model's main head alone (what the learned prior
+    adds). Rows outside the recipe are left out."""
+    by_key = {(r.variant, r.s_label): r for r in rows if r.in_recipe}
+    base = recipe.baseline
+    base_row = by_key.get((base.name, "1")) if base is not None else None
+    derived = recipe.derived_rows()
+
+    def pair(question: str, a: Row, b: Row | None) -> Comparison | None:
+        if b is None:
+            return None
+        return Comparison(question, (a.variant, a.s_label), (b.variant, b.s_label),
+                          {m: paired_difference(a.values.get(m, {}), b.values.get(m, {}))
+                           for m in recipe.metrics})
+
+    found = [pair(VS_BASELINE, r, base_row) for r in by_key.values() if r is not base_row]
+    for v in recipe.variants:
+        if v.is_baseline:
+            continue
+        mine = {kind: name for name, (source, kind) in derived.items() if source.name == v.name}
+        for r in (r for r in by_key.values() if r.variant == v.name):
+            found.append(pair(VS_COUNTED, r, by_key.get((COUNTED_LA, r.s_label))))
+            if NPE_COUNTED in mine:
+                found.append(pair(VS_SAME_MODEL, r, by_key.get((mine[NPE_COUNTED], r.s_label))))
+            if MAIN_ONLY in mine:
+                found.append(pair(VS_MAIN_ONLY, r, by_key.get((mine[MAIN_ONLY], INF))))
+    order = [VS_BASELINE, VS_COUNTED, VS_SAME_MODEL, VS_MAIN_ONLY]
+    return sorted((c for c in found if c is not None), key=lambda c: order.index(c.question))
 
 
 def _method(num_pem: int | None, pem_type: str | None, fb: bool, fd: bool, protocol: str | None,
@@ -307,6 +370,7 @@ def summarize(recipe: Recipe, results: Sequence[RunResult]) -> Summary:
         ok_runs = [runs[seed] for seed in row.ok_seeds]
         for m in recipe.metrics:
             row.stats[m] = describe([r.metric(m) for r in ok_runs if r.metric(m) is not None])
+            row.values[m] = {r.seed: r.metric(m) for r in ok_runs if r.metric(m) is not None}
         if thirds_groups is not None:
             per_run = []
             for r in ok_runs:
@@ -342,7 +406,7 @@ def summarize(recipe: Recipe, results: Sequence[RunResult]) -> Summary:
                      f"(sha256 differs from {recipe.sha256[:12]})")
     return Summary(recipe=recipe, rows=rows, class_names=class_names, share=share, groups=thirds_groups,
                    environment=_environment(results), notes=notes,
-                   priors=prior_stats(recipe, results, share))
+                   priors=prior_stats(recipe, results, share), comparisons=comparisons(recipe, rows))
 
 
 def mean_vector(runs: Sequence[RunResult], get) -> np.ndarray | None:

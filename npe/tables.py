@@ -21,7 +21,8 @@ from npe.constants import AUTO
 from npe.files import clean_stale_temps, write_text_atomic
 from npe.recipes import Recipe, list_recipes, load_recipe, scale_label
 from npe.results import TABLES_DIRNAME, discover, read_results
-from npe.stats import THIRDS, Row, Stat, Summary, summarize
+from npe.paired import CONFIDENCE, MAX_SEEDS, Paired
+from npe.stats import THIRDS, Row, Stat, Summary, prior_text, summarize
 
 # --------------------------------------------------------------------------------------------------
 # formatting
@@ -119,6 +120,46 @@ def table_rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
     return headers, body
 
 
+def _needed(p: Paired) -> str:
+    if p.needed is None:
+        return DASH
+    return f"> {MAX_SEEDS}" if p.needed > MAX_SEEDS else str(p.needed)
+
+
+def paired_rows(summary: Summary, metric: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """Headers and text cells of the paired-comparison table for one metric (default: the recipe's
+    primary metric), shared by Markdown and LaTeX."""
+    metric = metric or summary.recipe.primary_metric
+    headers = ["question", "A", "B", "n", f"A − B per seed ({metric})", "mean A − B", f"{CONFIDENCE:.0%} CI",
+               "verdict", "seeds to separate"]
+    body = []
+    for c in summary.comparisons:
+        p = c.paired[metric]
+        ci = f"[{_signed(p.low)}, {_signed(p.high)}]" if p.low is not None else DASH
+        body.append([c.question, f"{c.a[0]}, s={c.a[1]}", f"{c.b[0]}, s={c.b[1]}", str(p.n),
+                     " ".join(_signed(d) for d in p.diffs) or DASH, _signed(p.mean), ci, p.verdict,
+                     _needed(p)])
+    return headers, body
+
+
+def _paired_explanations(summary: Summary) -> list[str]:
+    metric = summary.recipe.primary_metric
+    return [
+        f"Paired comparisons ({metric}, points): A − B per seed over the seeds both rows have (runs with "
+        "one seed share data order and initialisation; post-hoc rows share the trained model itself), "
+        f"their mean and the {CONFIDENCE:.0%} t interval of the mean over seeds (scipy.stats.ttest_1samp on the "
+        "differences; docs/tables.md says why seeds and not images).",
+        "verdict: 'better' / 'worse' when the interval excludes 0, 'not separated at n seeds' when it "
+        "does not, 'equal' when every difference is 0. No correction for the "
+        f"{len(summary.comparisons)} comparisons of this table: where two rows do not differ, about one "
+        "comparison in twenty still comes out separated by chance.",
+        "seeds to separate: the smallest number of seeds at which a t interval of the observed spread "
+        "of the differences would exclude 0 if the mean difference stayed as observed (plugged-in "
+        "values, about even odds, not a power calculation); — where no spread or no difference was "
+        "observed.",
+    ]
+
+
 def _explanations(summary: Summary) -> list[str]:
     recipe = summary.recipe
     lines = [
@@ -169,13 +210,19 @@ def render_markdown(summary: Summary, figures: Sequence[str] = ()) -> str:
     out += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
     out += [f"- {line}" for line in _explanations(summary)]
     out.append("")
+    if summary.comparisons:
+        p_headers, p_body = paired_rows(summary)
+        out += [f"## Paired comparisons ({recipe.primary_metric})", ""]
+        out += [tabulate(p_body, headers=p_headers, tablefmt="github", disable_numparse=True), ""]
+        out += [f"- {line}" for line in _paired_explanations(summary)]
+        out.append("")
     if summary.priors:
-        out += ["Learned prior (per-class mean of the centred PEM output on the validation set) against the "
-                "training pixel share, per seed, mean ± std (theory: Spearman -1 against log share, "
-                "slope 1 against -log share; a slope above 1 means s = 1 over-corrects):", ""]
-        out += [f"- {name}: Spearman {_f(rho.mean, '.3f')} ± {_f(rho.std, '.3f')}, slope "
-                f"{_f(slope.mean)} ± {_f(slope.std)} ({n} seed{'s' if n != 1 else ''})"
-                for name, rho, slope, n in summary.priors]
+        out += ["Learned log-prior (minus the per-class mean of the centred PEM output on the validation "
+                "set; theory: log training pixel share + const) against log training pixel share: "
+                "Spearman (theory +1) and least-squares slope (theory 1; above 1 means s = 1 "
+                "over-corrects), mean ± std of the per-seed values (the prior figure prints the same):",
+                ""]
+        out += [f"- {prior_text(*p)}" for p in summary.priors]
         out.append("")
     runs = (f"Runs: {c['expected']} expected, {c['ok']} ok, {c['failed']} failed, {c['missing']} missing"
             + (f"; {c['extra']} not in the recipe" if c["extra"] else "") + ".")
@@ -209,19 +256,25 @@ def latex_escape(text: str) -> str:
     return out
 
 
-def render_latex(summary: Summary) -> str:
-    """A booktabs ``tabular`` (for ``\\input``), preceded by comment lines that explain it."""
-    headers, body = table_rows(summary)
-    # The notes column is for the README; a paper table lists missing runs in its caption instead.
-    headers, body = headers[:-1], [row[:-1] for row in body]
+def _booktabs(headers: list[str], body: list[list[str]], left: int) -> list[str]:
+    """A ``tabular`` of escaped cells, its first ``left`` columns left-aligned, with booktabs rules."""
     text = tabulate([[latex_escape(c) for c in row] for row in body],
                     headers=[latex_escape(h) for h in headers], tablefmt="latex_raw", disable_numparse=True,
-                    colalign=["left", "left"] + ["right"] * (len(headers) - 2))
+                    colalign=["left"] * left + ["right"] * (len(headers) - left))
     # latex_raw draws three \hline rules; booktabs wants top / mid / bottom rules instead.
     lines = text.splitlines()
     rules = [i for i, line in enumerate(lines) if line.strip() == r"\hline"]
     for i, name in zip(rules, (r"\toprule", r"\midrule", r"\bottomrule")):
         lines[i] = name
+    return lines
+
+
+def render_latex(summary: Summary) -> str:
+    """A booktabs ``tabular`` (for ``\\input``), preceded by comment lines that explain it."""
+    headers, body = table_rows(summary)
+    # The notes column is for the README; a paper table lists missing runs in its caption instead.
+    headers, body = headers[:-1], [row[:-1] for row in body]
+    lines = _booktabs(headers, body, 2)
     recipe = summary.recipe
     c = summary.counts
     head = [f"% {recipe.title}", f"% recipe {recipe.name} (sha256 {recipe.sha256[:16]}); "
@@ -229,6 +282,15 @@ def render_latex(summary: Summary) -> str:
             f"% runs: {c['expected']} expected, {c['ok']} ok, {c['failed']} failed, {c['missing']} missing"]
     head += [f"% {line}" for line in _explanations(summary)]
     return "\n".join(head + lines) + "\n"
+
+
+def render_paired_latex(summary: Summary) -> str:
+    """The paired comparisons (primary metric) as a second booktabs ``tabular``, for ``\\input``."""
+    headers, body = paired_rows(summary)
+    recipe = summary.recipe
+    head = [f"% {recipe.title}: paired comparisons", f"% recipe {recipe.name} (sha256 {recipe.sha256[:16]})"]
+    head += [f"% {line}" for line in _paired_explanations(summary)]
+    return "\n".join(head + _booktabs(headers, body, 3)) + "\n"
 
 
 def _csv_num(value: float | None) -> str:
@@ -265,6 +327,24 @@ def render_csv(summary: Summary) -> str:
     return buf.getvalue()
 
 
+def render_paired_csv(summary: Summary) -> str:
+    """Every paired comparison for every metric, one line each: seeds, per-seed differences, mean,
+    sd, interval, verdict and seeds to separate (raw numbers, 4 decimals)."""
+    headers = ["recipe", "question", "a_variant", "a_s", "b_variant", "b_s", "metric", "n", "seeds",
+               "diffs", "mean", "sd", "ci_low", "ci_high", "confidence", "verdict", "seeds_to_separate"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(headers)
+    for c in summary.comparisons:
+        for m in summary.recipe.metrics:
+            p = c.paired[m]
+            writer.writerow([summary.recipe.name, c.question, *c.a, *c.b, m, p.n, " ".join(map(str, p.seeds)),
+                             " ".join(f"{d:.4f}" for d in p.diffs), _csv_num(p.mean), _csv_num(p.sd),
+                             _csv_num(p.low), _csv_num(p.high), p.confidence, p.verdict,
+                             "" if p.needed is None else p.needed])
+    return buf.getvalue()
+
+
 def render_index(summaries: Sequence[Summary]) -> str:
     """``README.md`` of the tables folder: one line per recipe with its run counts."""
     headers = ["recipe", "title", "paper table", "expected", "ok", "failed", "missing", "other"]
@@ -276,7 +356,9 @@ def render_index(summaries: Sequence[Summary]) -> str:
                      str(c["failed"]), str(c["missing"]), str(c["extra"])])
     out = ["# Result tables", "",
            "Generated by `npe-tables` (or `scripts/make_tables.sh`) from the result files in `results/<recipe>/`; "
-           "do not edit by hand. Each recipe has Markdown, LaTeX and CSV tables and figures beside them.", ""]
+           "do not edit by hand. Each recipe has Markdown, LaTeX and CSV tables (the paired comparisons "
+           "also in `<recipe>_paired.tex` / `.csv`; how to read them: `docs/tables.md`) and figures beside "
+           "them.", ""]
     if body:
         out.append(tabulate(body, headers=headers, tablefmt="github", disable_numparse=True))
         out += ["", "`other`: result files whose variant or scale factor the recipe does not list."]
@@ -312,6 +394,8 @@ def write_recipe_tables(recipe: Recipe, results_dir: str | Path, out_dir: str | 
     written.append(_write(out / f"{recipe.name}.md", render_markdown(summary, names)))
     written.append(_write(out / f"{recipe.name}.tex", render_latex(summary)))
     written.append(_write(out / f"{recipe.name}.csv", render_csv(summary)))
+    written.append(_write(out / f"{recipe.name}_paired.tex", render_paired_latex(summary)))
+    written.append(_write(out / f"{recipe.name}_paired.csv", render_paired_csv(summary)))
     return summary, written
 
 

@@ -197,3 +197,48 @@ def test_prior_shows_every_seed_and_loss_parts_apart(tmp_path):
     # three panels side by side: a wider figure than the total alone
     assert Image.open(parts).size[0] > Image.open(tmp_path / "total.png").size[0] * 2
     assert only_total != parts.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["longtail_synth", "longtail_synth_long"])
+def test_prior_figure_prints_the_tables_statistics(name):
+    """The committed results: every statistic the prior figure prints is the table's, and both are the
+    mean ± std of per-seed values of the learned log-prior (+1 against log share in theory)."""
+    import statistics
+
+    from matplotlib.text import Text
+    from scipy.stats import linregress, spearmanr
+
+    root = Path(__file__).resolve().parents[1]
+    recipe = recipes.load_recipe(name, resolve=False)
+    results = result_files.read_results(root / "results", name, recipe.dataset)
+    fig = plots.prior_figure(recipe, results)
+    printed = [line for t in fig.findobj(Text) for line in t.get_text().splitlines() if ": Spearman " in line]
+    table = (root / "results" / "tables" / f"{name}.md").read_text()
+    assert printed and all(f"- {line}\n" in table for line in printed)
+    # independently: per seed, Spearman and slope of minus the learned prior against log share
+    share = next(r.vector("class_pixel_share") for r in results if r.ok)
+    priors = {r.seed: r.vector("learned_prior") for r in results if r.ok and r.variant == "npe1"}
+    rho = [spearmanr(-p, np.log(share)).statistic for p in priors.values()]
+    slope = [linregress(np.log(share), -p).slope for p in priors.values()]
+    expected = (f"npe1: Spearman {statistics.mean(rho):+.3f} ± {statistics.stdev(rho):.3f}, slope "
+                f"{statistics.mean(slope):.2f} ± {statistics.stdev(slope):.2f} (mean ± std of per-seed values, "
+                f"{len(priors)} seeds)")
+    assert printed == [expected]
+    assert statistics.mean(rho) > 0.98   # the natural sign: rare classes get a low log-prior
+
+
+def test_per_class_figure_chooses_s_as_the_recipe_does(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    recipe = recipes.load_recipe("longtail_synth", resolve=False)
+    summary = stats.summarize(recipe, result_files.read_results(root / "results", recipe.name, recipe.dataset))
+    counted = [r for r in summary.rows if r.variant == "counted_la"]
+    assert plots._best(counted, "mIoU").s_label == "2"   # what the figure showed before: best on validation
+    row, how = plots._as_recipe_chooses(counted, "mIoU")
+    assert row.s == "auto" and how == "s=auto, chosen on held-out training data"
+    npe_rows = [r for r in summary.rows if r.variant == "npe1" and r.s != "auto"]
+    row, how = plots._as_recipe_chooses(npe_rows, "mIoU")   # a recipe without auto: said plainly
+    assert row.s_label == "2" and how == "s=2, best on validation"
+    figs = _recipe(tmp_path)   # npe1 at s = 1, 2 only
+    results = result_files.read_results(_write_results(tmp_path, figs), figs.name)
+    rows = [r for r in stats.summarize(figs, results).rows if r.variant == "npe1"]
+    assert plots._as_recipe_chooses(rows, "mIoU") == (rows[1], "s=2, best on validation")

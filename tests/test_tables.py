@@ -339,7 +339,8 @@ def test_default_discovers_recipes_with_results(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "no_such_recipe" in captured.err and "skipped" in captured.err
     out = results_dir / "tables"
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "smoke.csv", "smoke.md", "smoke.tex"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "smoke.csv", "smoke.md", "smoke.tex",
+                                                     "smoke_paired.csv", "smoke_paired.tex"]
     md = (out / "smoke.md").read_text()
     assert "missing: 1 (seed 0)" in md  # npe1 rows were never run
     assert "head mIoU" not in md  # no per-class data: no thirds
@@ -357,7 +358,8 @@ def test_latex_escape():
 def test_prior_stats_per_seed_fits(tmp_path):
     recipe = write_recipe(tmp_path)
     share = np.array(SHARE)
-    # seed 0 learns -2 log(share) + 3 (slope 2), seed 1 learns -log(share) - 1 (slope 1): mean 1.5
+    # seed 0 learns -2 log(share) + 3 (slope 2), seed 1 learns -log(share) - 1 (slope 1): mean 1.5;
+    # the table reports the learned log-prior (minus the PEM output): Spearman +1 against log share
     priors = {0: (-2 * np.log(share) + 3).tolist(), 1: (-np.log(share) - 1).tolist()}
     results = tmp_path / "results"
     for seed, prior in priors.items():
@@ -366,10 +368,11 @@ def test_prior_stats_per_seed_fits(tmp_path):
     summary = stats.summarize(recipe, result_files.read_results(results, recipe.name))
     ((name, rho, slope, n),) = summary.priors
     assert name == "npe1" and n == 2
-    assert rho.mean == pytest.approx(-1.0) and rho.std == pytest.approx(0.0)
+    assert rho.mean == pytest.approx(1.0) and rho.std == pytest.approx(0.0)
     assert slope.mean == pytest.approx(1.5) and slope.std == pytest.approx(statistics.stdev([2.0, 1.0]))
     md = tables.render_markdown(summary)
-    assert "npe1: Spearman -1.000 ± 0.000, slope 1.50 ± 0.71 (2 seeds)" in md
+    assert ("npe1: Spearman +1.000 ± 0.000, slope 1.50 ± 0.71 (mean ± std of per-seed values, 2 seeds)"
+            in md)
 
 
 @pytest.mark.parametrize("change, message", [
