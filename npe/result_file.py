@@ -35,7 +35,8 @@ def _expect(expected: str, shape: Callable[[Any], bool] | None = None) -> WrapVa
     def wrap(value: Any, handler):
         if shape is not None:
             if not shape(value):
-                raise PydanticCustomError("result", "{expected}, got {got}", {"expected": expected, "got": repr(value)})
+                raise PydanticCustomError("result", "{expected}, got {got}",
+                                          {"expected": expected, "got": repr(value)})
             return handler(value)
         try:
             return handler(value)
@@ -63,10 +64,16 @@ def _number(**bounds: Any) -> Any:
 
 Number = _number()
 Percent = _number(ge=0, le=100, allow_inf_nan=False)
-Positive = Union[Annotated[int, Field(gt=0)], Annotated[float, Field(gt=0)]]   # inf allowed: no adjustment
+Positive = _number(gt=0)   # inf allowed: s = inf is no adjustment
 Percentages = Annotated[Optional[list[Optional[Percent]]],
                         _expect("expected a list of percentages in [0, 100] (or null)")]
 Numbers = Annotated[Optional[list[Optional[Number]]], _expect("expected a list of numbers")]
+
+
+#: What the required fields hold: the message of a wrong value and of a missing key.
+_REQUIRED = {"schema": f"expected {RESULT_SCHEMA!r}", "status": "expected 'ok' or 'failed'",
+             "variant": "expected a non-empty string", "seed": "expected an integer",
+             "scale_factor": f"expected a number > 0, {AUTO!r} or {INF!r}"}
 
 
 class _Model(BaseModel):
@@ -105,15 +112,15 @@ class PerClass(_Model):
 class ResultHeader(_Model):
     """The fields every result file has, ok or failed (one run: variant x seed x scale factor)."""
 
-    schema_id: Annotated[Literal[RESULT_SCHEMA], _expect(f"expected {RESULT_SCHEMA!r}")] = Field(alias="schema")
-    status: Annotated[Literal["ok", "failed"], _expect("expected 'ok' or 'failed'")]
+    schema_id: Annotated[Literal[RESULT_SCHEMA], _expect(_REQUIRED["schema"])] = Field(alias="schema")
+    status: Annotated[Literal["ok", "failed"], _expect(_REQUIRED["status"])]
     recipe: Annotated[Optional[RecipeRef], _expect("expected an object with the recipe's name")] = None
     dataset: Annotated[Optional[str], _expect("expected a dataset name")] = None
-    variant: Annotated[str, Field(min_length=1), _expect("expected a non-empty string")]
+    variant: Annotated[str, Field(min_length=1), _expect(_REQUIRED["variant"])]
     train_key: Optional[str] = Field(None, description="variants with equal train_key share one trained model")
     seed: Annotated[int, Field(ge=0), WrapValidator(_seed)]
     scale_factor: Annotated[Union[Literal[AUTO, INF], Positive],
-                            _expect(f"expected a number > 0, {AUTO!r} or {INF!r}")] = Field(
+                            _expect(_REQUIRED["scale_factor"])] = Field(
         description=f"s as the recipe gives it: a number, {AUTO!r}, or {INF!r} (no adjustment)")
     protocol: Optional[str] = None
     environment: Optional[dict[str, Any]] = Field(None, description="versions and machine (npe.provenance)")
@@ -173,9 +180,6 @@ class ResultFile(ResultHeader):
 #: Checks in the order the hand validator made them, so one damaged file gives the same line.
 _ORDER = ("schema", "variant", "seed", "scale_factor", "status", "recipe", "dataset", "metrics", "per_class",
           "class_pixel_share", "learned_prior", "scale_factor_value", "iterations")
-_REQUIRED = {"schema": f"expected {RESULT_SCHEMA!r}", "status": "expected 'ok' or 'failed'",
-             "variant": "expected a non-empty string", "seed": "expected an integer",
-             "scale_factor": f"expected a number > 0, {AUTO!r} or {INF!r}"}
 _SUFFIX = {"recipe": "; delete the file and rerun the recipe"}
 
 

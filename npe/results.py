@@ -212,10 +212,11 @@ def parse_result(path: str | Path, dataset: str | None = None) -> RunResult:
                               "delete it and rerun the recipe") from None
     header = check_header(data, where)
     _check_home(header, path, dataset)
-    expected = f"{result_stem(header.variant, header.seed, header.scale_factor)}.json"
+    variant, seed, s = header.variant, header.seed, header.scale_factor
+    expected = f"{result_stem(variant, seed, s)}.json"
     if path.name != expected:
-        raise ResultFileError(f"{where}: holds {header.variant} seed {header.seed} s={scale_label(header.scale_factor)}, "
-                              f"which belongs in {expected}; delete the file and rerun the recipe")
+        raise ResultFileError(f"{where}: holds {variant} seed {seed} s={scale_label(s)}, which belongs in "
+                              f"{expected}; delete the file and rerun the recipe")
     return RunResult(file=path.name, result=check_file(data, where))
 
 
@@ -262,9 +263,8 @@ def check_recipe_folder(results_dir: str | Path, recipe: Recipe) -> None:
             recipe_ref = None if data.get("recipe") is None else RecipeRef.model_validate(data["recipe"])
         except ValidationError:
             continue
-        recorded = data.get("dataset")
-        header = ResultHeader.model_construct(recipe=recipe_ref, dataset=recorded if isinstance(recorded, str) else None)
-        _check_home(header, path, recipe.dataset)
+        recorded = data.get("dataset") if isinstance(data.get("dataset"), str) else None
+        _check_home(ResultHeader.model_construct(recipe=recipe_ref, dataset=recorded), path, recipe.dataset)
 
 
 def group_results(results: Iterable[RunResult]) -> dict[tuple[str, str], dict[int, RunResult]]:
