@@ -29,8 +29,8 @@ from npe.result_file import RecipeRef, ResultFile, ResultHeader, check_file, che
 #: Folder of the generated tables inside the results folder (never a recipe's).
 TABLES_DIRNAME = "tables"
 
-__all__ = ["RESULT_SCHEMA", "ResultFile", "RunResult", "ForeignResultError", "result_stem", "result_path", "is_done",
-           "write_result", "write_failure", "parse_result", "read_results", "check_recipe_folder",
+__all__ = ["RESULT_SCHEMA", "ResultFile", "RunResult", "ForeignResultError", "result_stem", "result_path",
+           "is_done", "write_result", "write_failure", "parse_result", "read_results", "check_recipe_folder",
            "group_results", "discover", "load_results", "number", "utc_now"]
 
 
