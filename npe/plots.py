@@ -215,13 +215,13 @@ def plot_loss(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path 
     for v in recipe.variants:
         label_of.setdefault(v.train_key, v.name)
     parts = [(name, title) for name, title in LOSS_PARTS
-             if any(isinstance((r.data.get("log") or {}).get(name), list) for r in results)]
+             if any(isinstance((r.result.log or {}).get(name), list) for r in results)]
     curves: dict[tuple[str, str, int], np.ndarray] = {}
     for r in results:
-        log = r.data.get("log") or {}
+        log = r.result.log or {}
         if not r.ok or r.variant == COUNTED_LA:
             continue
-        key = r.data.get("train_key") or variant_key.get(r.variant) or r.variant
+        key = r.result.train_key or variant_key.get(r.variant) or r.variant
         for name, _ in parts:
             loss = log.get(name)
             if not isinstance(loss, list) or not loss:

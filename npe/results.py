@@ -1,4 +1,6 @@
 """The result-file contract (``npe-result/1``, docs/internals.md): names, writer and reader.
+The file's fields, their checks and its JSON Schema are one model, :class:`npe.result_file.ResultFile`;
+this module adds where a file lies (its recipe's folder, its file name) and reading a folder.
 
 One JSON file per (variant, seed, s): ``<results_dir>/<recipe>/<variant>__seed<seed>__s<s>.json``.
 The driver (:mod:`npe.run`) writes them with :func:`write_result` / :func:`write_failure`; tables,
@@ -15,18 +17,20 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+from pydantic import ValidationError
 
 from npe import paths
 from npe.constants import AUTO, INF, RESULT_SCHEMA
 from npe.errors import ResultFileError
-from npe.files import write_json_atomic
+from npe.files import write_text_atomic
 from npe.recipes import Recipe, ScaleFactor, scale_label
+from npe.result_file import RecipeRef, ResultFile, ResultHeader, check_file, check_header
 
 #: Folder of the generated tables inside the results folder (never a recipe's).
 TABLES_DIRNAME = "tables"
 
-__all__ = ["RESULT_SCHEMA", "RunResult", "ForeignResultError", "result_stem", "result_path", "is_done",
-           "write_result", "write_failure", "parse_result", "read_results", "check_recipe_folder",
+__all__ = ["RESULT_SCHEMA", "ResultFile", "RunResult", "ForeignResultError", "result_stem", "result_path",
+           "is_done", "write_result", "write_failure", "parse_result", "read_results", "check_recipe_folder",
            "group_results", "discover", "load_results", "number", "utc_now"]
 
 
@@ -69,7 +73,7 @@ def utc_now() -> str:
 
 def _header(recipe: Recipe, variant: str, seed: int, s: ScaleFactor, *, train_key: str, protocol: str,
             status: str, env: dict) -> dict:
-    """The fields every result file has, ok or failed (docs/internals.md)."""
+    """The fields every result file has, ok or failed (:class:`npe.result_file.ResultHeader`)."""
     return {"schema": RESULT_SCHEMA, "status": status,
             "recipe": {"name": recipe.name, "sha256": recipe.sha256, "paper_table": recipe.paper_table},
             "dataset": recipe.dataset, "variant": variant, "train_key": train_key,
@@ -84,6 +88,14 @@ def _json_scale(s: ScaleFactor) -> float | str:
     return INF if math.isinf(float(s)) else float(s)
 
 
+def _write(results_dir: str | Path, recipe: Recipe, s: ScaleFactor, fields: dict) -> Path:
+    """Check ``fields`` against the model and write the file atomically: data that breaks the
+    contract stops here, named in one line, instead of being written and refused by every reader."""
+    path = result_path(results_dir, recipe.name, fields["variant"], fields["seed"], s)
+    result = check_file(fields, f"{path} (not written)")
+    return write_text_atomic(path, result.to_json())
+
+
 def write_result(results_dir: str | Path, recipe: Recipe, *, train_key: str, protocol: str, seed: int,
                  item: dict, record: dict, share: list[float], loss: list, env: dict) -> Path:
     """Write the result file of one evaluated (variant, seed, s) atomically; return its path.
@@ -95,9 +107,9 @@ def write_result(results_dir: str | Path, recipe: Recipe, *, train_key: str, pro
     curves (``loss``, ``loss_ce``, ``loss_one_way_logistic``) written as ``log`` as it is.
     """
     row = item["row"]
-    payload = _header(recipe, item["variant"], seed, item["s"], train_key=train_key, protocol=protocol,
-                      status="ok", env=env)
-    payload.update({
+    fields = _header(recipe, item["variant"], seed, item["s"], train_key=train_key, protocol=protocol,
+                     status="ok", env=env)
+    fields.update({
         "adjustment": item["adjustment"],
         "scale_factor_value": _json_scale(item["value"]),
         "auto_scale": item["auto"],
@@ -113,17 +125,15 @@ def write_result(results_dir: str | Path, recipe: Recipe, *, train_key: str, pro
         "learned_prior": item["learned_prior"],
         "log": dict(loss) if isinstance(loss, dict) else {"loss": loss},
     })
-    return write_json_atomic(result_path(results_dir, recipe.name, item["variant"], seed, item["s"]),
-                             payload, indent=1)
+    return _write(results_dir, recipe, item["s"], fields)
 
 
 def write_failure(results_dir: str | Path, recipe: Recipe, *, train_key: str, protocol: str, seed: int,
                   variant: str, s: ScaleFactor, error: str, env: dict) -> Path:
     """A failed run is recorded, never silently dropped (tables show it as failed)."""
-    payload = _header(recipe, variant, seed, s, train_key=train_key, protocol=protocol, status="failed",
-                      env=env)
-    payload["error"] = error
-    return write_json_atomic(result_path(results_dir, recipe.name, variant, seed, s), payload)
+    fields = _header(recipe, variant, seed, s, train_key=train_key, protocol=protocol, status="failed", env=env)
+    fields["error"] = error
+    return _write(results_dir, recipe, s, fields)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,34 +142,53 @@ def write_failure(results_dir: str | Path, recipe: Recipe, *, train_key: str, pr
 
 @dataclass(frozen=True)
 class RunResult:
-    """One result file: its name, the parsed dict, and the fields every table needs."""
+    """One result file: its name and its checked content (:class:`npe.result_file.ResultFile`)."""
 
     file: str
-    data: dict
-    variant: str
-    seed: int
-    s: ScaleFactor
-    ok: bool
+    result: ResultFile
+
+    @property
+    def variant(self) -> str:
+        return self.result.variant
+
+    @property
+    def seed(self) -> int:
+        return self.result.seed
+
+    @property
+    def s(self) -> ScaleFactor:
+        """The scale factor as recipes give it: a float, ``"auto"``, or ``math.inf``."""
+        s = self.result.scale_factor
+        return AUTO if s == AUTO else math.inf if s == INF else float(s)
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The file's JSON content as a plain dict (what :func:`load_results` returns)."""
+        return self.result.to_dict()
 
     @property
     def s_label(self) -> str:
         return scale_label(self.s)
 
     def metric(self, name: str) -> float | None:
-        value = (self.data.get("metrics") or {}).get(name)
-        return number(value)
+        return number((self.result.metrics or {}).get(name))
 
     def per_class(self, key: str = "IoU") -> np.ndarray | None:
-        values = (self.data.get("per_class") or {}).get(key)
-        if not isinstance(values, list) or not values:
-            return None
-        return np.array([np.nan if number(v) is None else float(v) for v in values], dtype=float)
+        return _array(getattr(self.result.per_class, key, None))
 
     def vector(self, key: str) -> np.ndarray | None:
-        values = self.data.get(key)
-        if not isinstance(values, list) or not values:
-            return None
-        return np.array([np.nan if number(v) is None else float(v) for v in values], dtype=float)
+        """A list field of the file (``class_pixel_share``, ``learned_prior``) as floats, NaN for null."""
+        return _array(getattr(self.result, key, None))
+
+
+def _array(values: Any) -> np.ndarray | None:
+    if not isinstance(values, list) or not values:
+        return None
+    return np.array([np.nan if number(v) is None else float(v) for v in values], dtype=float)
 
 
 def number(value: Any) -> float | None:
@@ -171,7 +200,9 @@ def number(value: Any) -> float | None:
 
 def parse_result(path: str | Path, dataset: str | None = None) -> RunResult:
     """One result file, checked against the contract; :class:`ResultFileError` when it breaks it.
-    ``dataset``: its recipe's dataset; a file recording another one is a :class:`ForeignResultError`."""
+    ``dataset``: its recipe's dataset; a file recording another one is a :class:`ForeignResultError`.
+    The order of the checks gives one line for the first problem: the fields every file has, then
+    where the file lies (folder, file name), then the rest of the file."""
     path = Path(path)
     where = f"{path}"
     try:
@@ -179,88 +210,32 @@ def parse_result(path: str | Path, dataset: str | None = None) -> RunResult:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ResultFileError(f"{where}: not a readable JSON result file ({' '.join(str(exc).split())}); "
                               "delete it and rerun the recipe") from None
-    if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA:
-        got = data.get("schema") if isinstance(data, dict) else None
-        raise ResultFileError(f"{where}: schema: expected {RESULT_SCHEMA!r}, got {got!r}")
-    variant, seed, s, status = data.get("variant"), data.get("seed"), data.get("scale_factor"), data.get("status")
-    if not isinstance(variant, str) or not variant:
-        raise ResultFileError(f"{where}: variant: expected a non-empty string, got {variant!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ResultFileError(f"{where}: seed: expected an integer, got {seed!r}")
-    if s not in (AUTO, INF) and (number(s) is None or s <= 0):
-        raise ResultFileError(f"{where}: scale_factor: expected a number > 0, 'auto' or 'inf', got {s!r}")
-    if status not in ("ok", "failed"):
-        raise ResultFileError(f"{where}: status: expected 'ok' or 'failed', got {status!r}")
-    if seed < 0:
-        raise ResultFileError(f"{where}: seed: expected an integer >= 0, got {seed!r}")
-    _check_recipe_field(data, path, dataset)
+    header = check_header(data, where)
+    _check_home(header, path, dataset)
+    variant, seed, s = header.variant, header.seed, header.scale_factor
     expected = f"{result_stem(variant, seed, s)}.json"
     if path.name != expected:
         raise ResultFileError(f"{where}: holds {variant} seed {seed} s={scale_label(s)}, which belongs in "
                               f"{expected}; delete the file and rerun the recipe")
-    if status == "ok":
-        _check_ok_fields(data, where)
-    return RunResult(file=path.name, data=data, variant=variant, seed=seed,
-                     s=AUTO if s == AUTO else math.inf if s == INF else float(s), ok=status == "ok")
+    return RunResult(file=path.name, result=check_file(data, where))
 
 
-def _check_recipe_field(data: dict, path: Path, dataset: str | None = None) -> None:
+def _check_home(header: ResultHeader, path: Path, dataset: str | None = None) -> None:
     """The recipe (and dataset) a file records must be those of the folder it lies in: a file of
     another recipe copied under this recipe's file name would otherwise count as this recipe's run."""
-    recipe = data.get("recipe")
-    if recipe is None:   # hand-made files without the field: nothing to check against
+    if header.recipe is None:   # hand-made files without the field: nothing to check against
         return
-    name = recipe.get("name") if isinstance(recipe, dict) else None
-    if not isinstance(name, str) or not name:
-        raise ResultFileError(f"{path}: recipe: expected an object with the recipe's name, got {recipe!r}; "
-                              "delete the file and rerun the recipe")
+    name = header.recipe.name
     folder = path.parent.name
     home = path.parent.parent / name
     if name != folder:
         raise ForeignResultError(f"{path}: a result of recipe {name}, not of {folder} (copied or moved "
                                  f"here?); move it to {home}/ or delete it, then run again")
-    recorded = data.get("dataset")
+    recorded = header.dataset
     if dataset is not None and recorded is not None and recorded != dataset:
         raise ForeignResultError(f"{path}: records dataset {recorded!r}, but recipe {folder} uses {dataset!r} "
                                  "(a result of another recipe renamed?); move it away or delete it, then "
                                  "run again")
-
-
-def _check_ok_fields(data: dict, where: str) -> None:
-    """The fields tables read from a finished run: types and ranges (percentages in [0, 100])."""
-    fix = "delete the file and rerun the recipe (npe-repro redoes it)"
-    metrics = data.get("metrics")
-    if not isinstance(metrics, dict) or not metrics:
-        raise ResultFileError(f"{where}: metrics: expected an object of numbers, got {metrics!r}; {fix}")
-    for name, value in metrics.items():
-        if value is not None and (number(value) is None or not 0 <= value <= 100):
-            raise ResultFileError(f"{where}: metrics.{name}: expected a percentage in [0, 100], got "
-                                  f"{value!r}; {fix}")
-    per_class = data.get("per_class")
-    if per_class is not None:
-        if not isinstance(per_class, dict):
-            raise ResultFileError(f"{where}: per_class: expected an object, got {per_class!r}; {fix}")
-        for key in ("IoU", "Acc", "Dice"):
-            values = per_class.get(key)
-            if values is None:
-                continue
-            if not isinstance(values, list) or any(
-                    v is not None and (number(v) is None or not 0 <= v <= 100) for v in values):
-                raise ResultFileError(f"{where}: per_class.{key}: expected a list of percentages in "
-                                      f"[0, 100] (or null), got {values!r}; {fix}")
-    for key in ("class_pixel_share", "learned_prior"):
-        values = data.get(key)
-        if values is not None and (not isinstance(values, list) or any(
-                v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in values)):
-            raise ResultFileError(f"{where}: {key}: expected a list of numbers, got {values!r}; {fix}")
-    value = data.get("scale_factor_value")
-    if value is not None and value != INF and (number(value) is None or value <= 0):
-        raise ResultFileError(f"{where}: scale_factor_value: expected a number > 0 or 'inf', got {value!r}; "
-                              f"{fix}")
-    iterations = data.get("iterations")
-    if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int)
-                                   or iterations < 0):
-        raise ResultFileError(f"{where}: iterations: expected an integer >= 0, got {iterations!r}; {fix}")
 
 
 def read_results(results_dir: str | Path, recipe_name: str, dataset: str | None = None) -> list[RunResult]:
@@ -282,13 +257,14 @@ def check_recipe_folder(results_dir: str | Path, recipe: Recipe) -> None:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
-        if isinstance(data, dict):
-            try:
-                _check_recipe_field(data, path, recipe.dataset)
-            except ForeignResultError:
-                raise
-            except ResultFileError:
-                continue
+        if not isinstance(data, dict):
+            continue
+        try:   # only the two fields that say where the file belongs; other damage is redone
+            recipe_ref = None if data.get("recipe") is None else RecipeRef.model_validate(data["recipe"])
+        except ValidationError:
+            continue
+        recorded = data.get("dataset") if isinstance(data.get("dataset"), str) else None
+        _check_home(ResultHeader.model_construct(recipe=recipe_ref, dataset=recorded), path, recipe.dataset)
 
 
 def group_results(results: Iterable[RunResult]) -> dict[tuple[str, str], dict[int, RunResult]]:

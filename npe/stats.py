@@ -287,12 +287,11 @@ def _method_of_variant(recipe: Recipe, name: str) -> str:
 def _method_of_result(recipe: Recipe, r: RunResult) -> str:
     if r.variant in recipe.derived_rows():
         return _method_of_variant(recipe, r.variant)
-    if r.data.get("adjustment") == "counted_la" or r.variant == COUNTED_LA:
+    if r.result.adjustment == "counted_la" or r.variant == COUNTED_LA:
         return "counted LA (baseline)"
-    o = r.data.get("options") or {}
-    num_pem = o.get("num_pem") if isinstance(o.get("num_pem"), int) else None
-    return _method(num_pem, o.get("pem_type"), bool(o.get("freeze_backbone")), bool(o.get("freeze_decode")),
-                   r.data.get("protocol"), recipe.protocol)
+    o = r.result.pem_options
+    return _method(o.num_pem, o.pem_type, bool(o.freeze_backbone), bool(o.freeze_decode), r.result.protocol,
+                   recipe.protocol)
 
 
 def _reference_share(results: Sequence[RunResult]) -> tuple[np.ndarray | None, list[str] | None, list[str]]:
@@ -306,7 +305,7 @@ def _reference_share(results: Sequence[RunResult]) -> tuple[np.ndarray | None, l
             break
     if ref is None or share is None:
         return None, None, notes
-    names = (ref.data.get("per_class") or {}).get("classes")
+    names = ref.result.per_class.classes if ref.result.per_class else None
     names = [str(n) for n in names] if isinstance(names, list) and len(names) == share.size else None
     for r in results:
         vec = r.vector("class_pixel_share")
@@ -324,7 +323,7 @@ def _environment(results: Sequence[RunResult]) -> list[tuple[str, str]]:
             "cpu_model", "cpu_isa", "threads")
     found: dict[str, set[str]] = {k: set() for k in keys}
     for r in results:
-        env = r.data.get("environment") or {}
+        env = r.result.environment or {}
         for k in keys:
             value = env.get(k)
             if k == "git_commit" and isinstance(value, str):
@@ -360,13 +359,13 @@ def summarize(recipe: Recipe, results: Sequence[RunResult]) -> Summary:
             if r is None:
                 row.missing_seeds.append(seed)
                 continue
-            if (r.data.get("recipe") or {}).get("sha256") not in (None, "", recipe.sha256):
+            if r.result.recipe is not None and r.result.recipe.sha256 not in (None, "", recipe.sha256):
                 row.other_version += 1
             if r.ok:
                 row.ok_seeds.append(seed)
             else:
                 row.failed_seeds.append(seed)
-                row.errors.append((seed, " ".join(str(r.data.get("error") or "no error message").split())))
+                row.errors.append((seed, " ".join(str(r.result.error or "no error message").split())))
         ok_runs = [runs[seed] for seed in row.ok_seeds]
         for m in recipe.metrics:
             row.stats[m] = describe([r.metric(m) for r in ok_runs if r.metric(m) is not None])
@@ -383,7 +382,7 @@ def summarize(recipe: Recipe, results: Sequence[RunResult]) -> Summary:
                 per_run.append(thirds_miou(iou, thirds_groups))
             row.thirds = [describe([t[i] for t in per_run if t[i] is not None]) for i in range(3)]
         if s == AUTO:
-            row.chosen_s = sorted(v for v in (number(r.data.get("scale_factor_value")) for r in ok_runs)
+            row.chosen_s = sorted(v for v in (number(r.result.scale_factor_value) for r in ok_runs)
                                   if v is not None)
         for m in recipe.metrics:
             row.paper[m] = recipe.paper_value(variant, s, m) if in_recipe else None
