@@ -1,4 +1,5 @@
-"""The package-level Python API: the README's example runs as written, and the API is documented."""
+"""The package-level Python API: the README's and the user guide's example runs as written, and the API is
+documented."""
 from __future__ import annotations
 
 import inspect
@@ -16,13 +17,32 @@ from npe.paths import repo_root
 API = ("apply_npe", "train", "evaluate", "run_recipe", "load_results")
 
 
-def readme_example() -> str:
-    """The ```python block of the README's "Python API" section."""
-    text = (repo_root() / "README.md").read_text()
-    section = text.split("### Python API", 1)[1]
+def _python_block(page: str, heading: str) -> str:
+    """The ```python block of a page's "Python API" section."""
+    text = (repo_root() / page).read_text()
+    assert heading in text, f"{page} has no {heading!r} section"
+    section = text.split(heading, 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "the README's Python API section has no python block"
+    assert match, f"the Python API section of {page} has no python block"
     return match.group(1)
+
+
+def readme_example() -> str:
+    """The full example of docs/user-guide.md's "Python API" section (the README's short one is part
+    of it, :func:`test_readme_example_is_part_of_the_guides`)."""
+    return _python_block("docs/user-guide.md", "### Python API")
+
+
+def test_readme_example_is_part_of_the_guides():
+    """Every line of the README's short example is in the guide's example, in the same order, so the
+    test that runs the guide's example runs the README's too."""
+    short = [line for line in _python_block("README.md", "## Python API").splitlines() if line.strip()]
+    full = [line for line in readme_example().splitlines() if line.strip()]
+    assert short, "the README's Python API block is empty"
+    at = 0
+    for line in short:
+        assert line in full[at:], f"README line not in docs/user-guide.md's example (in order): {line!r}"
+        at = full.index(line, at) + 1
 
 
 def test_api_is_documented_and_typed():
