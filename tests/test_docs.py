@@ -1,6 +1,7 @@
 """The repository stands alone: nothing in it points outside it (to the old sibling spec folder),
 every citation of a docs page ("docs/method.md section 5 row 4") names a page, section and row that
-exist, and the facts docs/datasets.md and docs/method.md state are the ones the code uses."""
+exist, the facts docs/datasets.md and docs/method.md state are the ones the code uses, and the README is
+a guide: short, its links resolve, and each of its commands is run by a test (tests/README.md says which)."""
 from __future__ import annotations
 
 import hashlib
@@ -15,9 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
-#: Files that may still name the old spec folder: the README (restructured separately; it should
-#: point into docs/ too) and the changelog (history). Recipes with committed result files are allowed
-#: by rule, see ``_frozen_recipes``.
+#: Files that may still name the old spec folder: the changelog (history). Recipes with committed
+#: result files are allowed by rule, see ``_frozen_recipes``.
 ALLOWED = {"CHANGELOG.md"}
 
 #: Folders that are never part of the repository's content, for the walk used where git is missing.
@@ -242,3 +242,80 @@ def test_datasets_page_lists_exactly_the_known_checkpoints():
         if len(cells) == 3 and cells[0].endswith(".py") and cells[1].endswith(".pth"):
             table[cells[0]] = cells[1]
     assert table == checkpoints.KNOWN
+
+
+# ------------------------------------------------------------------ the README as a guide (issue 21)
+README = ROOT / "README.md"
+#: The pages a reader follows links through: the README, the changelog and every docs page.
+LINKED_PAGES = [README, ROOT / "CHANGELOG.md", *sorted(DOCS.glob("*.md"))]
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation but ``-`` dropped, spaces to ``-``."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    return {_slug(m) for m in re.findall(r"^#{1,6}\s+(.+?)\s*$", text, re.M)}
+
+
+def test_readme_is_a_short_guide():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) < 200, f"README.md has {len(lines)} lines; move detail into docs/"
+    for page in ("user-guide", "results", "tables", "benchmarks", "fidelity", "method", "internals"):
+        assert f"](docs/{page}.md" in README.read_text(encoding="utf-8"), f"README does not link docs/{page}.md"
+
+
+@pytest.mark.parametrize("page", LINKED_PAGES, ids=lambda p: _rel(p))
+def test_every_relative_link_points_to_an_existing_file_and_heading(page):
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    bad = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            bad.append(f"{target}: no such file")
+        elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+            bad.append(f"{target}: {_rel(file)} has no heading with anchor #{anchor}")
+    assert not bad, f"{_rel(page)} links that do not resolve:\n" + "\n".join(bad)
+
+
+def _readme_commands() -> list[str]:
+    """Each command line of the README's ```bash blocks, without its trailing comment."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.S):
+        for line in block.splitlines():
+            command = re.sub(r"\s+#.*$", "", line).strip()
+            if command:
+                commands.append(command)
+    return commands
+
+
+def test_every_readme_command_is_listed_with_the_test_that_runs_it():
+    commands = _readme_commands()
+    assert "scripts/repro.sh" in commands and "scripts/test.sh" in commands, commands
+    listed = dict(re.findall(r"^\| `([^`]+)` \| (.+?) \|$", (ROOT / "tests" / "README.md").read_text(), re.M))
+    missing = [c for c in commands if c not in listed]
+    assert not missing, f"README commands missing from tests/README.md's table: {missing}"
+    stale = [c for c in listed if c not in commands and not c.endswith(".py")]
+    assert not stale, f"tests/README.md lists commands the README no longer has: {stale}"
+    # every test the table names exists
+    for command, where in listed.items():
+        for file, test in re.findall(r"`(\w+\.py)::(\w+)`", where):
+            source = (ROOT / "tests" / file).read_text()
+            assert re.search(rf"def {test}\b", source), f"{command}: tests/{file} has no {test}"
+
+
+def test_npe_repro_list_names_every_recipe():
+    """`npe-repro --list`, as the README shows it."""
+    import sys
+
+    proc = subprocess.run([str(Path(sys.executable).parent / "npe-repro"), "--list"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
+    assert names == {p.stem for p in (ROOT / "recipes").glob("*.yaml")}, proc.stdout
