@@ -47,6 +47,7 @@ from npe.config import (check_data, check_schedule, fix_dataloaders, kit_dataset
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import console_to, write_json_atomic
+from npe.options import DEFAULTS, EVALUATED_SCALE
 from npe.reference import is_reference_config, load_weights, translate_config
 from npe.training import checkpoint_choice_note, latest_checkpoint
 
@@ -252,8 +253,7 @@ def _requests(scale_factors, adjustments, log_prior) -> list[tuple[str, float | 
                 s = float(s)
             except (TypeError, ValueError):
                 raise ConfigError(f'scale factor {s!r} is not a number') from None
-            if not s > 0:
-                raise ConfigError(f'scale factor must be a number > 0 (inf = no adjustment), got {s}')
+            EVALUATED_SCALE.check(s)
         out.append((kind, s))
     if not out:
         raise ConfigError('no scale factor to evaluate')
@@ -324,7 +324,7 @@ def evaluate(work_dir: str | Path,
                                     cfg_options=cfg_options, data_split=data_split, config=config,
                                     launcher=launcher, data_root=data_root)
     head_cfg = (cfg.model.module if tta else cfg.model).decode_head
-    trained_s = float(head_cfg.get('scale_factor', 1.0))
+    trained_s = float(head_cfg.get('scale_factor', DEFAULTS.scale_factor))
     num_classes = int(head_cfg.main_head.num_classes)
     if log_prior is not None:
         log_prior = [float(v) for v in log_prior]

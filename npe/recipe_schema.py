@@ -11,11 +11,14 @@ import math
 import re
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WrapValidator, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo, WrapValidator,
+                      field_validator)
 from pydantic_core import PydanticCustomError
 
-from npe.constants import AUTO, METRICS, PEM_TYPES, PROTOCOLS
+from npe.constants import METRICS
 from npe.errors import RecipeError
+from npe.options import (DEFAULTS, NUM_PEM, PEM_TYPE, PROTOCOL, RECIPE_SCALE, TRAINED_SCALE,
+                         Rule)
 
 #: MMSeg model-zoo file names end in -<first 8 hex digits of the sha256>.pth
 ZOO_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
@@ -53,9 +56,22 @@ OptionalText = Annotated[Optional[Annotated[str, Field(pattern=r"\S")]],
                          _message("expected a non-empty string or null")]
 Flag = Annotated[bool, _message("expected true or false")]
 Count = Annotated[int, Field(ge=0), _message("expected an integer >= 0")]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False), _message("expected a number > 0")]
-ScaleItem = Annotated[Union[Literal[AUTO], Annotated[float, Field(gt=0, allow_inf_nan=False)]],
-                      _message("expected a number > 0 or 'auto'")]
+
+
+def _rule(rule: Rule, optional: bool = False):
+    """A value checked by one rule of :mod:`npe.options` (None allowed when ``optional``), reported
+    as ``expected <what the rule takes>, got <value>``."""
+    def check(value: Any) -> Any:
+        if (optional and value is None) or rule.valid(value):
+            return value
+        raise PydanticCustomError("recipe", "expected {expected}, got {got}",
+                                  {"expected": rule.expected + (" or null" if optional else ""),
+                                   "got": show(value)})
+    return PlainValidator(check)
+
+
+Positive = Annotated[float, _rule(TRAINED_SCALE)]
+ScaleItem = Annotated[Union[float, str], _rule(RECIPE_SCALE)]
 CfgKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"),
                    _message("expected a dotted config key like 'model.decode_head.dropout_ratio'")]
 CfgOptions = Optional[dict[CfgKey, Any]]
@@ -88,12 +104,12 @@ class AutoScaleFile(_Strict):
 
 class VariantFile(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$"), _message("expected lowercase letters, digits and _")]
-    num_pem: Count
-    pem_type: _choice(PEM_TYPES) = "auto"
-    freeze_backbone: Flag = False
-    freeze_decode: Flag = False
-    protocol: Optional[_choice(PROTOCOLS)] = None
-    scale_factors: list[ScaleItem] = Field(default=[1.0], min_length=1)
+    num_pem: Annotated[int, _rule(NUM_PEM)]
+    pem_type: Annotated[str, _rule(PEM_TYPE)] = DEFAULTS.pem_type
+    freeze_backbone: Flag = DEFAULTS.freeze_backbone
+    freeze_decode: Flag = DEFAULTS.freeze_decode
+    protocol: Annotated[Optional[str], _rule(PROTOCOL, optional=True)] = None  # None: the recipe's
+    scale_factors: list[ScaleItem] = Field(default=[DEFAULTS.scale_factor], min_length=1)
     cfg_options: CfgOptions = None
 
 
@@ -104,7 +120,7 @@ class RecipeFile(_Strict):
     dataset: Any
     base_config: Text
     load_from: Optional[LoadFromFile] = None
-    protocol: _choice(PROTOCOLS)
+    protocol: Annotated[str, _rule(PROTOCOL)]
     metrics: list[_choice(METRICS)] = NonEmpty
     seeds: list[Count] = NonEmpty
     max_iters: Annotated[Optional[Annotated[int, Field(ge=1)]], _message("expected null or an integer >= 1")] = None

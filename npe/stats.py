@@ -11,6 +11,7 @@ import numpy as np
 
 from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY
 from npe.errors import ResultFileError
+from npe.options import DEFAULTS
 from npe.recipes import Recipe, ScaleFactor, scale_label
 from npe.results import RunResult, group_results, number
 
@@ -198,7 +199,7 @@ def _method(num_pem: int | None, pem_type: str | None, fb: bool, fd: bool, proto
     if num_pem is None:
         return "?"
     parts = ["baseline" if num_pem == 0 else f"NPE-LA, {num_pem} PEM{'s' if num_pem > 1 else ''}"]
-    if num_pem and pem_type and pem_type != "auto":
+    if num_pem and pem_type and pem_type != DEFAULTS.pem_type:  # the default type goes unsaid
         parts.append(f"{pem_type} PEM")
     if fb:
         parts.append("frozen backbone")

@@ -31,6 +31,7 @@ from npe.config import (apply_npe, check_data, check_schedule, check_seed,
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import check_output_dir, write_json_atomic
+from npe.options import DEFAULTS, TRAINING_OPTIONS
 
 __all__ = ['TrainInfo', 'build_train_config', 'run_training', 'train', 'latest_checkpoint',
            'training_loss', 'RUN_FILE']
@@ -177,12 +178,12 @@ def _cuda_available() -> bool:
 def build_train_config(base_config: str | Path, *,
                        load_from: str | None = None,
                        work_dir: str | Path | None = None,
-                       freeze_backbone: bool = False,
-                       freeze_decode: bool = False,
-                       num_pem: int = 1,
-                       pem_type: str = 'auto',
-                       scale_factor: float = 1.0,
-                       protocol: str = 'upstream',
+                       freeze_backbone: bool = DEFAULTS.freeze_backbone,
+                       freeze_decode: bool = DEFAULTS.freeze_decode,
+                       num_pem: int = DEFAULTS.num_pem,
+                       pem_type: str = DEFAULTS.pem_type,
+                       scale_factor: float = DEFAULTS.scale_factor,
+                       protocol: str = DEFAULTS.protocol,
                        cfg_options: dict[str, Any] | None = None,
                        seed: int | None = None,
                        deterministic: bool = False,
@@ -292,10 +293,6 @@ def build_train_config(base_config: str | Path, *,
     return cfg
 
 
-#: The NPE options a run is trained with; ``--resume`` must not change them.
-_RESUME_KEYS = ('num_pem', 'pem_type', 'freeze_backbone', 'freeze_decode', 'protocol')
-
-
 def _check_same_options(cfg) -> None:
     """Refuse to resume a work dir whose run was trained with other NPE options (nothing written)."""
     record_file = Path(cfg.work_dir) / RUN_FILE
@@ -303,11 +300,11 @@ def _check_same_options(cfg) -> None:
         return
     try:
         before = json.loads(record_file.read_text())['npe']
-        before = {k: before[k] for k in _RESUME_KEYS}
+        before = {k: before[k] for k in TRAINING_OPTIONS}
     except (OSError, ValueError, KeyError, TypeError):
         raise RunError(f'{record_file} is damaged; resume cannot check the options the run was trained '
                        'with. Delete the work dir to start over, or give another --work-dir') from None
-    changed = [f'{k} {before[k]!r} -> {cfg.npe[k]!r}' for k in _RESUME_KEYS if before[k] != cfg.npe[k]]
+    changed = [f'{k} {before[k]!r} -> {cfg.npe[k]!r}' for k in TRAINING_OPTIONS if before[k] != cfg.npe[k]]
     if changed:
         raise RunError(f'--resume: {cfg.work_dir} was trained with other NPE options '
                        f'({", ".join(changed)}); resume with the same options, or give another --work-dir')
@@ -407,13 +404,13 @@ def _launched_main(config: str, info_file: str) -> None:
 
 def train(base_config: str | Path, *,
           work_dir: str | Path | None = None,
-          num_pem: int = 1,
-          pem_type: str = 'auto',
-          scale_factor: float = 1.0,
-          protocol: str = 'upstream',
+          num_pem: int = DEFAULTS.num_pem,
+          pem_type: str = DEFAULTS.pem_type,
+          scale_factor: float = DEFAULTS.scale_factor,
+          protocol: str = DEFAULTS.protocol,
           load_from: str | None = None,
-          freeze_backbone: bool = False,
-          freeze_decode: bool = False,
+          freeze_backbone: bool = DEFAULTS.freeze_backbone,
+          freeze_decode: bool = DEFAULTS.freeze_decode,
           seed: int | None = None,
           cfg_options: dict[str, Any] | None = None,
           data_root: str | Path | None = None,
