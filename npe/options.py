@@ -47,7 +47,8 @@ def _integer(value: Any) -> bool:
 @dataclass(frozen=True)
 class Rule:
     """What one option takes: ``typed`` (the Python type test, for the API boundary) and ``valid``
-    (the whole rule, type included), ``expected`` in words, ``label`` = how messages name it."""
+    (the whole rule, type included), ``expected`` in words, ``label`` = how messages name it (empty:
+    by the option's name)."""
 
     label: str
     expected: str
@@ -62,7 +63,7 @@ class Rule:
     def check(self, value: Any, option: str | None = None) -> Any:
         """``value`` unchanged, or :class:`OptionError` ``<label> must be <expected>, got <value>``."""
         if not self.valid(value):
-            raise OptionError(f'{self.label} must be {self.expected}, got {value!r}',
+            raise OptionError(f'{self.label or option} must be {self.expected}, got {value!r}',
                               option or self.label, self.expected)
         return value
 
@@ -75,7 +76,7 @@ def _choice(label: str, what: str, choices: tuple[str, ...]) -> Rule:
 NUM_PEM = Rule('num_pem', 'an integer >= 0', _integer, lambda v: v >= 0)
 PEM_TYPE = _choice('pem_type', 'pem types', PEM_TYPES)
 PROTOCOL = _choice('protocol', 'protocols', PROTOCOLS)
-FLAG = Rule('flag', 'True or False', lambda v: isinstance(v, bool))
+FLAG = Rule('', 'True or False', lambda v: isinstance(v, bool))
 #: s stored in a training config (``npe-train --scale-factor``, ``apply_npe``): finite and > 0.
 TRAINED_SCALE = Rule('scale factor', 'a finite number > 0', _real, lambda v: math.isfinite(v) and v > 0)
 #: s of an evaluation (``npe-test --scale-factor``, ``evaluate``) and of the wrapper: > 0, inf allowed.
