@@ -224,13 +224,14 @@ def leaf_datasets(dataset, key: str = 'dataset') -> list[tuple[str, dict]]:
     return [(key, dataset)]
 
 
-def set_data_root(cfg: Config, data_root: str | Path) -> Config:
-    """Point every dataloader's dataset(s) at ``data_root`` (in place; returns ``cfg``)."""
+def set_data_root(cfg: Config, dataset_folder: str | Path) -> Config:
+    """Point every dataloader's dataset(s) at ``dataset_folder``: MMSeg's ``data_root`` keys, the
+    folder holding ``images/`` and ``annotations/`` (in place; returns ``cfg``)."""
     for loader in LOADERS:
         if cfg.get(loader) is not None:
             for _, dataset in leaf_datasets(cfg[loader].get('dataset')):
-                dataset['data_root'] = str(data_root)
-    cfg.data_root = str(data_root)
+                dataset['data_root'] = str(dataset_folder)
+    cfg.data_root = str(dataset_folder)
     return cfg
 
 
@@ -259,26 +260,27 @@ def config_data_root(cfg: Config, folder: str) -> Path | None | bool:
     return Path(str(cfg.data_root)) if own(cfg.get('data_root')) else None
 
 
-def kit_dataset_folder(cfg: Config, data_root: str | Path | None = None) -> Path | None:
+def kit_dataset_folder(cfg: Config, kit_data_root: str | Path | None = None) -> Path | None:
     """Where a config's dataset lives, the one rule of ``npe-train``, ``npe-test`` and the driver.
 
     For a dataset the kit prepares (STARE, ADE20K, the generated ones), in this order:
-    ``data_root`` (the ``--data-root`` flag) / <its folder>; the data root the config itself sets
-    (anything but MMSeg's stock relative default such as ``data/STARE``), which is then kept (None is
-    returned) or, set only at the top level, returned; ``$NPE_DATA_ROOT`` / <folder>;
-    ``segmentation/data`` / <folder>. For any other dataset an explicit ``data_root`` is taken as the
-    dataset folder itself, and without one the config's own ``data_root`` stays (None is returned).
+    ``kit_data_root`` (the kit's data root, the ``--data-root`` flag) / <its folder>; the data root
+    the config itself sets (anything but MMSeg's stock relative default such as ``data/STARE``),
+    which is then kept (None is returned) or, set only at the top level, returned;
+    ``$NPE_DATA_ROOT`` / <folder>; ``segmentation/data`` / <folder>. For any other dataset an
+    explicit ``kit_data_root`` is taken as the dataset folder itself, and without one the config's
+    own ``data_root`` stays (None is returned).
     """
     from npe import datasets, paths
 
     spec = datasets.for_mmseg_type(_dataset_type(cfg))
     if spec is None:
-        return Path(data_root) if data_root else None
-    if not data_root:
+        return Path(kit_data_root) if kit_data_root else None
+    if not kit_data_root:
         own = config_data_root(cfg, spec.folder)
         if own is not None:
             return None if own is True else own
-    return spec.path(paths.data_root(data_root))
+    return spec.path(paths.data_root(kit_data_root))
 
 
 def merge_cfg_options(cfg: Config, options: dict | None) -> None:
