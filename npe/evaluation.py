@@ -47,8 +47,8 @@ from npe.constants import RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import console_to, write_json_atomic
 from npe.options import DEFAULTS, EVALUATED_SCALE
-from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
 from npe.reference import is_reference_config, load_weights, translate_config
+from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
 from npe.training import checkpoint_choice_note, latest_checkpoint
 
 _RUN_FOLDER = re.compile(r'^\d{8}_\d{6}$')

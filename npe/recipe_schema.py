@@ -11,7 +11,7 @@ import math
 import re
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo, WrapValidator,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo, WrapValidator,
                       field_validator)
 from pydantic_core import PydanticCustomError
 
@@ -70,7 +70,7 @@ def _rule(rule: Rule, optional: bool = False):
     return PlainValidator(check)
 
 
-Positive = Annotated[float, _rule(TRAINED_SCALE)]
+Positive = Annotated[float, _rule(TRAINED_SCALE), AfterValidator(float)]
 ScaleItem = Annotated[Union[float, str], _rule(RECIPE_SCALE)]
 CfgKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"),
                    _message("expected a dotted config key like 'model.decode_head.dropout_ratio'")]
@@ -83,6 +83,8 @@ class _Strict(BaseModel):
 
 
 class LoadFromFile(_Strict):
+    """Initial checkpoint: URL (or local path) and its sha256 (full, or None)."""
+
     url: Text
     sha256: Annotated[Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]],
                       _message("expected null or 64 lowercase hex digits")] = None
@@ -96,10 +98,27 @@ class LoadFromFile(_Strict):
                                       "checkpoint's file name", {"prefix": zoo.group(1)})
         return sha
 
+    @property
+    def sha256_prefix(self) -> str | None:
+        """The checksum (or its leading digits) the download must match: the full sha256 if given,
+        else the 8-digit prefix an MMSeg zoo file name carries, else None."""
+        if self.sha256:
+            return self.sha256
+        match = ZOO_PREFIX.search(self.url)
+        return match.group(1) if match else None
+
 
 class AutoScaleFile(_Strict):
+    """How ``s = 'auto'`` is chosen: best ``metric`` over ``candidates`` on the holdout split."""
+
     metric: _choice(METRICS)
-    candidates: list[Positive] = NonEmpty
+    candidates: tuple[Positive, ...] = NonEmpty
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _from_yaml_list(cls, value: Any) -> Any:
+        # YAML gives a list; the recipe keeps an immutable tuple (strict mode takes only a tuple)
+        return tuple(value) if isinstance(value, list) else value
 
 
 class VariantFile(_Strict):
@@ -166,7 +185,7 @@ def _explain(error: dict) -> str:
         return f"unknown key (allowed: {', '.join(model.model_fields)})"
     if kind == "missing":
         return "missing key"
-    if kind == "list_type":
+    if kind in ("list_type", "tuple_type"):
         return f"expected a list, got {show(value)}"
     if kind == "too_short":
         return "expected a non-empty list"

@@ -37,36 +37,17 @@ from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY, NPE_COUNTED
 from npe.errors import RecipeError, UserError
 from npe.options import NPEOptions, OptionError
 from npe.paths import PACKAGE_DIR, repo_root
-from npe.recipe_schema import ZOO_PREFIX, RecipeFile, VariantFile, fail, is_number, parse, show
+from npe.recipe_schema import (AutoScaleFile, LoadFromFile, RecipeFile, VariantFile, fail, is_number, parse,
+                               show)
 
 ScaleFactor = Union[float, str]  # a positive float, or the string 'auto'
 
 DEFAULT_TOLERANCE = 1.0
 
 
-@dataclass(frozen=True)
-class LoadFrom:
-    """Initial checkpoint: URL (or local path) and its sha256 (full, or None)."""
-
-    url: str
-    sha256: str | None = None
-
-    @property
-    def sha256_prefix(self) -> str | None:
-        """The checksum (or its leading digits) the download must match: the full sha256 if given,
-        else the 8-digit prefix an MMSeg zoo file name carries, else None."""
-        if self.sha256:
-            return self.sha256
-        match = ZOO_PREFIX.search(self.url)
-        return match.group(1) if match else None
-
-
-@dataclass(frozen=True)
-class AutoScale:
-    """How ``s = 'auto'`` is chosen: best ``metric`` over ``candidates`` on the holdout split."""
-
-    metric: str
-    candidates: tuple[float, ...]
+#: A recipe's initial checkpoint and its ``auto_scale`` block: the schema's frozen models themselves.
+LoadFrom = LoadFromFile
+AutoScale = AutoScaleFile
 
 
 @dataclass(frozen=True)
@@ -437,7 +418,7 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
             raise fail(where, key, f"lists a {key[:-1]} twice")
     auto_scale = None
     if f.auto_scale is not None:
-        candidates = tuple(float(c) for c in f.auto_scale.candidates)
+        candidates = f.auto_scale.candidates
         if len(set(candidates)) != len(candidates):
             raise fail(where, "auto_scale.candidates", "contains a value twice")
         from npe import datasets
@@ -445,8 +426,8 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
         if datasets.get(f.dataset).holdout_split is None:
             raise fail(where, "auto_scale", f"dataset {f.dataset!r} has no held-out training split to choose s "
                                             "on (s must never be chosen on the validation set); remove auto_scale")
-        auto_scale = AutoScale(metric=f.auto_scale.metric, candidates=candidates)
-    load_from = LoadFrom(url=f.load_from.url, sha256=f.load_from.sha256) if f.load_from else None
+        auto_scale = f.auto_scale
+    load_from = f.load_from
     recipe_part = {"dataset": f.dataset, "base_config": f.base_config,
                    "load_from": load_from.url if load_from else None, "max_iters": f.max_iters}
     variants: list[Variant] = []
