@@ -7,7 +7,7 @@ The scan (:func:`second_homes`) reads every module of ``npe/`` with ``ast`` and 
 ("must be", "expected", "unknown", "choose", "nothing to train"); an ``if`` that compares an option
 with a number and raises; the choice lists ``PEM_TYPES`` / ``PROTOCOLS`` used outside the constants;
 the "0 PEMs with both freezes" test. ``NPE_SCAN_ROOT=<checkout>`` points the scan at another checkout
-(it found 30+ homes on main before npe/options.py existed).
+(on main at 6383749, before npe/options.py existed, it reports 66 second homes in 10 files).
 """
 from __future__ import annotations
 
