@@ -14,8 +14,9 @@ import os
 from collections.abc import Mapping
 from typing import Any, Iterable, Sequence
 
-from npe.constants import LAUNCHERS, PEM_TYPES, PROTOCOLS
+from npe.constants import LAUNCHERS
 from npe.errors import ConfigError, RunError, UserError
+from npe.options import EVALUATED_SCALE
 
 
 def _shown(value: Any) -> str:
@@ -134,18 +135,17 @@ class Checker:
                              + ', '.join(sorted(known)))
 
 
-def check_npe_options(function: str, *, num_pem: Any, pem_type: Any, scale_factor: Any,
-                      freeze_backbone: Any, freeze_decode: Any, load_from: Any, protocol: Any) -> None:
-    """The NPE options of ``apply_npe`` / ``train``: their types (:class:`ConfigError`); the values
-    are checked by :func:`npe.config.apply_npe` itself, with the messages the commands show."""
+def check_npe_options(function: str, *, load_from: Any, **options: Any) -> None:
+    """The NPE options of ``apply_npe`` / ``train``: their types, by the rules of :mod:`npe.options`
+    (:class:`ConfigError`); the values are checked by :class:`npe.options.NPEOptions` itself, with
+    the messages the commands show."""
+    from npe.options import RULES
+
     check = Checker(function, ConfigError)
-    check.real('num_pem', num_pem, 'an integer >= 0', numbers.Integral)
-    check.real('scale_factor', scale_factor, 'a finite number > 0')
-    for name, value, choices in (('pem_type', pem_type, PEM_TYPES), ('protocol', protocol, PROTOCOLS)):
-        if not isinstance(value, str):
-            raise check.fail(name, 'one of ' + ', '.join(repr(c) for c in choices), value)
-    check.flag('freeze_backbone', freeze_backbone)
-    check.flag('freeze_decode', freeze_decode)
+    for name, value in options.items():
+        rule = RULES[name]
+        if not rule.typed(value):
+            raise check.fail(name, rule.expected, value)
     check.path('load_from', load_from, optional=True)
 
 
@@ -158,7 +158,7 @@ def check_evaluate_arguments(given: dict) -> None:
     scales = check.sequence('scale_factors', given['scale_factors'], 'numbers > 0 (None = the trained '
                             's, inf = no adjustment)', example=f'[{given["scale_factors"]!r}]')
     for s in scales:   # values (> 0) are checked where they are used, with the commands' message
-        check.real('scale_factors item', s, 'a number > 0 (inf = no adjustment) or None', optional=True)
+        check.real('scale_factors item', s, f'{EVALUATED_SCALE.expected} or None', optional=True)
     for name in ('tta', 'record_prior', 'per_s', 'quiet'):
         check.flag(name, given[name])
     check.options('cfg_options', given['cfg_options'])
@@ -177,7 +177,7 @@ def check_evaluate_arguments(given: dict) -> None:
             raise check.fail('adjustments item', "a (kind, s) pair, e.g. ('npe', 2.0)", pair)
         if not isinstance(pair[0], str):
             raise check.fail('adjustments kind', "'npe', 'counted' or 'none'", pair[0])
-        check.real('adjustments s', pair[1], 'a number > 0 (inf = no adjustment) or None', optional=True)
+        check.real('adjustments s', pair[1], f'{EVALUATED_SCALE.expected} or None', optional=True)
     check.names('keep_predictions', given['keep_predictions'], 'image names', optional=False,
                 example="['im0001']")
 

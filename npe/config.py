@@ -14,8 +14,9 @@ from mmengine.config import Config, ConfigDict
 
 from npe import names
 from npe.arguments import Checker, check_npe_options
-from npe.constants import LOADERS, PEM_TYPES, PROTOCOLS
+from npe.constants import LOADERS
 from npe.errors import ConfigError, DataError
+from npe.options import DEFAULTS, NPEOptions
 
 #: Batch size per process the reference forces (its 4 GPUs x 4 images).
 BATCH_SIZE = 16
@@ -131,38 +132,30 @@ def _config_argument(cfg: Any) -> Config:
 
 
 def apply_npe(cfg: Config,
-              num_pem: int = 1,
-              pem_type: str = 'auto',
-              scale_factor: float = 1.0,
-              freeze_backbone: bool = False,
-              freeze_decode: bool = False,
+              num_pem: int = DEFAULTS.num_pem,
+              pem_type: str = DEFAULTS.pem_type,
+              scale_factor: float = DEFAULTS.scale_factor,
+              freeze_backbone: bool = DEFAULTS.freeze_backbone,
+              freeze_decode: bool = DEFAULTS.freeze_decode,
               load_from: str | None = None,
-              protocol: str = 'upstream') -> Config:
+              protocol: str = DEFAULTS.protocol) -> Config:
     """Return a copy of ``cfg`` made into an NPE model with the reference's training protocol.
 
     Wraps the decode head in ``MultiHeadWrapper``, removes the auxiliary head, forces batch size 16,
     applies the dataset-keyed schedule, the optimizer multipliers and hooks of ``protocol``
     (``'upstream'`` = the reference's effective behaviour, ``'fixed'`` = its documented one).
-    Apply ``--cfg-options`` after this call.
+    The options are checked by :class:`npe.options.NPEOptions`. Apply ``--cfg-options`` after this call.
     """
     cfg = _config_argument(cfg)
     check_npe_options('npe.apply_npe', num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
                       freeze_backbone=freeze_backbone, freeze_decode=freeze_decode, load_from=load_from,
                       protocol=protocol)
+    options = NPEOptions(num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
+                         freeze_backbone=freeze_backbone, freeze_decode=freeze_decode, protocol=protocol)
+    num_pem, scale_factor = options.num_pem, options.scale_factor
     register()
     from npe.models.wrapper import check_head
 
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f'unknown protocol {protocol!r}; choose upstream or fixed')
-    if pem_type not in PEM_TYPES:
-        raise ConfigError(f'unknown pem type {pem_type!r}; choose one of {", ".join(PEM_TYPES)}')
-    if isinstance(num_pem, bool) or int(num_pem) != num_pem or num_pem < 0:
-        raise ConfigError(f'num_pem must be an integer >= 0, got {num_pem!r}')
-    if not float(scale_factor) > 0 or not math.isfinite(float(scale_factor)):
-        raise ConfigError(f'scale factor must be a finite number > 0, got {scale_factor!r}')
-    if num_pem == 0 and freeze_backbone and freeze_decode:
-        raise ConfigError('num_pem 0 with both --freeze-backbone and --freeze-decode leaves nothing to '
-                        'train; drop a freeze flag or use --num-pem >= 1')
     if 'model' not in cfg or 'decode_head' not in cfg.model:
         raise ConfigError('the config has no model.decode_head; NPE wraps a decode head')
     head = cfg.model.decode_head
@@ -175,8 +168,8 @@ def apply_npe(cfg: Config,
     cfg = copy.deepcopy(cfg)
     cfg.model.decode_head = dict(type='MultiHeadWrapper', main_head=head.to_dict()
                                  if isinstance(head, ConfigDict) else dict(head),
-                                 num_pem=int(num_pem), pem_type=pem_type,
-                                 scale_factor=float(scale_factor), init_mode=INIT_MODE[protocol])
+                                 num_pem=num_pem, pem_type=pem_type,
+                                 scale_factor=scale_factor, init_mode=INIT_MODE[protocol])
     cfg.model.pop('auxiliary_head', None)
 
     cfg.train_dataloader.batch_size = BATCH_SIZE
@@ -212,9 +205,7 @@ def apply_npe(cfg: Config,
     imports = list((cfg.get('custom_imports') or {}).get('imports', []))
     cfg.custom_imports = dict(imports=imports + [m for m in CUSTOM_IMPORTS if m not in imports],
                               allow_failed_imports=False)
-    cfg.npe = dict(num_pem=int(num_pem), pem_type=pem_type, scale_factor=float(scale_factor),
-                   freeze_backbone=bool(freeze_backbone), freeze_decode=bool(freeze_decode),
-                   load_from=str(load_from) if load_from else None, protocol=protocol)
+    cfg.npe = dict(options.as_dict(), load_from=str(load_from) if load_from else None)
     if protocol == 'upstream':
         _upstream_warnings(cfg, freeze_backbone, freeze_decode, load_from)
     return cfg
@@ -233,13 +224,14 @@ def leaf_datasets(dataset, key: str = 'dataset') -> list[tuple[str, dict]]:
     return [(key, dataset)]
 
 
-def set_data_root(cfg: Config, data_root: str | Path) -> Config:
-    """Point every dataloader's dataset(s) at ``data_root`` (in place; returns ``cfg``)."""
+def set_data_root(cfg: Config, dataset_folder: str | Path) -> Config:
+    """Point every dataloader's dataset(s) at ``dataset_folder``: MMSeg's ``data_root`` keys, the
+    folder holding ``images/`` and ``annotations/`` (in place; returns ``cfg``)."""
     for loader in LOADERS:
         if cfg.get(loader) is not None:
             for _, dataset in leaf_datasets(cfg[loader].get('dataset')):
-                dataset['data_root'] = str(data_root)
-    cfg.data_root = str(data_root)
+                dataset['data_root'] = str(dataset_folder)
+    cfg.data_root = str(dataset_folder)
     return cfg
 
 
@@ -268,26 +260,27 @@ def config_data_root(cfg: Config, folder: str) -> Path | None | bool:
     return Path(str(cfg.data_root)) if own(cfg.get('data_root')) else None
 
 
-def kit_dataset_folder(cfg: Config, data_root: str | Path | None = None) -> Path | None:
+def kit_dataset_folder(cfg: Config, kit_data_root: str | Path | None = None) -> Path | None:
     """Where a config's dataset lives, the one rule of ``npe-train``, ``npe-test`` and the driver.
 
     For a dataset the kit prepares (STARE, ADE20K, the generated ones), in this order:
-    ``data_root`` (the ``--data-root`` flag) / <its folder>; the data root the config itself sets
-    (anything but MMSeg's stock relative default such as ``data/STARE``), which is then kept (None is
-    returned) or, set only at the top level, returned; ``$NPE_DATA_ROOT`` / <folder>;
-    ``segmentation/data`` / <folder>. For any other dataset an explicit ``data_root`` is taken as the
-    dataset folder itself, and without one the config's own ``data_root`` stays (None is returned).
+    ``kit_data_root`` (the kit's data root, the ``--data-root`` flag) / <its folder>; the data root
+    the config itself sets (anything but MMSeg's stock relative default such as ``data/STARE``),
+    which is then kept (None is returned) or, set only at the top level, returned;
+    ``$NPE_DATA_ROOT`` / <folder>; ``segmentation/data`` / <folder>. For any other dataset an
+    explicit ``kit_data_root`` is taken as the dataset folder itself, and without one the config's
+    own ``data_root`` stays (None is returned).
     """
     from npe import datasets, paths
 
     spec = datasets.for_mmseg_type(_dataset_type(cfg))
     if spec is None:
-        return Path(data_root) if data_root else None
-    if not data_root:
+        return Path(kit_data_root) if kit_data_root else None
+    if not kit_data_root:
         own = config_data_root(cfg, spec.folder)
         if own is not None:
             return None if own is True else own
-    return spec.path(paths.data_root(data_root))
+    return spec.path(paths.data_root(kit_data_root))
 
 
 def merge_cfg_options(cfg: Config, options: dict | None) -> None:

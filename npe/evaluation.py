@@ -42,12 +42,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from npe.arguments import check_evaluate_arguments
-from npe.config import (check_data, check_schedule, fix_dataloaders, kit_dataset_folder, leaf_datasets,
-                        merge_cfg_options, own_runner_instances, register, set_data_root)
-from npe.constants import LAUNCHERS, RUN_FILE
+from npe.config import check_data, leaf_datasets, register
+from npe.constants import RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import console_to, write_json_atomic
+from npe.options import DEFAULTS, EVALUATED_SCALE
 from npe.reference import is_reference_config, load_weights, translate_config
+from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
 from npe.training import checkpoint_choice_note, latest_checkpoint
 
 _RUN_FOLDER = re.compile(r'^\d{8}_\d{6}$')
@@ -132,10 +133,30 @@ def _fresh_dir(parent: Path, launcher: str) -> Path:
     return path
 
 
+def _test_split(cfg, split: str) -> None:
+    """Test on ``images/<split>`` + ``annotations/<split>`` (e.g. the held-out training split)."""
+    for _, dataset in leaf_datasets(cfg.test_dataloader.dataset):
+        dataset['data_prefix'] = dict(img_path=f'images/{split}', seg_map_path=f'annotations/{split}')
+
+
+def _test_time_augmentation(cfg, config_path: Path) -> None:
+    """The config's ``tta_pipeline`` as test pipeline and ``tta_model`` around the model; applied
+    after ``cfg_options``, so ``tta_pipeline.*`` / ``tta_model.*`` overrides take effect."""
+    if not cfg.get('tta_model') or not cfg.get('tta_pipeline'):
+        raise ConfigError(f'--tta: {config_path} has no tta_model/tta_pipeline; drop --tta or add '
+                          'them with --cfg-options')
+    cfg.test_dataloader.dataset.pipeline = copy.deepcopy(cfg.tta_pipeline)
+    tta_model = copy.deepcopy(cfg.tta_model)
+    if str(tta_model.get('type', '')).split('.')[-1] == 'SegTTAModel':
+        tta_model.type = 'NPESweepTTAModel'  # merges each adjustment block apart (npe.sweep)
+    tta_model.module = cfg.model
+    cfg.model = tta_model
+
+
 def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = None,
                         tta: bool = False, cfg_options: dict | None = None,
                         data_split: str | None = None, config: str | Path | None = None,
-                        launcher: str = 'none', data_root: str | Path | None = None):
+                        launcher: str = 'none', kit_data_root: str | Path | None = None):
     """The test config of a training run, validated; writes nothing.
 
     Returns ``(cfg, checkpoint_path)``. The config is the run's own (see the module docstring),
@@ -147,8 +168,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     """
     from mmengine.config import Config
 
-    if launcher not in LAUNCHERS:
-        raise ConfigError(f'unknown launcher {launcher!r}; choose one of {", ".join(LAUNCHERS)}')
+    check_launcher(launcher)
     work_dir = Path(work_dir)
     if not work_dir.is_dir():
         raise RunError(f'work dir {work_dir} does not exist; give the --work-dir of a training run')
@@ -193,29 +213,15 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
                         'npe-test evaluates runs trained with npe-train')
     if not cfg.get('test_dataloader') or not cfg.get('test_cfg'):
         raise ConfigError(f'{config_path} has no test_dataloader/test_cfg to evaluate with')
-    if data_root is not None:  # the data moved (another machine, another mount point)
-        set_data_root(cfg, kit_dataset_folder(cfg, data_root))
-    if data_split:
-        for _, dataset in leaf_datasets(cfg.test_dataloader.dataset):
-            dataset['data_prefix'] = dict(img_path=f'images/{data_split}',
-                                          seg_map_path=f'annotations/{data_split}')
-    merge_cfg_options(cfg, cfg_options)
-    check_schedule(cfg)
-    if tta:  # after cfg_options, so tta_pipeline.* / tta_model.* overrides take effect
-        if not cfg.get('tta_model') or not cfg.get('tta_pipeline'):
-            raise ConfigError(f'--tta: {config_path} has no tta_model/tta_pipeline; drop --tta or add '
-                            'them with --cfg-options')
-        cfg.test_dataloader.dataset.pipeline = copy.deepcopy(cfg.tta_pipeline)
-        tta_model = copy.deepcopy(cfg.tta_model)
-        if str(tta_model.get('type', '')).split('.')[-1] == 'SegTTAModel':
-            tta_model.type = 'NPESweepTTAModel'  # merges each adjustment block apart (npe.sweep)
-        tta_model.module = cfg.model
-        cfg.model = tta_model
+
+    # The data moved (another machine, another mount point) only when a kit data root is given.
+    apply_runtime(cfg, launcher=launcher, cfg_options=cfg_options, loaders=('test_dataloader',),
+                  folder=resolve_dataset_folder(cfg, kit_data_root, moved_only=True),
+                  before_options=(lambda c: _test_split(c, data_split)) if data_split else None,
+                  after_options=(lambda c: _test_time_augmentation(c, config_path)) if tta else None)
     check_data(cfg, ('test_dataloader',))
-    fix_dataloaders(cfg, ('test_dataloader',))
 
     cfg.test_evaluator = _iou_evaluator(cfg.get('test_evaluator'))
-    own_runner_instances(cfg)
     imports = list((cfg.get('custom_imports') or {}).get('imports', []))
     cfg.custom_imports = dict(imports=imports + [m for m in ('npe.metrics', 'npe.sweep') if m not in imports],
                               allow_failed_imports=False)
@@ -228,11 +234,6 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     ckpt = ckpt.resolve()
     cfg.npe_notes = notes
     cfg.load_from = str(ckpt)
-    cfg.resume = False
-    cfg.launcher = launcher
-    if launcher != 'none':
-        from npe.launch import ddp_settings
-        ddp_settings(cfg)
     return cfg, ckpt
 
 
@@ -252,8 +253,7 @@ def _requests(scale_factors, adjustments, log_prior) -> list[tuple[str, float | 
                 s = float(s)
             except (TypeError, ValueError):
                 raise ConfigError(f'scale factor {s!r} is not a number') from None
-            if not s > 0:
-                raise ConfigError(f'scale factor must be a number > 0 (inf = no adjustment), got {s}')
+            EVALUATED_SCALE.check(s)
         out.append((kind, s))
     if not out:
         raise ConfigError('no scale factor to evaluate')
@@ -322,9 +322,9 @@ def evaluate(work_dir: str | Path,
     requests = _requests(scale_factors, adjustments, log_prior)
     cfg, ckpt = prepare_test_config(work_dir, checkpoint=checkpoint, tta=tta,
                                     cfg_options=cfg_options, data_split=data_split, config=config,
-                                    launcher=launcher, data_root=data_root)
+                                    launcher=launcher, kit_data_root=data_root)
     head_cfg = (cfg.model.module if tta else cfg.model).decode_head
-    trained_s = float(head_cfg.get('scale_factor', 1.0))
+    trained_s = float(head_cfg.get('scale_factor', DEFAULTS.scale_factor))
     num_classes = int(head_cfg.main_head.num_classes)
     if log_prior is not None:
         log_prior = [float(v) for v in log_prior]

@@ -8,6 +8,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 from mmseg.registry import HOOKS
 
 from npe.checkpoint import allow_mmengine_checkpoints
+from npe.options import DEFAULTS
 
 allow_mmengine_checkpoints()
 
@@ -46,8 +47,8 @@ class NPEFreezeHook(Hook):
 
     priority = 'NORMAL'
 
-    def __init__(self, freeze_backbone: bool = False, freeze_decode: bool = False,
-                 keep_eval: bool = False) -> None:
+    def __init__(self, freeze_backbone: bool = DEFAULTS.freeze_backbone,
+                 freeze_decode: bool = DEFAULTS.freeze_decode, keep_eval: bool = False) -> None:
         self.freeze_backbone = freeze_backbone
         self.freeze_decode = freeze_decode
         self.keep_eval = keep_eval
@@ -76,7 +77,7 @@ class NPECheckpointRemapHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, checkpoint: str, freeze_decode: bool = False) -> None:
+    def __init__(self, checkpoint: str, freeze_decode: bool = DEFAULTS.freeze_decode) -> None:
         self.checkpoint = checkpoint
         self.freeze_decode = freeze_decode
 

@@ -11,11 +11,14 @@ import math
 import re
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WrapValidator, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo, WrapValidator,
+                      field_validator)
 from pydantic_core import PydanticCustomError
 
-from npe.constants import AUTO, METRICS, PEM_TYPES, PROTOCOLS
+from npe.constants import METRICS
 from npe.errors import RecipeError
+from npe.options import (DEFAULTS, NUM_PEM, PEM_TYPE, PROTOCOL, RECIPE_SCALE, TRAINED_SCALE,
+                         Rule)
 
 #: MMSeg model-zoo file names end in -<first 8 hex digits of the sha256>.pth
 ZOO_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
@@ -53,9 +56,22 @@ OptionalText = Annotated[Optional[Annotated[str, Field(pattern=r"\S")]],
                          _message("expected a non-empty string or null")]
 Flag = Annotated[bool, _message("expected true or false")]
 Count = Annotated[int, Field(ge=0), _message("expected an integer >= 0")]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False), _message("expected a number > 0")]
-ScaleItem = Annotated[Union[Literal[AUTO], Annotated[float, Field(gt=0, allow_inf_nan=False)]],
-                      _message("expected a number > 0 or 'auto'")]
+
+
+def _rule(rule: Rule, optional: bool = False):
+    """A value checked by one rule of :mod:`npe.options` (None allowed when ``optional``), reported
+    as ``expected <what the rule takes>, got <value>``."""
+    def check(value: Any) -> Any:
+        if (optional and value is None) or rule.valid(value):
+            return value
+        raise PydanticCustomError("recipe", "expected {expected}, got {got}",
+                                  {"expected": rule.expected + (" or null" if optional else ""),
+                                   "got": show(value)})
+    return PlainValidator(check)
+
+
+Positive = Annotated[float, _rule(TRAINED_SCALE), AfterValidator(float)]
+ScaleItem = Annotated[Union[float, str], _rule(RECIPE_SCALE)]
 CfgKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"),
                    _message("expected a dotted config key like 'model.decode_head.dropout_ratio'")]
 CfgOptions = Optional[dict[CfgKey, Any]]
@@ -67,6 +83,8 @@ class _Strict(BaseModel):
 
 
 class LoadFromFile(_Strict):
+    """Initial checkpoint: URL (or local path) and its sha256 (full, or None)."""
+
     url: Text
     sha256: Annotated[Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]],
                       _message("expected null or 64 lowercase hex digits")] = None
@@ -80,20 +98,37 @@ class LoadFromFile(_Strict):
                                       "checkpoint's file name", {"prefix": zoo.group(1)})
         return sha
 
+    @property
+    def sha256_prefix(self) -> str | None:
+        """The checksum (or its leading digits) the download must match: the full sha256 if given,
+        else the 8-digit prefix an MMSeg zoo file name carries, else None."""
+        if self.sha256:
+            return self.sha256
+        match = ZOO_PREFIX.search(self.url)
+        return match.group(1) if match else None
+
 
 class AutoScaleFile(_Strict):
+    """How ``s = 'auto'`` is chosen: best ``metric`` over ``candidates`` on the holdout split."""
+
     metric: _choice(METRICS)
-    candidates: list[Positive] = NonEmpty
+    candidates: tuple[Positive, ...] = NonEmpty
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _from_yaml_list(cls, value: Any) -> Any:
+        # YAML gives a list; the recipe keeps an immutable tuple (strict mode takes only a tuple)
+        return tuple(value) if isinstance(value, list) else value
 
 
 class VariantFile(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$"), _message("expected lowercase letters, digits and _")]
-    num_pem: Count
-    pem_type: _choice(PEM_TYPES) = "auto"
-    freeze_backbone: Flag = False
-    freeze_decode: Flag = False
-    protocol: Optional[_choice(PROTOCOLS)] = None
-    scale_factors: list[ScaleItem] = Field(default=[1.0], min_length=1)
+    num_pem: Annotated[int, _rule(NUM_PEM)]
+    pem_type: Annotated[str, _rule(PEM_TYPE)] = DEFAULTS.pem_type
+    freeze_backbone: Flag = DEFAULTS.freeze_backbone
+    freeze_decode: Flag = DEFAULTS.freeze_decode
+    protocol: Annotated[Optional[str], _rule(PROTOCOL, optional=True)] = None  # None: the recipe's
+    scale_factors: list[ScaleItem] = Field(default=[DEFAULTS.scale_factor], min_length=1)
     cfg_options: CfgOptions = None
 
 
@@ -104,7 +139,7 @@ class RecipeFile(_Strict):
     dataset: Any
     base_config: Text
     load_from: Optional[LoadFromFile] = None
-    protocol: _choice(PROTOCOLS)
+    protocol: Annotated[str, _rule(PROTOCOL)]
     metrics: list[_choice(METRICS)] = NonEmpty
     seeds: list[Count] = NonEmpty
     max_iters: Annotated[Optional[Annotated[int, Field(ge=1)]], _message("expected null or an integer >= 1")] = None
@@ -150,7 +185,7 @@ def _explain(error: dict) -> str:
         return f"unknown key (allowed: {', '.join(model.model_fields)})"
     if kind == "missing":
         return "missing key"
-    if kind == "list_type":
+    if kind in ("list_type", "tuple_type"):
         return f"expected a list, got {show(value)}"
     if kind == "too_short":
         return "expected a non-empty list"

@@ -35,37 +35,19 @@ import math
 
 from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY, NPE_COUNTED
 from npe.errors import RecipeError, UserError
+from npe.options import NPEOptions, OptionError
 from npe.paths import PACKAGE_DIR, repo_root
-from npe.recipe_schema import ZOO_PREFIX, RecipeFile, VariantFile, fail, is_number, parse, show
+from npe.recipe_schema import (AutoScaleFile, LoadFromFile, RecipeFile, VariantFile, fail, is_number, parse,
+                               show)
 
 ScaleFactor = Union[float, str]  # a positive float, or the string 'auto'
 
 DEFAULT_TOLERANCE = 1.0
 
 
-@dataclass(frozen=True)
-class LoadFrom:
-    """Initial checkpoint: URL (or local path) and its sha256 (full, or None)."""
-
-    url: str
-    sha256: str | None = None
-
-    @property
-    def sha256_prefix(self) -> str | None:
-        """The checksum (or its leading digits) the download must match: the full sha256 if given,
-        else the 8-digit prefix an MMSeg zoo file name carries, else None."""
-        if self.sha256:
-            return self.sha256
-        match = ZOO_PREFIX.search(self.url)
-        return match.group(1) if match else None
-
-
-@dataclass(frozen=True)
-class AutoScale:
-    """How ``s = 'auto'`` is chosen: best ``metric`` over ``candidates`` on the holdout split."""
-
-    metric: str
-    candidates: tuple[float, ...]
+#: A recipe's initial checkpoint and its ``auto_scale`` block: the schema's frozen models themselves.
+LoadFrom = LoadFromFile
+AutoScale = AutoScaleFile
 
 
 @dataclass(frozen=True)
@@ -333,46 +315,39 @@ class _StrictLoader(yaml.SafeLoader):
 # rules between keys (the shapes are checked by npe.recipe_schema)
 
 
-def _train_key(recipe_part: Mapping, num_pem: int, pem_type: str, freeze_backbone: bool,
-               freeze_decode: bool, protocol: str, cfg_options: Mapping) -> str:
+def _train_key(recipe_part: Mapping, options: NPEOptions, cfg_options: Mapping) -> str:
     # Everything that changes what is trained, and nothing that only changes evaluation (s).
     # The recipe-level fields make keys safe to use across recipes (e.g. as work-dir names).
-    payload = {
-        **recipe_part,
-        "num_pem": num_pem,
-        # pem_type means nothing without PEMs; keep baselines that only differ in it together
-        "pem_type": pem_type if num_pem else None,
-        "freeze_backbone": freeze_backbone,
-        "freeze_decode": freeze_decode,
-        "protocol": protocol,
-        "cfg_options": dict(cfg_options),
-    }
+    payload = {**recipe_part, **options.training_dict(), "cfg_options": dict(cfg_options)}
+    if not options.num_pem:  # pem_type means nothing without PEMs; keep baselines differing in it together
+        payload["pem_type"] = None
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=repr)
-    return f"pem{num_pem}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+    return f"pem{options.num_pem}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 def _variant(where: str, i: int, v: VariantFile, f: RecipeFile, recipe_part: Mapping) -> Variant:
     p = f"variants[{i}]"
     if v.name == COUNTED_LA:
         raise fail(where, f"{p}.name", f"{COUNTED_LA!r} is reserved for the counted-prior adjustment")
-    if v.num_pem == 0 and v.freeze_backbone and v.freeze_decode:
-        raise fail(where, f"{p}.num_pem", "0 with freeze_backbone and freeze_decode leaves nothing to train")
+    try:
+        options = NPEOptions(num_pem=v.num_pem, pem_type=v.pem_type, freeze_backbone=v.freeze_backbone,
+                             freeze_decode=v.freeze_decode, protocol=v.protocol or f.protocol)
+    except OptionError as exc:  # the rule between options (each one's shape is the schema's)
+        raise fail(where, f"{p}.{exc.option}", str(exc)) from None
     scales = tuple(AUTO if s == AUTO else float(s) for s in v.scale_factors)
     for n, s in enumerate(scales):
         if s in scales[:n]:
             raise fail(where, f"{p}.scale_factors[{n}]", f"scale factor {scale_label(s)} listed twice")
-    if v.num_pem == 0 and scales != (1.0,):
+    if options.num_pem == 0 and scales != (1.0,):
         raise fail(where, f"{p}.scale_factors", "s has no effect without PEMs: a baseline is evaluated at 1 "
                                                 "only (remove scale_factors)")
     if AUTO in scales and f.auto_scale is None:
         raise fail(where, f"{p}.scale_factors", "'auto' needs a top-level auto_scale block (metric, candidates)")
-    protocol = v.protocol or f.protocol
     cfg = dict(v.cfg_options or {})
-    key = _train_key(recipe_part, v.num_pem, v.pem_type, v.freeze_backbone, v.freeze_decode, protocol,
-                     {**(f.cfg_options or {}), **cfg})
-    return Variant(name=v.name, num_pem=v.num_pem, pem_type=v.pem_type, freeze_backbone=v.freeze_backbone,
-                   freeze_decode=v.freeze_decode, protocol=protocol, scale_factors=scales, cfg_options=cfg,
-                   train_key=key)
+    key = _train_key(recipe_part, options, {**(f.cfg_options or {}), **cfg})
+    return Variant(name=v.name, num_pem=options.num_pem, pem_type=options.pem_type,
+                   freeze_backbone=options.freeze_backbone, freeze_decode=options.freeze_decode,
+                   protocol=options.protocol, scale_factors=scales, cfg_options=cfg, train_key=key)
 
 
 def _paper(where: str, value: Any, metrics: Sequence[str], variants: Sequence[Variant],
@@ -443,7 +418,7 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
             raise fail(where, key, f"lists a {key[:-1]} twice")
     auto_scale = None
     if f.auto_scale is not None:
-        candidates = tuple(float(c) for c in f.auto_scale.candidates)
+        candidates = f.auto_scale.candidates
         if len(set(candidates)) != len(candidates):
             raise fail(where, "auto_scale.candidates", "contains a value twice")
         from npe import datasets
@@ -451,8 +426,8 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
         if datasets.get(f.dataset).holdout_split is None:
             raise fail(where, "auto_scale", f"dataset {f.dataset!r} has no held-out training split to choose s "
                                             "on (s must never be chosen on the validation set); remove auto_scale")
-        auto_scale = AutoScale(metric=f.auto_scale.metric, candidates=candidates)
-    load_from = LoadFrom(url=f.load_from.url, sha256=f.load_from.sha256) if f.load_from else None
+        auto_scale = f.auto_scale
+    load_from = f.load_from
     recipe_part = {"dataset": f.dataset, "base_config": f.base_config,
                    "load_from": load_from.url if load_from else None, "max_iters": f.max_iters}
     variants: list[Variant] = []

@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from npe.errors import ConfigError, RunError
+from npe.options import DEFAULTS
 
 #: Modules of the reference code its dumped configs import.
 REFERENCE_MODULES = ('npe.multi_head_wrapper', 'npe.multi_head_custom_loss', 'npe.freeze_backbone')
@@ -74,8 +75,9 @@ def translate_config(cfg, path: str | Path) -> str:
 
     cfg.custom_hooks = [h for h in hooks if HOOKS.get(str(h.get('type', ''))) is not None]
     return (f'{Path(path).name} is a config of the reference code: translated to the kit\'s '
-            f'(MultiHeadWrapper, num_pem={head.get("num_pem", 1)}, pem_type={head.get("pem_type", "auto")}, '
-            f's={head.get("scale_factor", 1.0)}; {len(hooks) - len(cfg.custom_hooks)} training hook(s) of '
+            f'(MultiHeadWrapper, num_pem={head.get("num_pem", DEFAULTS.num_pem)}, '
+            f'pem_type={head.get("pem_type", DEFAULTS.pem_type)}, '
+            f's={head.get("scale_factor", DEFAULTS.scale_factor)}; {len(hooks) - len(cfg.custom_hooks)} training hook(s) of '
             'the reference dropped)')
 
 

@@ -145,7 +145,7 @@ def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint:
             work_dir=job.work_dir, freeze_backbone=variant.freeze_backbone,
             freeze_decode=variant.freeze_decode, num_pem=variant.num_pem, pem_type=variant.pem_type,
             protocol=variant.protocol, cfg_options=options, seed=int(job.seed), resume=True,
-            data_root=datasets.get(recipe.dataset).path(data_root), check_data_folders=False,
+            dataset_folder=datasets.get(recipe.dataset).path(data_root), check_data_folders=False,
             launcher='pytorch' if gpus else 'none', world_size=gpus or None, **launch_options)
     max_iters = int(cfg.train_cfg.max_iters)
     # A recipe that shortens the run keeps the LR schedule inside it.

@@ -13,6 +13,7 @@ from scipy.stats import spearmanr
 
 from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY, NPE_COUNTED
 from npe.errors import ResultFileError
+from npe.options import DEFAULTS
 from npe.recipes import Recipe, ScaleFactor, scale_label
 from npe.paired import Paired, paired_difference
 from npe.results import RunResult, group_results, number
@@ -261,7 +262,7 @@ def _method(num_pem: int | None, pem_type: str | None, fb: bool, fd: bool, proto
     if num_pem is None:
         return "?"
     parts = ["baseline" if num_pem == 0 else f"NPE-LA, {num_pem} PEM{'s' if num_pem > 1 else ''}"]
-    if num_pem and pem_type and pem_type != "auto":
+    if num_pem and pem_type and pem_type != DEFAULTS.pem_type:  # the default type goes unsaid
         parts.append(f"{pem_type} PEM")
     if fb:
         parts.append("frozen backbone")

@@ -25,12 +25,12 @@ from typing import Any, TypedDict
 
 from npe import launch
 from npe.arguments import Checker, check_npe_options
-from npe.config import (apply_npe, check_data, check_schedule, check_seed,
-                        fix_dataloaders, kit_dataset_folder, load_base_config, merge_cfg_options,
-                        own_runner_instances, register, set_data_root)
+from npe.config import apply_npe, check_data, check_seed, load_base_config, register
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import check_output_dir, write_json_atomic
+from npe.options import DEFAULTS, TRAINING_OPTIONS
+from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
 
 __all__ = ['TrainInfo', 'build_train_config', 'run_training', 'train', 'latest_checkpoint',
            'training_loss', 'RUN_FILE']
@@ -177,12 +177,12 @@ def _cuda_available() -> bool:
 def build_train_config(base_config: str | Path, *,
                        load_from: str | None = None,
                        work_dir: str | Path | None = None,
-                       freeze_backbone: bool = False,
-                       freeze_decode: bool = False,
-                       num_pem: int = 1,
-                       pem_type: str = 'auto',
-                       scale_factor: float = 1.0,
-                       protocol: str = 'upstream',
+                       freeze_backbone: bool = DEFAULTS.freeze_backbone,
+                       freeze_decode: bool = DEFAULTS.freeze_decode,
+                       num_pem: int = DEFAULTS.num_pem,
+                       pem_type: str = DEFAULTS.pem_type,
+                       scale_factor: float = DEFAULTS.scale_factor,
+                       protocol: str = DEFAULTS.protocol,
                        cfg_options: dict[str, Any] | None = None,
                        seed: int | None = None,
                        deterministic: bool = False,
@@ -192,26 +192,26 @@ def build_train_config(base_config: str | Path, *,
                        launcher: str = 'none',
                        world_size: int | None = None,
                        batch_per_process: int | None = None,
-                       data_root: str | Path | None = None,
+                       dataset_folder: str | Path | None = None,
                        kit_data_root: str | Path | None = None,
                        check_data_folders: bool = True):
     """The full training config of ``npe-train``, validated; writes nothing.
 
     Order: base config -> :func:`npe.apply_npe` (wrapper, protocol, batch size 16, schedule) ->
-    data root -> ``cfg_options`` (last, like the reference) -> work dir, seed, launcher, AMP,
-    resume. ``launcher`` ``pytorch`` / ``slurm`` (see :mod:`npe.launch`): the world size is the
+    dataset folder -> loader defaults -> ``cfg_options`` (like the reference) -> batch split, launcher
+    -> work dir, seed, AMP, resume. ``launcher`` ``pytorch`` / ``slurm`` (see :mod:`npe.launch`): the world size is the
     launcher's (under torchrun / srun) unless ``world_size`` is given (a config built now and launched
     later); the total batch is split over the processes unless ``batch_per_process`` is given.
     ``amp``: MMEngine's AmpOptimWrapper in ``amp_dtype`` (``auto`` = bf16 where the GPU has it,
-    else fp16 with dynamic loss scaling). ``data_root`` is a dataset folder every dataset is pointed at; without it the dataset's
-    folder follows :func:`npe.config.kit_dataset_folder` with ``kit_data_root`` (``--data-root``).
+    else fp16 with dynamic loss scaling). ``dataset_folder`` is a folder every dataset is pointed at;
+    without it the dataset's folder follows :func:`npe.config.kit_dataset_folder` with the kit's data
+    root ``kit_data_root`` (``--data-root``). The runtime edits are :func:`npe.runtime.apply_runtime`'s.
     ``resume=True`` resumes from the work dir's latest checkpoint if there is one (``cfg.load_from``
     is then that checkpoint, so MMEngine does not "resume" from the initial ``load_from``
     checkpoint), else trains from the start. Protocol warnings go to stderr only once every check
     has passed. Raises :class:`~npe.errors.UserError` subclasses for bad input.
     """
-    if launcher not in LAUNCHERS:
-        raise ConfigError(f'unknown launcher {launcher!r}; choose one of {", ".join(LAUNCHERS)}')
+    check_launcher(launcher)
     if seed is not None:
         check_seed(seed, '--seed')
     if load_from and not _is_url(load_from):
@@ -243,15 +243,11 @@ def build_train_config(base_config: str | Path, *,
         cfg = apply_npe(cfg, num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
                         freeze_backbone=freeze_backbone, freeze_decode=freeze_decode,
                         load_from=load_from, protocol=protocol)
-    if data_root is None:
-        data_root = kit_dataset_folder(cfg, kit_data_root)
-    if data_root is not None:
-        set_data_root(cfg, data_root)
-    launch.loader_defaults(cfg, world_size or 1)
-    merge_cfg_options(cfg, cfg_options)
-    check_schedule(cfg)
-    fix_dataloaders(cfg)
-    launch.distribute(cfg, launcher, world_size or 1, batch_per_process)
+    world = world_size or 1
+    apply_runtime(cfg, launcher=launcher, cfg_options=cfg_options,
+                  folder=resolve_dataset_folder(cfg, kit_data_root) if dataset_folder is None else dataset_folder,
+                  before_options=lambda c: launch.loader_defaults(c, world),
+                  after_options=lambda c: launch.distribute(c, launcher, world, batch_per_process))
 
     if work_dir is None:
         work_dir = cfg.get('work_dir') or Path('work_dirs') / Path(cfg.filename or 'npe').stem
@@ -261,11 +257,8 @@ def build_train_config(base_config: str | Path, *,
     cfg.work_dir = str(Path(work_dir).resolve())
     if seed is not None or deterministic:
         cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
-    cfg.launcher = launcher
-    own_runner_instances(cfg)
     if amp:
         launch.apply_amp(cfg, amp_dtype)
-    cfg.resume = False
     if resume:
         _check_same_options(cfg)
         last, bad = readable_checkpoint(cfg.work_dir)
@@ -292,10 +285,6 @@ def build_train_config(base_config: str | Path, *,
     return cfg
 
 
-#: The NPE options a run is trained with; ``--resume`` must not change them.
-_RESUME_KEYS = ('num_pem', 'pem_type', 'freeze_backbone', 'freeze_decode', 'protocol')
-
-
 def _check_same_options(cfg) -> None:
     """Refuse to resume a work dir whose run was trained with other NPE options (nothing written)."""
     record_file = Path(cfg.work_dir) / RUN_FILE
@@ -303,11 +292,11 @@ def _check_same_options(cfg) -> None:
         return
     try:
         before = json.loads(record_file.read_text())['npe']
-        before = {k: before[k] for k in _RESUME_KEYS}
+        before = {k: before[k] for k in TRAINING_OPTIONS}
     except (OSError, ValueError, KeyError, TypeError):
         raise RunError(f'{record_file} is damaged; resume cannot check the options the run was trained '
                        'with. Delete the work dir to start over, or give another --work-dir') from None
-    changed = [f'{k} {before[k]!r} -> {cfg.npe[k]!r}' for k in _RESUME_KEYS if before[k] != cfg.npe[k]]
+    changed = [f'{k} {before[k]!r} -> {cfg.npe[k]!r}' for k in TRAINING_OPTIONS if before[k] != cfg.npe[k]]
     if changed:
         raise RunError(f'--resume: {cfg.work_dir} was trained with other NPE options '
                        f'({", ".join(changed)}); resume with the same options, or give another --work-dir')
@@ -407,13 +396,13 @@ def _launched_main(config: str, info_file: str) -> None:
 
 def train(base_config: str | Path, *,
           work_dir: str | Path | None = None,
-          num_pem: int = 1,
-          pem_type: str = 'auto',
-          scale_factor: float = 1.0,
-          protocol: str = 'upstream',
+          num_pem: int = DEFAULTS.num_pem,
+          pem_type: str = DEFAULTS.pem_type,
+          scale_factor: float = DEFAULTS.scale_factor,
+          protocol: str = DEFAULTS.protocol,
           load_from: str | None = None,
-          freeze_backbone: bool = False,
-          freeze_decode: bool = False,
+          freeze_backbone: bool = DEFAULTS.freeze_backbone,
+          freeze_decode: bool = DEFAULTS.freeze_decode,
           seed: int | None = None,
           cfg_options: dict[str, Any] | None = None,
           data_root: str | Path | None = None,

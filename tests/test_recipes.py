@@ -284,7 +284,7 @@ def test_auto_scale_allowed_on_holdout_dataset(tmp_path):
                 auto_scale={"metric": "mIoU", "candidates": [1, 2]})
     data["variants"][1]["scale_factors"] = [1, "auto"]
     r = recipes.load_recipe(write(tmp_path, data))
-    assert r.auto_scale == recipes.AutoScale("mIoU", (1.0, 2.0))
+    assert r.auto_scale == recipes.AutoScale(metric="mIoU", candidates=(1.0, 2.0))
     assert r.counted_la_scales() == (1.0, "auto")
 
 

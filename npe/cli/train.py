@@ -9,8 +9,8 @@ import sys
 from typing import Sequence
 
 from npe.cli.common import add_cfg_options, add_launcher, make_parser, quiet_library_warnings
-from npe.constants import PEM_TYPES, PROTOCOLS
 from npe.errors import cli_entry
+from npe.options import DEFAULTS, PEM_TYPE, PROTOCOL
 
 
 def build_parser():
@@ -34,14 +34,16 @@ def build_parser():
                         "folder (default: the config's data_root)")
     p.add_argument('--freeze-backbone', action='store_true', help='do not train the backbone')
     p.add_argument('--freeze-decode', action='store_true', help='do not train the original head')
-    p.add_argument('--num-pem', type=int, default=1, metavar='M',
-                   help='number of prior estimator modules (0 = baseline; default 1)')
-    p.add_argument('--pem-type', default='auto', choices=PEM_TYPES,
-                   help='auto = BN-free copy of the decode head; FCNHead = light head (default auto)')
-    p.add_argument('--scale-factor', type=float, default=1.0, metavar='S',
-                   help='s of NPE-LA, stored in the config for testing (default 1)')
-    p.add_argument('--protocol', default='upstream', choices=PROTOCOLS,
-                   help="upstream = the reference's effective behaviour, fixed = its documented one")
+    p.add_argument('--num-pem', type=int, default=DEFAULTS.num_pem, metavar='M',
+                   help=f'number of prior estimator modules (0 = baseline; default {DEFAULTS.num_pem})')
+    p.add_argument('--pem-type', default=DEFAULTS.pem_type, choices=PEM_TYPE.choices,
+                   help='auto = BN-free copy of the decode head; FCNHead = light head '
+                        f'(default {DEFAULTS.pem_type})')
+    p.add_argument('--scale-factor', type=float, default=DEFAULTS.scale_factor, metavar='S',
+                   help=f's of NPE-LA, stored in the config for testing (default {DEFAULTS.scale_factor:g})')
+    p.add_argument('--protocol', default=DEFAULTS.protocol, choices=PROTOCOL.choices,
+                   help="upstream = the reference's effective behaviour, fixed = its documented one "
+                        f'(default {DEFAULTS.protocol})')
     p.add_argument('--seed', type=int, help='random seed')
     p.add_argument('--deterministic', action='store_true', help='deterministic cuDNN/algorithms')
     p.add_argument('--resume', action='store_true',

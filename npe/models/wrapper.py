@@ -12,8 +12,9 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.losses import accuracy
 from mmseg.registry import MODELS
 
-from npe.constants import INIT_MODES, PEM_TYPES
+from npe.constants import INIT_MODES
 from npe.errors import UserError
+from npe.options import DEFAULTS, EVALUATED_SCALE, NUM_PEM, PEM_TYPE
 
 #: Decode heads the wrapper accepts (the reference's list).
 SUPPORTED_HEADS = (
@@ -71,6 +72,7 @@ def _last(value: Any) -> Any:
 
 def pem_config(head_cfg: dict, pem_type: str) -> dict:
     """The config of one prior estimator module: BN-free copy of the head, or a light FCNHead."""
+    PEM_TYPE.check(pem_type)
     if pem_type == 'auto':
         cfg = copy.deepcopy(dict(head_cfg))
         cfg['norm_cfg'] = None
@@ -90,7 +92,7 @@ def pem_config(head_cfg: dict, pem_type: str) -> dict:
             align_corners=head_cfg.get('align_corners', False),
             loss_decode=copy.deepcopy(head_cfg.get('loss_decode', dict(type='CrossEntropyLoss'))),
         )
-    raise UserError(f'unknown pem_type {pem_type!r}; choose one of {", ".join(PEM_TYPES)}')
+    raise NotImplementedError(f'no module config for the pem type {pem_type!r}')  # a new PEM_TYPES entry
 
 
 @MODELS.register_module()
@@ -122,9 +124,9 @@ class MultiHeadWrapper(BaseDecodeHead):
 
     def __init__(self,
                  main_head: dict,
-                 num_pem: int = 1,
-                 pem_type: str = 'auto',
-                 scale_factor: float = 1.0,
+                 num_pem: int = DEFAULTS.num_pem,
+                 pem_type: str = DEFAULTS.pem_type,
+                 scale_factor: float = DEFAULTS.scale_factor,
                  pem_weight: float | None = None,
                  pem_loss: dict | None = None,
                  log_prior: Sequence[float] | None = None,
@@ -133,12 +135,9 @@ class MultiHeadWrapper(BaseDecodeHead):
                  **kwargs) -> None:
         main_head = dict(main_head)
         check_head(main_head)
-        if int(num_pem) < 0:
-            raise UserError(f'num_pem must be >= 0, got {num_pem}')
-        if pem_type not in PEM_TYPES:
-            raise UserError(f'unknown pem_type {pem_type!r}; choose one of {", ".join(PEM_TYPES)}')
-        if float(scale_factor) <= 0:
-            raise UserError(f'scale_factor must be > 0, got {scale_factor}')
+        NUM_PEM.check(num_pem)
+        PEM_TYPE.check(pem_type)
+        EVALUATED_SCALE.check(scale_factor)  # the model serves evaluation too, where s = inf is allowed
         if init_mode not in INIT_MODES:
             raise UserError(f'unknown init_mode {init_mode!r}; choose one of {", ".join(INIT_MODES)}')
         base = {k: copy.deepcopy(main_head[k]) for k in _BASE_KEYS if k in main_head}

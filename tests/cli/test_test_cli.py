@@ -29,7 +29,7 @@ def config_only_run(tmp_path, stare_root, capsys) -> Path:
     """A work dir as npe-train leaves it (dumped NPE config, npe_train.json, checkpoint files),
     without training: for checks that never load the weights."""
     work_dir = tmp_path / 'run'
-    cfg = build_train_config(STARE_UNET, data_root=stare_root, work_dir=work_dir, scale_factor=1.5)
+    cfg = build_train_config(STARE_UNET, dataset_folder=stare_root, work_dir=work_dir, scale_factor=1.5)
     capsys.readouterr()
     work_dir.mkdir()
     cfg.dump(str(work_dir / f'{STEM}.py'))

@@ -172,7 +172,7 @@ def test_config_defaults_and_overrides(stare_root, in_tmp, capsys):
 
 
 def test_upstream_warnings_come_after_the_checks(stare_root, in_tmp, capsys):
-    cfg = build_train_config(STARE_UNET, data_root=stare_root)
+    cfg = build_train_config(STARE_UNET, dataset_folder=stare_root)
     err = capsys.readouterr().err
     assert 'warning: protocol upstream' in err and '--protocol fixed' in err
     assert cfg.train_dataloader.dataset.dataset.data_root == str(stare_root)
@@ -180,7 +180,7 @@ def test_upstream_warnings_come_after_the_checks(stare_root, in_tmp, capsys):
 
 def test_resume_picks_the_work_dirs_latest_checkpoint(stare_root, in_tmp, capsys):
     work_dir = in_tmp / 'wd'
-    cfg = build_train_config(STARE_UNET, data_root=stare_root, work_dir=work_dir, resume=True,
+    cfg = build_train_config(STARE_UNET, dataset_folder=stare_root, work_dir=work_dir, resume=True,
                              load_from=_fake_checkpoint(in_tmp / 'init.pth'))
     assert cfg.resume is False and cfg.load_from == str(in_tmp / 'init.pth')
     assert '--resume: no checkpoint' in capsys.readouterr().err
@@ -190,7 +190,7 @@ def test_resume_picks_the_work_dirs_latest_checkpoint(stare_root, in_tmp, capsys
     # last_checkpoint written by a run in another folder (e.g. this one is a copy): use our file.
     (work_dir / 'last_checkpoint').write_text('/elsewhere/run/iter_4.pth')
     assert latest_checkpoint(work_dir) == work_dir / 'iter_4.pth'
-    cfg = build_train_config(STARE_UNET, data_root=stare_root, work_dir=work_dir, resume=True,
+    cfg = build_train_config(STARE_UNET, dataset_folder=stare_root, work_dir=work_dir, resume=True,
                              load_from=str(in_tmp / 'init.pth'))
     # Resuming must not start again from the initial --load-from checkpoint.
     assert cfg.resume is True and cfg.load_from == str(work_dir / 'iter_4.pth')
@@ -266,7 +266,7 @@ def test_each_runner_in_a_process_logs_to_its_own_folder(stare_root, tmp_path):
     npe.register()
     folders, logs = [], []
     for name in ('a', 'b'):
-        cfg = build_train_config(STARE_UNET, data_root=stare_root, work_dir=tmp_path / name)
+        cfg = build_train_config(STARE_UNET, dataset_folder=stare_root, work_dir=tmp_path / name)
         runner = Runner.from_cfg(cfg)
         backend = runner.visualizer._vis_backends['LocalVisBackend']
         folders.append(Path(backend._save_dir).resolve())
