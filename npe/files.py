@@ -82,9 +82,19 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
             raise UserError(f'{what} {path} cannot be created: {current} is a file, not a folder; give '
                             'another path')
         deepest = current
-    if not os.access(deepest, os.W_OK | os.X_OK):
+    if not os.access(deepest, os.W_OK | os.X_OK) or not _can_create_in(deepest):
         raise UserError(f'{what} {path}: {deepest} is not writable for you; give another path')
     return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a folder can really be made in ``folder``: ``os.access`` says yes to root everywhere,
+    also in ``/proc`` or on a read-only file system. An empty folder is made and removed."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix='.npe-check-', dir=folder))
+    except OSError:
+        return False
+    return True
 
 
 #: Temporary files older than this whose writer cannot be told (no process id in the name) are

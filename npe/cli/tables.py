@@ -6,7 +6,7 @@ from typing import Sequence
 
 from npe import paths
 from npe.cli.common import make_parser
-from npe.errors import cli_entry
+from npe.errors import UserError, cli_entry
 from npe.files import check_output_dir
 
 
@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from npe.results import TABLES_DIRNAME  # noqa: PLC0415
 
     check_output_dir(results, "--results-dir")   # a file or a dangling link: one line, before any work
+    if not results.is_dir():   # a typo would otherwise become a new, empty results folder
+        raise UserError(f"--results-dir {results} does not exist; give the folder npe-repro wrote "
+                        "(<results>/<recipe>/*.json)")
     check_output_dir(args.out_dir or results / TABLES_DIRNAME, "--out-dir" if args.out_dir else "--results-dir")
     written = tables.build(results, args.out_dir, recipes=args.recipe, figures=not args.no_figures)
     if not args.quiet:
