@@ -100,17 +100,30 @@ def test_sigterm_stops_cleanly_and_the_same_command_resumes(tmp_path):
 
 
 def test_altered_result_file_is_redone(tmp_path):
-    """A result file the contract refuses is not "done": the plan counts it as still to do."""
+    """A result file the contract refuses is not "done": the plan counts it as still to do. Positive
+    control first (issue 22): the same file unaltered, written by the driver's own writer, counts as
+    done, so the test cannot pass by a plan that counts nothing as done."""
     from npe.run import describe_plan, plan_runs
 
     recipe = load_recipe(tiny_recipe(tmp_path))
-    path = result_files.result_path(tmp_path / 'results', 'tiny', 'npe1', 0, 2.0)
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({'schema': 'npe-result/1', 'status': 'ok', 'variant': 'npe1', 'seed': 0,
-                                'scale_factor': 2.0, 'metrics': 'oops'}))
+    v = recipe.source_variant('npe1')
+    item = dict(variant='npe1', s=2.0, value=2.0, auto=None, adjustment='npe', learned_prior=None,
+                options=dict(num_pem=v.num_pem, pem_type=v.pem_type, freeze_backbone=v.freeze_backbone,
+                             freeze_decode=v.freeze_decode),
+                row=dict(metrics={'aAcc': 90.0, 'mIoU': 50.0, 'mAcc': 55.0, 'mDice': 60.0}, per_class=None))
+    path = result_files.write_result(tmp_path / 'results', recipe, train_key=v.train_key, protocol=v.protocol,
+                                     seed=0, item=item, share=None, loss=[[1, 1.0]], env={},
+                                     record=dict(iterations=4, wall_time_s=1.0, checkpoint='w/iter_4.pth'))
+    assert path == result_files.result_path(tmp_path / 'results', 'tiny', 'npe1', 0, 2.0)
     jobs = plan_runs(recipe, work_root=tmp_path / 'work')
-    plan = describe_plan(recipe, jobs, tmp_path / 'data', tmp_path / 'results')
-    assert '(0 already done)' in plan
+
+    def plan() -> str:
+        return describe_plan(recipe, jobs, tmp_path / 'data', tmp_path / 'results')
+    assert '(1 already done)' in plan()            # unaltered: done, not redone
+    altered = json.loads(path.read_text())
+    altered['metrics'] = 'oops'
+    path.write_text(json.dumps(altered))
+    assert '(0 already done)' in plan()            # altered: to do again
 
 
 @pytest.mark.parametrize('flag', ['--results-dir', '--work-dir', '--data-root'])
