@@ -268,3 +268,17 @@ def test_result_file_of_another_dataset_is_refused_by_name(tmp_path):
         result_files.check_recipe_folder(tmp_path / 'r', load_recipe('smoke', resolve=False))
     with pytest.raises(result_files.ForeignResultError, match=str(foreign)):
         result_files.read_results(tmp_path / 'r', 'smoke', 'smoke')
+
+
+@pytest.mark.parametrize('where', [['--slurm', '--partition', 'debug'], ['--task', '0']])
+def test_compare_with_slurm_is_one_line_and_submits_nothing(tmp_path, where):
+    """Issue 22: ``--compare`` with ``--slurm`` was silently not run. Refused before anything is
+    submitted or trained (no sbatch is needed to see it), naming the command to run afterwards."""
+    (tmp_path / 'other' / 'smoke').mkdir(parents=True)
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--compare', str(tmp_path / 'other'),
+                           '--results-dir', str(tmp_path / 'r'), '--work-dir', str(tmp_path / 'w'),
+                           '--data-root', str(tmp_path / 'd'), *where],
+                          capture_output=True, text=True, env=env(), timeout=300)
+    assert proc.returncode == 2 and proc.stderr.startswith('error: --compare is not run with'), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and 'npe-tables' in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['other']
