@@ -40,8 +40,10 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:   # a full disk's one line names the file
+            exc.filename = str(path)
         raise
     return path
 

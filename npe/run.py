@@ -20,7 +20,7 @@ from typing import Sequence
 from npe import datasets, examples, paths, provenance
 from npe.arguments import check_run_arguments
 from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
-from npe.errors import RecipeError, UserError
+from npe.errors import NO_SPACE, RecipeError, UserError
 from npe.files import clean_stale_temps, console_to, write_json_atomic
 from npe.inputs import counted_log_prior, prepare_inputs
 from npe.preflight import check_run_outputs
@@ -434,6 +434,8 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
     except UserError:
         raise
     except Exception as exc:  # one broken run must not hide the others; it is recorded
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:  # the disk, not the run: the rerun redoes it
+            raise
         message = f'{type(exc).__name__}: {exc}'.splitlines()[0]
         print(f'{tag} {names} seed {job.seed}: FAILED ({message}); see {job.work_dir / "npe-repro.log"}',
               file=sys.stderr)
@@ -443,13 +445,13 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
             print(provenance.result_line(json.loads(path.read_text())), flush=True)
         return 1
     loss = training_losses(job.work_dir)
+    if keep:  # before the result files: a job whose files exist is skipped, so a full disk here is redone
+        examples.save(results, recipe, datasets.get(recipe.dataset), ctx.root, keep,
+                      examples.example_rows(recipe, items))
     for item in items:
         path = write_result(results, recipe, train_key=job.train_key, protocol=job.protocol,
                             seed=job.seed, item=item, record=record, share=ctx.share, loss=loss, env=env)
         print(provenance.result_line(json.loads(path.read_text())), flush=True)
-    if keep:
-        examples.save(results, recipe, datasets.get(recipe.dataset), ctx.root, keep,
-                      examples.example_rows(recipe, items))
     print(f'{tag} {names} seed {job.seed}: {len(items)} result files written '
           f'(training {record["wall_time_s"]:.0f} s)', flush=True)
     return 0
