@@ -23,7 +23,7 @@ from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
 from npe.errors import NO_SPACE, RecipeError, UserError
 from npe.files import clean_stale_temps, console_to, write_json_atomic
 from npe.inputs import counted_log_prior, prepare_inputs
-from npe.preflight import check_run_outputs
+from npe.preflight import check_run_outputs, note_driver
 from npe.recipes import Recipe, Variant, load_recipe, scale_label
 from npe.results import is_done, result_path, utc_now, write_failure, write_result
 from npe.training import training_losses
@@ -338,6 +338,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
         print(describe_plan(recipe, jobs, root, results, gpus, batch_per_process))
         return 0
     check_run_outputs(recipe, results, paths.work_root(work_dir), root, tables)
+    note_driver(results / recipe.name, paths.work_root(work_dir))   # warns of a driver with another work dir
     checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), paths.offline(offline))
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
         job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=gpus,

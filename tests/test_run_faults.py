@@ -282,3 +282,32 @@ def test_compare_with_slurm_is_one_line_and_submits_nothing(tmp_path, where):
     assert proc.returncode == 2 and proc.stderr.startswith('error: --compare is not run with'), proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and 'npe-tables' in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ['other']
+
+
+def test_another_driver_with_another_work_dir_is_warned_of(tmp_path):
+    """Issue 18: two drivers on one results folder with different work dirs both trained everything
+    without a word. Driver A is a real process that registered and runs on; driver B a real
+    npe-repro that stops at the data step (offline, data missing), after the folder checks."""
+    results = tmp_path / 'results'
+    (results / 'stare_unet').mkdir(parents=True)
+    code = ('import sys, time; from pathlib import Path; from npe.preflight import note_driver; '
+            'note_driver(Path(sys.argv[1]), Path(sys.argv[2])); print("ready", flush=True); time.sleep(600)')
+    a = subprocess.Popen([sys.executable, '-c', code, str(results / 'stare_unet'), str(tmp_path / 'work_a')],
+                         stdout=subprocess.PIPE, text=True, env=env())
+
+    def driver_b(work: str) -> str:
+        proc = subprocess.run([str(BIN / 'npe-repro'), 'stare_unet', '--offline', '--results-dir', str(results),
+                               '--work-dir', str(tmp_path / work), '--data-root', str(tmp_path / 'data')],
+                              capture_output=True, text=True, env=env(), timeout=300)
+        assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr
+        return proc.stderr
+    try:
+        assert a.stdout.readline() == 'ready\n'
+        warned = driver_b('work_b')
+        assert f'warning: another npe-repro (process {a.pid} ' in warned and str(tmp_path / 'work_a') in warned
+        assert driver_b('work_a').count('warning:') == 0    # control: the same work dir shares the locks
+    finally:
+        a.kill()
+        a.wait()
+    assert driver_b('work_b').count('warning:') == 0        # a killed driver's record is stale ...
+    assert [p.name for p in (results / 'stare_unet').iterdir()] == []   # ... removed; B's own at its exit
