@@ -63,3 +63,20 @@ def warn_unknown_keys(cfg: Any, options: Mapping[str, Any] | None) -> list[tuple
         print(f'warning: --cfg-options {key}: the config has no such key; {hint}'
               '(it is added as a new key)', file=sys.stderr)
     return found
+
+
+def typo_in_options(exc: TypeError, options: Mapping[str, Any] | None) -> str | None:
+    """The one-line message for a class that refused a keyword a ``--cfg-options`` key added
+    (``IterBasedTrainLoop.__init__() got an unexpected keyword argument 'max_iter'``), or None when
+    the error is not of that kind: the key whose last part is the refused keyword, and its nearest
+    known key (already named by :func:`warn_unknown_keys`)."""
+    import re
+
+    refused = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+    if refused is None:
+        return None
+    key = next((k for k in options or {} if str(k).split('.')[-1] == refused.group(1)), None)
+    if key is None:
+        return None
+    return (f'--cfg-options {key}: {exc}; the config has no such key (see the warning above for the '
+            'nearest one): fix or remove it')

@@ -34,3 +34,25 @@ def test_known_keys_list_indices_and_new_subkeys_of_new_dicts(cfg, capsys):
         'warning: --cfg-options model.decode_head.loss_decode.avg_non_ignore: the config has no such '
         'key; (it is added as a new key)']
     assert cfg.model.decode_head.loss_decode.avg_non_ignore is True
+
+
+@pytest.mark.integration
+def test_misspelt_key_refused_by_its_class_is_one_line_and_leaves_nothing(tmp_path):
+    """A real npe-train whose --cfg-options typo reaches a class that refuses it (the training loop):
+    the warning naming the nearest key, then one error line, exit 2, no log folder left."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from npe import datasets
+
+    datasets.get('smoke').prepare(tmp_path / 'data')
+    proc = subprocess.run([str(Path(sys.executable).parent / 'npe-train'), 'npe::smoke_unet.py', '--data-root',
+                           str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                           'train_cfg.max_iter=1'], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith('warning: --cfg-options')]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error: ')]
+    assert len(warnings) == 1 and 'did you mean train_cfg.max_iters?' in warnings[0]
+    assert len(errors) == 1 and errors[0].startswith('error: --cfg-options train_cfg.max_iter: '), errors
+    assert not (tmp_path / 'w').exists()
