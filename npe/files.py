@@ -8,6 +8,7 @@ work starts, whether a folder can be created and written to.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -74,6 +75,9 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
         current = current / part
         if current.is_symlink() and not current.exists():
             target = os.readlink(current)
+            if _is_link_loop(current):   # "not mounted?" would send the user looking for a disk
+                raise UserError(f'{what} {path}: {current} is a loop of symbolic links (it leads back to '
+                                f'itself through {target}); remove or fix the link, or give another folder')
             raise UserError(f'{what} {path}: {current} is a symbolic link to {target}, which does not '
                             f'exist (not mounted?); mount or create {target}, or give another folder')
         if not current.exists():
@@ -87,6 +91,14 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
     if not os.access(deepest, os.W_OK | os.X_OK) or not _can_create_in(deepest):
         raise UserError(f'{what} {path}: {deepest} is not writable for you; give another path')
     return path
+
+
+def _is_link_loop(link: Path) -> bool:
+    try:
+        os.stat(link)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def _can_create_in(folder: Path) -> bool:
