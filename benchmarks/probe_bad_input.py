@@ -1,4 +1,6 @@
-"""Probe the five commands with bad input and faults, as a new user would (issue 13).
+"""Probe the five commands with bad input and faults, as a new user would (issue 13; issue 18's
+families of symbolic links, foreign files, concurrent tools, the Python API and a full disk are in
+``probe_families.py``).
 
 Every case runs the installed command in a real process, in a folder of its own, and is counted as
   clean         exit status 2, exactly one ``error:`` line on stderr, no traceback;
