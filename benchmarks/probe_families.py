@@ -227,6 +227,9 @@ res = smoke_results(tmp / 'r')
 small = tmp / 'small'; small.mkdir()
 if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(small)]).returncode:
     fail('cannot mount a tmpfs here (not root?)')
+_fail = fail
+def fail(why, *outs):   # unmounted first, or the scratch folder cannot be removed
+    subprocess.run(['umount', str(small)]); _fail(why, *outs)
 try:
     argv = [str(BIN / 'npe-tables'), '--results-dir', str(res), '--out-dir', str(small / 't'), '-q']
     first = subprocess.run(argv, capture_output=True, text=True, timeout=600)
@@ -245,7 +248,7 @@ try:
     if got != want:
         fail(f'the rerun is not complete: {sorted(map(str, set(want) ^ set(got)))[:4]}')
 finally:
-    subprocess.run(['umount', str(small)])
+    subprocess.run(['umount', str(small)], stderr=subprocess.DEVNULL)
 done()
 '''
 
