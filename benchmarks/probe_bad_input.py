@@ -1,4 +1,6 @@
-"""Probe the five commands with bad input and faults, as a new user would (issue 13).
+"""Probe the five commands with bad input and faults, as a new user would (issue 13; issue 18's
+families of symbolic links, foreign files, concurrent tools, the Python API and a full disk are in
+``probe_families.py``).
 
 Every case runs the installed command in a real process, in a folder of its own, and is counted as
   clean         exit status 2, exactly one ``error:`` line on stderr, no traceback;
@@ -53,6 +55,12 @@ def make_assets(root: Path) -> dict[str, Path]:
                            'default_hooks.checkpoint.interval=2'], capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f'probe: the tiny training run failed:\n{proc.stderr[-2000:]}')
+    run0 = root / 'run0'   # a run without PEM (issue 18: several s there)
+    proc = subprocess.run([str(BIN / 'npe-train'), SMOKE, '--work-dir', str(run0), '--data-root', str(data),
+                           '--seed', '0', '--num-pem', '0', '--cfg-options', 'train_cfg.max_iters=1',
+                           'train_cfg.val_interval=1'], capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f'probe: the tiny 0-PEM training run failed:\n{proc.stderr[-2000:]}')
     ckpt = run / 'iter_2.pth'
     bad = root / 'bad'
     bad.mkdir()
@@ -70,7 +78,7 @@ def make_assets(root: Path) -> dict[str, Path]:
     (bad / 'broken.py').write_text('model = dict(\n')
     (bad / 'plain.py').write_text("_base_ = ['mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py']\n")
     (bad / 'a_file').write_text('x\n')
-    return dict(data=data, run=run, bad=bad)
+    return dict(data=data, run=run, run0=run0, bad=bad)
 
 
 def recipe_variant(case_dir: Path, text_change: tuple[str, str] | None = None, extra: str = '') -> Path:
@@ -260,7 +268,9 @@ def cases(a: dict[str, Path]) -> list[tuple[str, str, object]]:
         ('tables: unknown flag', B, lambda c: ['--nope']),
     ]
     del recipe_flag
-    return out
+    import probe_families   # issue 18's families: links, foreign files, concurrency, the API, a full disk
+
+    return [*[(*c, 'error') for c in out], *probe_families.cases(a, BIN)]
 
 
 def _write(path: Path, text: str) -> Path:
@@ -301,7 +311,7 @@ def _truncated_results(case: Path) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('-k', default='', help='only cases whose name contains this')
+    parser.add_argument('-k', default='', help="only cases whose name contains this (several: 'a|b')")
     parser.add_argument('--verbose', action='store_true', help='print every case')
     parser.add_argument('--json', metavar='FILE', help='write the per-case outcome as JSON')
     args = parser.parse_args()
@@ -309,8 +319,8 @@ def main() -> int:
     assets = make_assets(root / 'assets')
     counts = dict(tried=0, clean=0, tracebacks=0, silently_wrong=0, files_left_behind=0)
     outcomes = []
-    for i, (name, command, argv) in enumerate(cases(assets)):
-        if args.k not in name:
+    for i, (name, command, argv, expect) in enumerate(cases(assets)):
+        if not any(k in name for k in args.k.split('|')):
             continue
         case = root / f'case{i:03d}'
         case.mkdir()
@@ -341,14 +351,16 @@ def main() -> int:
         left += [f'(shared run) {k}' for k, v in snapshot(assets['run']).items() if shared_before.get(k) != v]
         errors = [line for line in err.splitlines() if line.startswith('error: ')]
         traceback = 'Traceback (most recent call last)' in out + err
-        clean = rc == 2 and len(errors) == 1 and not traceback
+        # 'ok' cases (probe_families) check several processes themselves: clean = exit 0
+        clean = not traceback and (rc == 0 if expect == 'ok' else rc == 2 and len(errors) == 1)
         counts['tried'] += 1
         counts['clean'] += clean
         counts['tracebacks'] += traceback
         counts['silently_wrong'] += (not traceback and not clean)
         counts['files_left_behind'] += bool(left)
+        said = errors or [line for line in out.splitlines() if line.startswith('wrong: ')]
         outcome = dict(name=name, command=command, argv=argv, rc=rc, clean=clean, traceback=traceback,
-                       left_behind=left, error=errors[0] if errors else err.strip().splitlines()[-1:] or '',
+                       left_behind=left, error=said[0] if said else err.strip().splitlines()[-1:] or '',
                        seconds=round(took, 1))
         outcomes.append(outcome)
         if args.verbose or not clean or left:

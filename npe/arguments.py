@@ -190,7 +190,7 @@ def check_run_arguments(given: dict) -> None:
     pick = Checker('npe.run_recipe', RecipeError)
     pick.names('variants', given['variants'], 'variant names', example=f'[{given["variants"]!r}]')
     seeds = pick.sequence('seeds', given['seeds'], 'seeds (integers >= 0)', optional=True,
-                          example=f'[{given["seeds"]!r}]')
+                          example=f'[{_seed_example(given["seeds"])}]')
     # Only types here: the values (seed range, task in the plan, gpus >= 0, ...) are checked where
     # they are used, with the messages npe-repro shows for its flags.
     for seed in seeds or []:
@@ -225,3 +225,8 @@ def check_results_arguments(recipe: Any, results_dir: Any, only_ok: Any) -> None
                          recipe, 'give the folder holding it as results_dir')
     check.path('results_dir', results_dir, optional=True)
     check.flag('only_ok', only_ok)
+
+
+def _seed_example(value: Any) -> str:
+    """``0`` for ``seeds="0"`` (the fix is a list of integers, not of strings), else ``repr``."""
+    return value.strip() if isinstance(value, str) and value.strip().isdigit() else repr(value)

@@ -287,6 +287,8 @@ def merge_cfg_options(cfg: Config, options: dict | None) -> None:
     """Apply ``--cfg-options`` to ``cfg`` in place; a malformed key path is a :class:`ConfigError`."""
     if not options:
         return
+    from npe.cfg_keys import warn_unknown_keys
+    warn_unknown_keys(cfg, options)   # a typo is named before the merge adds it as a new key
     try:
         cfg.merge_from_dict(dict(options))
     except Exception as exc:  # e.g. indexing into a value that is not a list

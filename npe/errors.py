@@ -10,6 +10,7 @@ subclasses say which part failed, so library callers can catch narrowly::
 """
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import signal
@@ -41,6 +42,18 @@ class RunError(UserError):
 
 class ResultFileError(UserError):
     """A result file is unreadable or breaks the result-file contract."""
+
+
+#: errno values of a full disk or an exhausted quota: the user's to fix, so one line, not a traceback.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def no_space_message(exc: OSError) -> str:
+    """The one line of a full disk: which file, what to do, what is kept."""
+    where = f' writing {exc.filename}' if exc.filename else ''
+    return (f'no space left on the device{where} ({os.strerror(exc.errno)}); free space or give '
+            'another folder, then run the same command again: finished runs are kept, no half-written '
+            'file is')
 
 
 class Terminated(KeyboardInterrupt):
@@ -77,6 +90,11 @@ def cli_entry(func: F) -> F:
         except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(141) from None
+        except OSError as exc:  # after BrokenPipeError, one of its kind
+            if exc.errno not in NO_SPACE:
+                raise
+            print(f"error: {no_space_message(exc)}", file=sys.stderr)
+            raise SystemExit(2) from None
         finally:
             if previous is not None:  # a main() called in-process leaves the caller's handler as it was
                 signal.signal(signal.SIGTERM, previous)

@@ -8,6 +8,7 @@ work starts, whether a folder can be created and written to.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -40,8 +41,10 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:   # a full disk's one line names the file
+            exc.filename = str(path)
         raise
     return path
 
@@ -72,6 +75,9 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
         current = current / part
         if current.is_symlink() and not current.exists():
             target = os.readlink(current)
+            if _is_link_loop(current):   # "not mounted?" would send the user looking for a disk
+                raise UserError(f'{what} {path}: {current} is a loop of symbolic links (it leads back to '
+                                f'itself through {target}); remove or fix the link, or give another folder')
             raise UserError(f'{what} {path}: {current} is a symbolic link to {target}, which does not '
                             f'exist (not mounted?); mount or create {target}, or give another folder')
         if not current.exists():
@@ -82,9 +88,27 @@ def check_output_dir(path: str | os.PathLike, what: str) -> Path:
             raise UserError(f'{what} {path} cannot be created: {current} is a file, not a folder; give '
                             'another path')
         deepest = current
-    if not os.access(deepest, os.W_OK | os.X_OK):
+    if not os.access(deepest, os.W_OK | os.X_OK) or not _can_create_in(deepest):
         raise UserError(f'{what} {path}: {deepest} is not writable for you; give another path')
     return path
+
+
+def _is_link_loop(link: Path) -> bool:
+    try:
+        os.stat(link)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a folder can really be made in ``folder``: ``os.access`` says yes to root everywhere,
+    also in ``/proc`` or on a read-only file system. An empty folder is made and removed."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix='.npe-check-', dir=folder))
+    except OSError:
+        return False
+    return True
 
 
 #: Temporary files older than this whose writer cannot be told (no process id in the name) are

@@ -26,3 +26,42 @@ def check_run_outputs(recipe: Recipe, results: Path, work_root: Path, data_root:
         check_output_dir(folder, flag)
     check_recipe_folder(results, recipe)
     clean_stale_temps(results / recipe.name)
+
+
+def note_driver(recipe_results: Path, work_root: Path) -> Path:
+    """Say (one ``warning:`` line) when another driver works on the same recipe results folder with
+    another work dir, then record this driver there until it ends.
+
+    Drivers that share a work dir share each job's lock and train every run once; with different
+    work dirs the locks differ, so both train everything and the second file of a run overwrites
+    the first. Each driver leaves ``.driver.<pid>@<host>`` (its work dir as JSON; no ``.json``
+    suffix, so no reader of result files takes it for one) in the folder, removed
+    when its process ends; a killed driver's file is taken for stale as :func:`clean_stale_temps`
+    judges temporary files (process gone on this host). Returns this driver's file."""
+    import atexit
+    import json
+    import os
+    import sys
+
+    from npe.files import _host, _pid_alive, _writer_id, write_json_atomic
+
+    work = str(Path(work_root).resolve())
+    for other in sorted(Path(recipe_results).glob('.driver.*')):
+        pid, _, host = other.name[len('.driver.'):].partition('@')
+        if pid == str(os.getpid()) and host == _host():
+            continue
+        try:
+            theirs = json.loads(other.read_text()).get('work_dir')
+        except (OSError, ValueError, AttributeError):
+            continue
+        if host == _host() and pid.isdigit() and not _pid_alive(int(pid)):
+            other.unlink(missing_ok=True)   # a killed driver's record
+            continue
+        if theirs != work:
+            print(f'warning: another npe-repro (process {pid} on {host}) works on {recipe_results} with '
+                  f'work dir {theirs}, this one with {work}: both will train every run; give both the '
+                  'same --work-dir (each run is then trained once) or another --results-dir',
+                  file=sys.stderr, flush=True)
+    mine = write_json_atomic(Path(recipe_results) / f'.driver.{_writer_id()}', {'work_dir': work})
+    atexit.register(mine.unlink, missing_ok=True)
+    return mine

@@ -20,10 +20,10 @@ from typing import Sequence
 from npe import datasets, examples, paths, provenance
 from npe.arguments import check_run_arguments
 from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
-from npe.errors import RecipeError, UserError
+from npe.errors import NO_SPACE, RecipeError, UserError
 from npe.files import clean_stale_temps, console_to, write_json_atomic
 from npe.inputs import counted_log_prior, prepare_inputs
-from npe.preflight import check_run_outputs
+from npe.preflight import check_run_outputs, note_driver
 from npe.recipes import Recipe, Variant, load_recipe, scale_label
 from npe.results import is_done, result_path, utc_now, write_failure, write_result
 from npe.training import training_losses
@@ -338,6 +338,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
         print(describe_plan(recipe, jobs, root, results, gpus, batch_per_process))
         return 0
     check_run_outputs(recipe, results, paths.work_root(work_dir), root, tables)
+    note_driver(results / recipe.name, paths.work_root(work_dir))   # warns of a driver with another work dir
     checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), paths.offline(offline))
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
         job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=gpus,
@@ -434,6 +435,8 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
     except UserError:
         raise
     except Exception as exc:  # one broken run must not hide the others; it is recorded
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:  # the disk, not the run: the rerun redoes it
+            raise
         message = f'{type(exc).__name__}: {exc}'.splitlines()[0]
         print(f'{tag} {names} seed {job.seed}: FAILED ({message}); see {job.work_dir / "npe-repro.log"}',
               file=sys.stderr)
@@ -443,13 +446,13 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
             print(provenance.result_line(json.loads(path.read_text())), flush=True)
         return 1
     loss = training_losses(job.work_dir)
+    if keep:  # before the result files: a job whose files exist is skipped, so a full disk here is redone
+        examples.save(results, recipe, datasets.get(recipe.dataset), ctx.root, keep,
+                      examples.example_rows(recipe, items))
     for item in items:
         path = write_result(results, recipe, train_key=job.train_key, protocol=job.protocol,
                             seed=job.seed, item=item, record=record, share=ctx.share, loss=loss, env=env)
         print(provenance.result_line(json.loads(path.read_text())), flush=True)
-    if keep:
-        examples.save(results, recipe, datasets.get(recipe.dataset), ctx.root, keep,
-                      examples.example_rows(recipe, items))
     print(f'{tag} {names} seed {job.seed}: {len(items)} result files written '
           f'(training {record["wall_time_s"]:.0f} s)', flush=True)
     return 0

@@ -251,3 +251,12 @@ def test_every_public_function_raises_only_user_errors_for_wrong_arguments(funct
         assert "\n" not in str(exc.value) and str(exc.value).strip(), repr(str(exc.value))
 
     check()
+
+
+def test_seeds_given_as_a_string_of_digits_suggests_a_list_of_integers():
+    """The fix line must be code that works: ``seeds=[0]``, not ``seeds=['0']`` (refused in turn)."""
+    import npe
+    from npe.errors import UserError
+
+    with pytest.raises(UserError, match=r"write seeds=\[0\]$"):
+        npe.run_recipe('smoke', seeds='0', dry_run=True)

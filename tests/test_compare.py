@@ -69,3 +69,21 @@ def test_other_folder_without_results_is_one_line_error(tmp_path, capsys):
     assert exc.value.code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: --compare:")
+
+
+@pytest.mark.parametrize("fault", ["foreign", "mislabelled"])
+def test_foreign_or_mislabelled_file_on_the_other_side_is_one_line_before_tables(tmp_path, capsys, fault):
+    """Issue 18 (found by the probe): the tables of this side were written, then the other side's
+    file refused; now the refusal comes first and nothing is written."""
+    recipe, results, other = _results(tmp_path)
+    target = other / recipe.name / "baseline__seed0__s1.json"
+    data = json.loads((other / recipe.name / "npe1__seed0__s2.json").read_text())
+    if fault == "foreign":
+        data = json.loads(target.read_text())
+        data["recipe"]["name"] = "longtail_synth"
+    target.write_text(json.dumps(data))
+    with pytest.raises(SystemExit) as exc:
+        main(["--results-dir", str(results), "--recipe", str(recipe.path), "--compare", str(other), "-q"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exc.value.code == 2 and len(err) == 1 and str(target) in err[0], err
+    assert not (results / "tables").exists()

@@ -63,3 +63,23 @@ def test_temporary_files_are_unique_per_writer_and_stale_ones_cleaned(tmp_path):
     write_bytes_atomic(target, b'whole')
     assert target.read_bytes() == b'whole'
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, ours.name])
+
+
+def test_folder_that_cannot_be_made_is_refused_even_for_root(tmp_path):
+    """Issue 18: ``npe-train --work-dir /proc/x`` passed the check (``os.access`` says yes to root)
+    and ended in a traceback; /proc takes no new folders, for root neither."""
+    from npe.errors import UserError
+    from npe.files import check_output_dir
+
+    with pytest.raises(UserError, match=r'--work-dir /proc/x: /proc is not writable'):
+        check_output_dir('/proc/x', '--work-dir')
+    assert check_output_dir(tmp_path / 'new' / 'w', '--work-dir') == tmp_path / 'new' / 'w'
+    assert list(tmp_path.iterdir()) == []   # the check made and removed its folder
+
+
+def test_link_loop_is_named_a_loop_not_an_unmounted_disk(tmp_path):
+    (tmp_path / 'a').symlink_to(tmp_path / 'b')
+    (tmp_path / 'b').symlink_to(tmp_path / 'a')
+    with pytest.raises(UserError, match=r'is a loop of symbolic links') as exc:
+        check_output_dir(tmp_path / 'a' / 'results', '--results-dir')
+    assert 'not mounted' not in str(exc.value) and str(tmp_path / 'a') in str(exc.value)

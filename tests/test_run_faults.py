@@ -100,17 +100,30 @@ def test_sigterm_stops_cleanly_and_the_same_command_resumes(tmp_path):
 
 
 def test_altered_result_file_is_redone(tmp_path):
-    """A result file the contract refuses is not "done": the plan counts it as still to do."""
+    """A result file the contract refuses is not "done": the plan counts it as still to do. Positive
+    control first (issue 22): the same file unaltered, written by the driver's own writer, counts as
+    done, so the test cannot pass by a plan that counts nothing as done."""
     from npe.run import describe_plan, plan_runs
 
     recipe = load_recipe(tiny_recipe(tmp_path))
-    path = result_files.result_path(tmp_path / 'results', 'tiny', 'npe1', 0, 2.0)
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({'schema': 'npe-result/1', 'status': 'ok', 'variant': 'npe1', 'seed': 0,
-                                'scale_factor': 2.0, 'metrics': 'oops'}))
+    v = recipe.source_variant('npe1')
+    item = dict(variant='npe1', s=2.0, value=2.0, auto=None, adjustment='npe', learned_prior=None,
+                options=dict(num_pem=v.num_pem, pem_type=v.pem_type, freeze_backbone=v.freeze_backbone,
+                             freeze_decode=v.freeze_decode),
+                row=dict(metrics={'aAcc': 90.0, 'mIoU': 50.0, 'mAcc': 55.0, 'mDice': 60.0}, per_class=None))
+    path = result_files.write_result(tmp_path / 'results', recipe, train_key=v.train_key, protocol=v.protocol,
+                                     seed=0, item=item, share=None, loss=[[1, 1.0]], env={},
+                                     record=dict(iterations=4, wall_time_s=1.0, checkpoint='w/iter_4.pth'))
+    assert path == result_files.result_path(tmp_path / 'results', 'tiny', 'npe1', 0, 2.0)
     jobs = plan_runs(recipe, work_root=tmp_path / 'work')
-    plan = describe_plan(recipe, jobs, tmp_path / 'data', tmp_path / 'results')
-    assert '(0 already done)' in plan
+
+    def plan() -> str:
+        return describe_plan(recipe, jobs, tmp_path / 'data', tmp_path / 'results')
+    assert '(1 already done)' in plan()            # unaltered: done, not redone
+    altered = json.loads(path.read_text())
+    altered['metrics'] = 'oops'
+    path.write_text(json.dumps(altered))
+    assert '(0 already done)' in plan()            # altered: to do again
 
 
 @pytest.mark.parametrize('flag', ['--results-dir', '--work-dir', '--data-root'])
@@ -255,3 +268,46 @@ def test_result_file_of_another_dataset_is_refused_by_name(tmp_path):
         result_files.check_recipe_folder(tmp_path / 'r', load_recipe('smoke', resolve=False))
     with pytest.raises(result_files.ForeignResultError, match=str(foreign)):
         result_files.read_results(tmp_path / 'r', 'smoke', 'smoke')
+
+
+@pytest.mark.parametrize('where', [['--slurm', '--partition', 'debug'], ['--task', '0']])
+def test_compare_with_slurm_is_one_line_and_submits_nothing(tmp_path, where):
+    """Issue 22: ``--compare`` with ``--slurm`` was silently not run. Refused before anything is
+    submitted or trained (no sbatch is needed to see it), naming the command to run afterwards."""
+    (tmp_path / 'other' / 'smoke').mkdir(parents=True)
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--compare', str(tmp_path / 'other'),
+                           '--results-dir', str(tmp_path / 'r'), '--work-dir', str(tmp_path / 'w'),
+                           '--data-root', str(tmp_path / 'd'), *where],
+                          capture_output=True, text=True, env=env(), timeout=300)
+    assert proc.returncode == 2 and proc.stderr.startswith('error: --compare is not run with'), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and 'npe-tables' in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['other']
+
+
+def test_another_driver_with_another_work_dir_is_warned_of(tmp_path):
+    """Issue 18: two drivers on one results folder with different work dirs both trained everything
+    without a word. Driver A is a real process that registered and runs on; driver B a real
+    npe-repro that stops at the data step (offline, data missing), after the folder checks."""
+    results = tmp_path / 'results'
+    (results / 'stare_unet').mkdir(parents=True)
+    code = ('import sys, time; from pathlib import Path; from npe.preflight import note_driver; '
+            'note_driver(Path(sys.argv[1]), Path(sys.argv[2])); print("ready", flush=True); time.sleep(600)')
+    a = subprocess.Popen([sys.executable, '-c', code, str(results / 'stare_unet'), str(tmp_path / 'work_a')],
+                         stdout=subprocess.PIPE, text=True, env=env())
+
+    def driver_b(work: str) -> str:
+        proc = subprocess.run([str(BIN / 'npe-repro'), 'stare_unet', '--offline', '--results-dir', str(results),
+                               '--work-dir', str(tmp_path / work), '--data-root', str(tmp_path / 'data')],
+                              capture_output=True, text=True, env=env(), timeout=300)
+        assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr
+        return proc.stderr
+    try:
+        assert a.stdout.readline() == 'ready\n'
+        warned = driver_b('work_b')
+        assert f'warning: another npe-repro (process {a.pid} ' in warned and str(tmp_path / 'work_a') in warned
+        assert driver_b('work_a').count('warning:') == 0    # control: the same work dir shares the locks
+    finally:
+        a.kill()
+        a.wait()
+    assert driver_b('work_b').count('warning:') == 0        # a killed driver's record is stale ...
+    assert [p.name for p in (results / 'stare_unet').iterdir()] == []   # ... removed; B's own at its exit

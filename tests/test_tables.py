@@ -347,8 +347,18 @@ def test_default_discovers_recipes_with_results(tmp_path, capsys):
 
 
 def test_empty_results_dir_writes_index(tmp_path):
+    (tmp_path / "nothing").mkdir()
     assert tables_cli.main(["--results-dir", str(tmp_path / "nothing"), "-q"]) == 0
     assert "No result files yet" in (tmp_path / "nothing" / "tables" / "README.md").read_text()
+
+
+def test_missing_results_dir_is_one_line_and_creates_nothing(tmp_path, capsys):
+    """Issue 18: a misspelt --results-dir was created and the command exited 0."""
+    with pytest.raises(SystemExit) as exit_:
+        tables_cli.main(["--results-dir", str(tmp_path / "typo"), "-q"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("error: --results-dir") and len(err.splitlines()) == 1
+    assert "does not exist" in err and list(tmp_path.iterdir()) == []
 
 
 def test_latex_escape():

@@ -77,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.recipe:
         raise UserError('no recipe given; try npe-repro longtail_synth (npe-repro --list shows all)')
+    if args.compare and (args.slurm is not None or args.task is not None):
+        # the results are written by the job array later; comparing now would compare nothing
+        raise UserError(f'--compare is not run with {"--slurm" if args.slurm is not None else "--task"}: '
+                        'the job array writes the results later; once its jobs are done run npe-tables '
+                        f'--results-dir RESULTS --recipe {args.recipe} --compare {args.compare}')
     recipe = load_recipe(args.recipe)
     if args.compare:  # the other side's files are checked before the work, not after it
         from npe.results import check_recipe_folder

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from npe import paths
 from npe.cli.common import make_parser
-from npe.errors import cli_entry
+from npe.errors import UserError, cli_entry
 from npe.files import check_output_dir
 
 
@@ -42,7 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from npe.results import TABLES_DIRNAME  # noqa: PLC0415
 
     check_output_dir(results, "--results-dir")   # a file or a dangling link: one line, before any work
+    if not results.is_dir():   # a typo would otherwise become a new, empty results folder
+        raise UserError(f"--results-dir {results} does not exist; give the folder npe-repro wrote "
+                        "(<results>/<recipe>/*.json)")
     check_output_dir(args.out_dir or results / TABLES_DIRNAME, "--out-dir" if args.out_dir else "--results-dir")
+    if args.compare:   # the other side's files are read before anything is written here
+        check_other_side(results, args.compare, args.recipe)
     written = tables.build(results, args.out_dir, recipes=args.recipe, figures=not args.no_figures)
     if not args.quiet:
         for path in written:
@@ -50,6 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.compare:
         return compare_and_report(results, args.compare, args.recipe)
     return 0
+
+
+def check_other_side(results, other, recipe_names: Sequence[str]) -> None:
+    """Raise the one-line error of a foreign, mislabelled or broken result file in
+    ``other/<recipe>/`` (as :func:`compare_and_report` would, but before the tables are written)."""
+    from npe.recipes import load_recipe
+    from npe.results import check_recipe_folder, discover, read_results
+
+    for name in list(recipe_names) or discover(results):
+        recipe = load_recipe(name, resolve=False)
+        check_recipe_folder(other, recipe)
+        read_results(other, recipe.name, recipe.dataset)
 
 
 def compare_and_report(results, other, recipe_names: Sequence[str]) -> int:

@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f'; {first["num_images"]} images, {how}, {sum({r["wall_time_s"] for r in results}):.1f} s')
     for note in first.get('notes') or []:
         print(f'npe-test: note: {note}')
+    if (first.get('npe') or {}).get('num_pem') == 0 and len({r['scale_factor'] for r in results}) > 1:
+        # identical rows would otherwise look like a broken sweep
+        print('npe-test: note: this run has no prior estimator module (num_pem=0), so s has no effect: '
+              'every row is the same model')
     if first.get('log_file'):
         print(f'npe-test: MMEngine log in {first["log_file"]} (--verbose to see it here)')
     print(format_table(results))

@@ -5,11 +5,13 @@ Parses the reference's flags and calls :func:`npe.training.build_train_config` a
 """
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from npe.cli.common import add_cfg_options, add_launcher, make_parser, quiet_library_warnings
-from npe.errors import cli_entry
+from npe.errors import UserError, cli_entry
 from npe.options import DEFAULTS, PEM_TYPE, PROTOCOL
 
 
@@ -72,7 +74,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         protocol=args.protocol, cfg_options=args.cfg_options, seed=args.seed,
         deterministic=args.deterministic, resume=args.resume, amp=args.amp, amp_dtype=args.amp_dtype,
         launcher=args.launcher, batch_per_process=args.batch_per_process, kit_data_root=args.data_root)
-    info = run_training(cfg)
+    fresh = not Path(cfg.work_dir).exists()
+    try:
+        info = run_training(cfg)
+    except TypeError as exc:   # a misspelt --cfg-options key refused by the class it reached
+        from npe.cfg_keys import typo_in_options
+        message = typo_in_options(exc, args.cfg_options)
+        if message is None:
+            raise
+        if fresh:   # the Runner's log folder of a run that never started
+            shutil.rmtree(cfg.work_dir, ignore_errors=True)
+        raise UserError(message) from None
     from npe.launch import finish_distributed, rank
     finish_distributed()
     if rank() == 0:

@@ -242,3 +242,22 @@ def test_npe_test_takes_the_highest_iteration_when_last_checkpoint_fails(trained
     assert f'npe-test: {work_dir / "iter_4.pth"}' in proc.stdout, proc.stdout
     note = next(line for line in proc.stdout.splitlines() if line.startswith('npe-test: note: '))
     assert 'last_checkpoint' in note and 'took iter_4.pth, the highest iteration' in note
+
+
+@pytest.mark.integration
+def test_several_s_on_a_run_without_pem_says_s_has_no_effect(tmp_path, script):
+    """Issue 18: identical rows for every s on a 0-PEM run, without a word. A real 2-iteration
+    0-PEM training of the smoke set; a note for several s, none for one s."""
+    from npe import datasets
+
+    datasets.get('smoke').prepare(tmp_path / 'data')
+    run = tmp_path / 'run'
+    proc = script('npe-train', 'npe::smoke_unet.py', '--num-pem', '0', '--work-dir', str(run),
+                  '--data-root', str(tmp_path / 'data'), '--cfg-options', 'train_cfg.max_iters=2',
+                  'train_cfg.val_interval=2', cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    several = script('npe-test', str(run), '--scale-factor', '1', '2', cwd=tmp_path)
+    assert several.returncode == 0, several.stderr[-3000:]
+    assert 'num_pem=0), so s has no effect' in several.stdout
+    one = script('npe-test', str(run), '--scale-factor', '2', cwd=tmp_path)
+    assert one.returncode == 0 and 'no effect' not in one.stdout
