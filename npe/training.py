@@ -243,11 +243,13 @@ def build_train_config(base_config: str | Path, *,
         cfg = apply_npe(cfg, num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
                         freeze_backbone=freeze_backbone, freeze_decode=freeze_decode,
                         load_from=load_from, protocol=protocol)
-    world = world_size or 1
-    apply_runtime(cfg, launcher=launcher, cfg_options=cfg_options,
-                  folder=resolve_dataset_folder(cfg, kit_data_root) if dataset_folder is None else dataset_folder,
-                  before_options=lambda c: launch.loader_defaults(c, world),
-                  after_options=lambda c: launch.distribute(c, launcher, world, batch_per_process))
+        world = world_size or 1
+        # inside the block: an unknown --cfg-options key's warning is shown only if no error follows
+        apply_runtime(cfg, launcher=launcher, cfg_options=cfg_options,
+                      folder=resolve_dataset_folder(cfg, kit_data_root) if dataset_folder is None
+                      else dataset_folder,
+                      before_options=lambda c: launch.loader_defaults(c, world),
+                      after_options=lambda c: launch.distribute(c, launcher, world, batch_per_process))
 
     if work_dir is None:
         work_dir = cfg.get('work_dir') or Path('work_dirs') / Path(cfg.filename or 'npe').stem
