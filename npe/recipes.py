@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import yaml
 
-from npe import names
+from npe import config_names
 import math
 
 from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY, NPE_COUNTED
@@ -286,7 +286,7 @@ def resolve_base_config(value: str, recipe_path: Path) -> Path:
 
     Raises UserError (without the recipe file prefix; callers add it) when it does not exist.
     """
-    _, path = names.resolve(value, relative_to=Path(recipe_path).parent)
+    _, path = config_names.resolve(value, relative_to=Path(recipe_path).parent)
     if not path.is_file():
         raise RecipeError(f"{value!r} not found (looked for {path})")
     return path

@@ -10,7 +10,6 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -20,6 +19,7 @@ from npe import paths
 from npe.constants import AUTO, INF, RESULT_SCHEMA
 from npe.errors import ResultFileError
 from npe.files import write_json_atomic
+from npe.provenance import utc_now  # the one timestamp format, re-exported
 from npe.recipes import Recipe, ScaleFactor, scale_label
 
 #: Folder of the generated tables inside the results folder (never a recipe's).
@@ -56,11 +56,6 @@ def is_done(path: str | Path) -> bool:
         return parse_result(path).ok
     except ResultFileError:
         return False
-
-
-def utc_now() -> str:
-    """ISO 8601 UTC timestamp, second resolution, ``Z`` suffix (the ``created`` field)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------------------

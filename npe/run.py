@@ -15,17 +15,17 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from npe import datasets, examples, paths, provenance
-from npe.arguments import check_run_arguments
 from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
+from npe.driver_options import DriverOptions
 from npe.errors import RecipeError, UserError
 from npe.files import clean_stale_temps, console_to, write_json_atomic
-from npe.inputs import counted_log_prior, prepare_inputs
+from npe.recipe_inputs import counted_log_prior, prepare_inputs
 from npe.preflight import check_run_outputs
 from npe.recipes import Recipe, Variant, load_recipe, scale_label
-from npe.results import is_done, result_path, utc_now, write_failure, write_result
+from npe.results import is_done, result_path, write_failure, write_result
 from npe.training import training_losses
 
 
@@ -175,7 +175,7 @@ def train_job(cfg, work_dir: Path, gpus: int = 0, log=None) -> dict:
     resumed_from = cfg.load_from if cfg.get('resume') else None
     out = train_launched(cfg, gpus, log=log) if gpus else run_training(cfg)
     record = dict(iterations=out['iterations'], wall_time_s=round(out['wall_time_s'], 2),
-                  resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=utc_now(),
+                  resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=provenance.utc_now(),
                   distributed=out.get('distributed'), device=out.get('device'))
     write_json_atomic(marker, record)
     return record
@@ -277,33 +277,16 @@ def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[fl
 
 
 # ----------------------------------------------------------------------------- the whole run
-def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | None = None,
-               seeds: Sequence[int] | None = None, data_root: str | os.PathLike | None = None,
-               results_dir: str | os.PathLike | None = None, work_dir: str | os.PathLike | None = None,
-               mirror: str | None = None, offline: bool = False, dry_run: bool = False,
-               tables: bool = True, verbose: bool = False, gpus: int = 0,
-               batch_per_process: int | None = None, amp: bool = False, amp_dtype: str = 'auto',
-               task: int | None = None, slurm: Sequence[str] | None = None,
-               per_s: bool = False) -> int:
+def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None = None,
+               **keywords: Any) -> int:
     """Run a recipe end to end, what ``npe-repro`` does: data, trainings, evaluations, result files.
 
     Args:
         recipe: a recipe name (``recipes/<name>.yaml``), a path to a YAML file, or a loaded
             :class:`~npe.recipes.Recipe`.
-        variants, seeds: only these (default: all of the recipe's).
-        data_root, results_dir, work_dir: default ``$NPE_DATA_ROOT`` / ``$NPE_RESULTS_DIR`` /
-            ``$NPE_WORK_DIR``, else ``segmentation/data``, ``results``, ``work_dirs`` of the checkout.
-        mirror, offline: where data and checkpoints come from (see ``npe-data``).
-        dry_run: only print the plan (runs, iterations, data to fetch, cost); nothing is written.
-        tables: rebuild the recipe's tables and figures at the end (and print the Markdown table).
-        verbose: show MMEngine's log on the console instead of each work dir's ``npe-repro.log``.
-        gpus: 0 = train in this process; N >= 1 = each training through torchrun on N processes
-            (MMEngine's ``pytorch`` launcher, DDP), the total batch split over them unless
-            ``batch_per_process`` is given. ``amp``, ``amp_dtype``: mixed precision (CUDA only).
-        task: run only training number ``task`` of the plan (what one Slurm array task does).
-        slurm: submit instead of running: one ``sbatch`` job array (a task per training) with these
-            extra sbatch options, and the tables as a job after it (:func:`submit_slurm`).
-        per_s: evaluate one s at a time (the old way, for checking) instead of one pass per split.
+        options: how to run it (:class:`~npe.driver_options.DriverOptions`, ``npe-repro``'s flags).
+        keywords: fields of ``options`` given one by one (``variants=['npe1'], dry_run=True``), on
+            top of ``options`` when both are given.
 
     Returns:
         The number of training jobs that failed (each recorded as ``failed`` result files).
@@ -314,44 +297,43 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
 
     Finished runs are skipped; an interrupted training resumes from its last checkpoint.
     """
-    check_run_arguments(locals())
+    opts = DriverOptions.from_keywords(options, keywords)
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
-    root = paths.data_root(data_root)
-    results = paths.results_dir(results_dir)
-    jobs = plan_runs(recipe, variants, seeds, work_dir)
-    launch_options = dict(batch_per_process=batch_per_process, amp=amp, amp_dtype=amp_dtype)
-    if gpus < 0:
-        raise UserError(f'--gpus must be >= 0, got {gpus}')
+    root = paths.data_root(opts.data_root)
+    results = paths.results_dir(opts.results_dir)
+    work_root = paths.work_root(opts.work_dir)
+    jobs = plan_runs(recipe, opts.variants, opts.seeds, opts.work_dir)
+    if opts.gpus < 0:
+        raise UserError(f'--gpus must be >= 0, got {opts.gpus}')
     seen = set()
     for job in jobs:  # every distinct configuration builds (typed options, seeds) before any work
         if job.train_key not in seen:
             seen.add(job.train_key)
-            job_train_config(recipe, job, root, None, quiet=True, gpus=gpus,
-                             **dict(launch_options, amp=False))
-    if task is not None:
-        if not 0 <= task < len(jobs):
-            raise RecipeError(f'{recipe.path}: --task {task} is out of range: the plan has '
+            job_train_config(recipe, job, root, None, quiet=True, gpus=opts.gpus,
+                             **dict(opts.launch_options, amp=False))
+    tables = opts.tables
+    if opts.task is not None:
+        if not 0 <= opts.task < len(jobs):
+            raise RecipeError(f'{recipe.path}: --task {opts.task} is out of range: the plan has '
                               f'{len(jobs)} trainings (0..{len(jobs) - 1})')
-        jobs, tables = [jobs[task]], False
-    if dry_run:
-        print(describe_plan(recipe, jobs, root, results, gpus, batch_per_process))
+        jobs, tables = [jobs[opts.task]], False
+    if opts.dry_run:
+        print(describe_plan(recipe, jobs, root, results, opts.gpus, opts.batch_per_process))
         return 0
-    check_run_outputs(recipe, results, paths.work_root(work_dir), root, tables)
-    checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), paths.offline(offline))
+    check_run_outputs(recipe, results, work_root, root, tables)
+    checkpoint = prepare_inputs(recipe, root, paths.mirror(opts.mirror), paths.offline(opts.offline))
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
-        job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=gpus,
-                         **dict(launch_options, amp=amp and slurm is None))
-    if slurm is not None:
-        return submit_slurm(recipe, jobs, root, results, paths.work_root(work_dir), list(slurm),
-                            variants=variants, seeds=seeds, gpus=gpus, tables=tables, **launch_options)
+        job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=opts.gpus,
+                         **dict(opts.launch_options, amp=opts.amp and opts.slurm is None))
+    if opts.slurm is not None:
+        return _submit(recipe, len(jobs), opts, root, results, work_root)
     share, log_prior = counted_log_prior(recipe, root)
-    env = provenance.environment()
     failures = 0
     # A job another driver is training is put off, then waited for at the end (each job's lock).
     waiting: list[tuple[int, TrainJob]] = []
-    ctx = _Context(recipe, root, results, checkpoint, share, log_prior, env, verbose, gpus,
-                   launch_options, per_s, examples.pick_images(datasets.get(recipe.dataset), root, share))
+    ctx = _Context(recipe, opts, root, results, checkpoint, share, log_prior, provenance.environment(),
+                   examples.pick_images(datasets.get(recipe.dataset), root, share))
     for i, job in enumerate(jobs, 1):
         failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]', waiting=waiting, index=i)
     for i, job in waiting:
@@ -361,20 +343,32 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     return failures
 
 
+def _submit(recipe: Recipe, tasks: int, opts: DriverOptions, root: Path, results: Path,
+            work_root: Path) -> int:
+    """Submit the plan to Slurm (:func:`npe.launch.submit_recipe`): task i runs ``npe-repro RECIPE``
+    with the driver's own options (``to_argv``), the folders resolved here, the inputs prepared here
+    (so ``--offline``) and the tables left to the job after the array. Returns 0."""
+    from npe import launch
+
+    if not tasks:
+        raise RecipeError(f'{recipe.path}: nothing to submit (no training in the plan)')
+    task_options = opts.replace(data_root=str(root), results_dir=str(results), work_dir=str(work_root),
+                                mirror=None, offline=True, tables=False, slurm=None, task=None)
+    return launch.submit_recipe(recipe.path, recipe.name, tasks, task_options.to_argv(), results,
+                                work_root, list(opts.slurm or ()), gpus=opts.gpus, tables=opts.tables)
+
+
 @dataclass
 class _Context:
-    """What every job of one :func:`run_recipe` call shares."""
+    """What every job of one :func:`run_recipe` call shares: its options and what the run found."""
     recipe: Recipe
+    options: DriverOptions
     root: Path
     results: Path
     checkpoint: Path | None
     share: list[float]
     log_prior: list[float]
     env: dict
-    verbose: bool
-    gpus: int
-    launch_options: dict
-    per_s: bool
     example_images: list[str]
 
 
@@ -422,14 +416,15 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
     keep = ctx.example_images if job.seed == recipe.seeds[0] else []
     print(f'{tag} {names} seed {job.seed}: training in {job.work_dir}', flush=True)
     try:
-        cfg = job_train_config(recipe, job, ctx.root, ctx.checkpoint, quiet=True, gpus=ctx.gpus,
-                               **ctx.launch_options)
+        opts = ctx.options
+        cfg = job_train_config(recipe, job, ctx.root, ctx.checkpoint, quiet=True, gpus=opts.gpus,
+                               **opts.launch_options)
         if job.work_dir.is_dir():  # checkpoints cut off by a kill: out of the way, one line each
             set_aside(readable_checkpoint(job.work_dir)[1])
             clean_stale_temps(job.work_dir)
-        with console_to(None if ctx.verbose else job.work_dir / 'npe-repro.log'):
-            record = train_job(cfg, job.work_dir, ctx.gpus, log=None if ctx.verbose else sys.stdout)
-            items = evaluate_job(recipe, job, record, ctx.log_prior, todo, per_s=ctx.per_s,
+        with console_to(None if opts.verbose else job.work_dir / 'npe-repro.log'):
+            record = train_job(cfg, job.work_dir, opts.gpus, log=None if opts.verbose else sys.stdout)
+            items = evaluate_job(recipe, job, record, ctx.log_prior, todo, per_s=opts.per_s,
                                  keep_predictions=keep)
     except UserError:
         raise
@@ -467,14 +462,3 @@ def write_tables(recipe: Recipe, results: Path) -> None:
         for fig in figures:
             print(f'figure: {fig}')
 
-
-def submit_slurm(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results: Path, work_root: Path,
-                 sbatch_options: list[str], **options) -> int:
-    """Submit the recipe's trainings as one Slurm job array (task i = ``npe-repro RECIPE --task i``)
-    and its tables as a job after it (:func:`npe.launch.submit_recipe`). Returns 0."""
-    from npe import launch
-
-    if not jobs:
-        raise RecipeError(f'{recipe.path}: nothing to submit (no training in the plan)')
-    return launch.submit_recipe(recipe.path, recipe.name, len(jobs), data_root, results, work_root,
-                                sbatch_options, **options)

@@ -48,29 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in written:
             print(path)
     if args.compare:
+        from npe.compare import compare_and_report
+
         return compare_and_report(results, args.compare, args.recipe)
     return 0
-
-
-def compare_and_report(results, other, recipe_names: Sequence[str]) -> int:
-    """Print the reproduction check of each recipe; 1 (and the failing rows on stderr) if any fails."""
-    import sys
-
-    from npe.compare import compare, failing_rows, render
-    from npe.recipes import load_recipe
-    from npe.results import discover
-
-    names = list(recipe_names) or discover(results)
-    status = 0
-    for name in names:
-        recipe = load_recipe(name, resolve=False)
-        found = compare(recipe, results, other)
-        print(render(recipe, found, results, other))
-        bad = failing_rows(found)
-        if bad:
-            status = 1
-            print(f"npe-tables: {recipe.name} does not reproduce {other}: {'; '.join(bad)}", file=sys.stderr)
-    return status
 
 
 if __name__ == "__main__":
