@@ -478,8 +478,3 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
     paper, source = _paper(where, f.paper, recipe.metrics, recipe.variants, recipe.counted_la_scales())
     return dataclasses.replace(recipe, paper=paper, paper_source=source)
 
-
-if __name__ == "__main__":  # ``python -m npe.recipes``: the shim of npe/cli/recipes.py
-    from npe.cli.recipes import main
-
-    raise SystemExit(main())
