@@ -15,10 +15,15 @@ Errors a user can fix raise subclasses of :class:`npe.errors.UserError` (``Confi
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from npe import errors
 from npe.constants import __version__
+
+# A library prints nothing of its own accord: the kit's messages (npe.logs) reach whoever configures
+# logging; the npe-* commands show them on the console.
+logging.getLogger("npe").addHandler(logging.NullHandler())
 
 __all__ = ["errors", "apply_npe", "register", "train", "evaluate", "run_recipe", "DriverOptions",
            "load_results", "load_recipe", "__version__"]

@@ -16,6 +16,7 @@ Nothing here imports the training code: :mod:`npe.training` and :mod:`npe.run` c
 """
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import shutil
@@ -40,6 +41,7 @@ HOW_TO_START = {
              '--launcher slurm (or npe-repro RECIPE --slurm)',
 }
 AMP_DTYPES = ('auto', 'float16', 'bfloat16')
+log = logging.getLogger(__name__)
 
 
 def check_launcher_environment(launcher: str, command: str = 'npe-train') -> None:
@@ -323,7 +325,7 @@ def submit_recipe(recipe_path: Path, recipe_name: str, tasks: int, task_flags: S
         folder, recipe_name=recipe_name, tasks=tasks, task_command=command,
         tables_command=table_command, gpus=gpus)
     array_id, tables_id = submit_slurm(train_script, tables_script if tables else None, sbatch_options)
-    print(f'submitted {recipe_name}: job array {array_id} ({tasks} trainings, '
-          f'{train_script}), tables job {tables_id or "-"} after it; output in {folder}')
-    print(f'follow with: squeue -j {array_id}{"," + tables_id if tables_id else ""}')
+    log.info('submitted %s: job array %s (%d trainings, %s), tables job %s after it; output in %s',
+             recipe_name, array_id, tasks, train_script, tables_id or '-', folder)
+    log.info('follow with: squeue -j %s%s', array_id, ',' + tables_id if tables_id else '')
     return 0

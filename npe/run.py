@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from npe.preflight import check_run_outputs
 from npe.recipes import Recipe, Variant, load_recipe, scale_label
 from npe.results import is_done, result_path, write_failure, write_result
 from npe.training import training_losses
+
+#: Progress lines of a run (npe.logs: the commands show them; a notebook's logging configuration decides).
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -386,22 +390,22 @@ def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = N
 
     names = ', '.join(v.name for v in job.variants)
     if not _todo(ctx, job):
-        print(f'{tag} {names} seed {job.seed}: ' + ('done by another npe-repro, skipped' if put_off
-                                                     else 'done, skipped'))
+        log.info('%s %s seed %s: %s', tag, names, job.seed,
+                 'done by another npe-repro, skipped' if put_off else 'done, skipped')
         return 0
     lock = job_lock(job.work_dir)
     if not try_acquire(lock):
         if waiting is not None:
-            print(f'{tag} {names} seed {job.seed}: another npe-repro is training it ({lock.lock_file}); '
-                  'going on with the other runs first', flush=True)
+            log.info('%s %s seed %s: another npe-repro is training it (%s); going on with the other '
+                     'runs first', tag, names, job.seed, lock.lock_file)
             waiting.append((index, job))
             return 0
-        print(f'{tag} {names} seed {job.seed}: waiting for the other npe-repro to finish it', flush=True)
+        log.info('%s %s seed %s: waiting for the other npe-repro to finish it', tag, names, job.seed)
         lock.acquire()
     try:
         todo = _todo(ctx, job)
         if not todo:
-            print(f'{tag} {names} seed {job.seed}: done by another npe-repro, skipped')
+            log.info('%s %s seed %s: done by another npe-repro, skipped', tag, names, job.seed)
             return 0
         return _run_job(ctx, job, tag, names, todo)
     finally:
@@ -414,7 +418,7 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
 
     recipe, results, env = ctx.recipe, ctx.results, ctx.env
     keep = ctx.example_images if job.seed == recipe.seeds[0] else []
-    print(f'{tag} {names} seed {job.seed}: training in {job.work_dir}', flush=True)
+    log.info('%s %s seed %s: training in %s', tag, names, job.seed, job.work_dir)
     try:
         opts = ctx.options
         cfg = job_train_config(recipe, job, ctx.root, ctx.checkpoint, quiet=True, gpus=opts.gpus,
@@ -430,23 +434,23 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
         raise
     except Exception as exc:  # one broken run must not hide the others; it is recorded
         message = f'{type(exc).__name__}: {exc}'.splitlines()[0]
-        print(f'{tag} {names} seed {job.seed}: FAILED ({message}); see {job.work_dir / "npe-repro.log"}',
-              file=sys.stderr)
+        log.error('%s %s seed %s: FAILED (%s); see %s', tag, names, job.seed, message,
+                  job.work_dir / 'npe-repro.log')
         for v, s in sorted(todo, key=str):
             path = write_failure(results, recipe, train_key=job.train_key, protocol=job.protocol,
                                  seed=job.seed, variant=v, s=s, error=message, env=env)
-            print(provenance.result_line(json.loads(path.read_text())), flush=True)
+            log.info(provenance.result_line(json.loads(path.read_text())))
         return 1
     loss = training_losses(job.work_dir)
     for item in items:
         path = write_result(results, recipe, train_key=job.train_key, protocol=job.protocol,
                             seed=job.seed, item=item, record=record, share=ctx.share, loss=loss, env=env)
-        print(provenance.result_line(json.loads(path.read_text())), flush=True)
+        log.info(provenance.result_line(json.loads(path.read_text())))
     if keep:
         examples.save(results, recipe, datasets.get(recipe.dataset), ctx.root, keep,
                       examples.example_rows(recipe, items))
-    print(f'{tag} {names} seed {job.seed}: {len(items)} result files written '
-          f'(training {record["wall_time_s"]:.0f} s)', flush=True)
+    log.info('%s %s seed %s: %d result files written (training %.0f s)', tag, names, job.seed, len(items),
+             record['wall_time_s'])
     return 0
 
 
