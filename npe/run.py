@@ -85,7 +85,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
         job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=opts.gpus,
                          **dict(opts.launch_options, amp=opts.amp and opts.slurm is None))
     if opts.slurm is not None:
-        return _submit(recipe, len(jobs), opts, root, results, work_root)
+        return _submit(recipe, len(jobs), opts.replace(tables=tables), root, results, work_root)
     share, log_prior = counted_log_prior(recipe, root)
     failures = 0
     # A job another driver is training is put off, then waited for at the end (each job's lock).
