@@ -6,7 +6,7 @@ The Python API (each name loads its module on first use, so ``import npe`` stays
 - :func:`npe.train` - train a config with prior estimator modules (:mod:`npe.training`);
 - :func:`npe.evaluate` - evaluate a training run at scale factors s (:mod:`npe.evaluation`);
 - :func:`npe.run_recipe` - run a recipe end to end: data, trainings, evaluations, result files
-  (:mod:`npe.run`);
+  (:mod:`npe.run`), with :class:`npe.DriverOptions` (``npe-repro``'s flags as one object);
 - :func:`npe.load_results` - result files as plain records (:mod:`npe.results`);
 - :func:`npe.load_recipe`, :func:`npe.register`.
 
@@ -15,40 +15,51 @@ Errors a user can fix raise subclasses of :class:`npe.errors.UserError` (``Confi
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from npe import errors
 from npe.constants import __version__
 
-__all__ = ["errors", "apply_npe", "register", "train", "evaluate", "run_recipe", "load_results", "load_recipe",
-           "__version__"]
+# A library prints nothing of its own accord: the kit's messages (npe.logs) reach whoever configures
+# logging; the npe-* commands show them on the console.
+logging.getLogger("npe").addHandler(logging.NullHandler())
+
+__all__ = ["errors", "apply_npe", "register", "train", "evaluate", "run_recipe", "DriverOptions",
+           "load_results", "load_recipe", "__version__"]
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
     from npe.config import apply_npe, register
     from npe.evaluation import evaluate
     from npe.recipes import load_recipe
     from npe.results import load_results
+    from npe.driver_options import DriverOptions
     from npe.run import run_recipe
     from npe.training import train
 
 
+#: The lazy API: public name -> the module that defines it (one place to add a name). No submodule
+#: of ``npe`` carries one of these names, so importing a submodule never rebinds them
+#: (tests/test_api.py checks it).
+API: dict[str, str] = {
+    "apply_npe": "npe.config",
+    "register": "npe.config",
+    "train": "npe.training",
+    "evaluate": "npe.evaluation",
+    "run_recipe": "npe.run",
+    "DriverOptions": "npe.driver_options",
+    "load_results": "npe.results",
+    "load_recipe": "npe.recipes",
+}
+
+
 def __getattr__(name: str) -> Any:
     """Load an API function from its module on first use (and keep it here)."""
-    if name in ("apply_npe", "register"):
-        from npe import config as module
-    elif name == "train":
-        from npe import training as module
-    elif name == "evaluate":
-        from npe import evaluation as module
-    elif name == "run_recipe":
-        from npe import run as module
-    elif name == "load_results":
-        from npe import results as module
-    elif name == "load_recipe":
-        from npe import recipes as module
-    else:
+    if name not in API:
         raise AttributeError(f"module 'npe' has no attribute {name!r}")
-    value = getattr(module, name)
+    import importlib
+
+    value = getattr(importlib.import_module(API[name]), name)
     globals()[name] = value
     return value
 

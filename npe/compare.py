@@ -1,4 +1,5 @@
-"""Reproduction check: a recipe's results against another results folder (``npe-tables --compare``).
+"""Reproduction check: a recipe's results against another results folder (``npe-tables --compare``,
+``npe-repro --compare``: :func:`compare_and_report`).
 
 Both sides are summarised from their result files alone (:func:`npe.stats.summarize`); every row of
 the recipe and every metric it reports is compared mean against mean, and a row is out of tolerance
@@ -15,8 +16,8 @@ from typing import Sequence
 from tabulate import tabulate
 
 from npe.errors import ResultFileError
-from npe.recipes import Recipe
-from npe.results import read_results
+from npe.recipes import Recipe, load_recipe
+from npe.results import discover, read_results
 from npe.stats import Stat, summarize
 
 
@@ -94,3 +95,31 @@ def failing_rows(comparisons: Sequence[Comparison]) -> list[str]:
         elif c.status == 'missing':
             out.append(f'{c.row} {c.metric} (missing or failed on one side)')
     return out
+
+
+def compare_and_report(results: str | Path, other: str | Path, recipe_names: Sequence[str]) -> int:
+    """Print the reproduction check of each recipe (every recipe in ``results`` when none is named);
+    1 (and the failing rows on stderr) if any fails, else 0."""
+    import sys
+
+    status = 0
+    for name in list(recipe_names) or discover(results):
+        recipe = load_recipe(name, resolve=False)
+        found = compare(recipe, results, other)
+        print(render(recipe, found, results, other))
+        bad = failing_rows(found)
+        if bad:
+            status = 1
+            print(f"npe-tables: {recipe.name} does not reproduce {other}: {'; '.join(bad)}", file=sys.stderr)
+    return status
+
+
+def check_other_side(results, other, recipe_names: Sequence[str]) -> None:
+    """Raise the one-line error of a foreign, mislabelled or broken result file in
+    ``other/<recipe>/`` (as :func:`compare_and_report` would, but before any table is written)."""
+    from npe.results import check_recipe_folder
+
+    for name in list(recipe_names) or discover(results):
+        recipe = load_recipe(name, resolve=False)
+        check_recipe_folder(other, recipe)
+        read_results(other, recipe.name, recipe.dataset)

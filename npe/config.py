@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from mmengine.config import Config, ConfigDict
 
-from npe import names
+from npe import config_names
 from npe.arguments import Checker, check_npe_options
 from npe.constants import LOADERS
 from npe.errors import ConfigError, DataError
@@ -53,11 +53,11 @@ def warn(message: str) -> None:
 def resolve_config_path(name: str) -> Path:
     """The file behind a config name: a path, ``mmseg::<rel>`` (configs shipped inside the mmseg
     wheel) or ``npe::<rel>`` (configs shipped with this package). :class:`ConfigError` if absent."""
-    scope, path = names.resolve(name)
+    scope, path = config_names.resolve(name)
     if path.is_file():
         return path
     if scope is not None:
-        raise ConfigError(f'config {name!r} does not exist in {names.scope_root(scope)}; check the name '
+        raise ConfigError(f'config {name!r} does not exist in {config_names.scope_root(scope)}; check the name '
                           f'(e.g. mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py)')
     raise ConfigError(f'config {name!r} does not exist; give a config file or an MMSeg name like '
                       "'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'")

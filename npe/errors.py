@@ -78,7 +78,10 @@ def cli_entry(func: F) -> F:
         except ValueError:  # not the main thread: leave signals alone
             pass
         try:
-            return func(*args, **kwargs)
+            from npe.logs import showing_messages
+
+            with showing_messages():   # the library's messages (logging) on the console
+                return func(*args, **kwargs)
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -16,6 +16,7 @@ Nothing here imports the training code: :mod:`npe.training` and :mod:`npe.run` c
 """
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import shutil
@@ -40,6 +41,7 @@ HOW_TO_START = {
              '--launcher slurm (or npe-repro RECIPE --slurm)',
 }
 AMP_DTYPES = ('auto', 'float16', 'bfloat16')
+log = logging.getLogger(__name__)
 
 
 def check_launcher_environment(launcher: str, command: str = 'npe-train') -> None:
@@ -303,34 +305,27 @@ def submit_slurm(train_script: Path, tables_script: Path | None, sbatch_options:
     return array_id, tables_id
 
 
-def submit_recipe(recipe_path: Path, recipe_name: str, tasks: int, data_root: Path, results: Path,
-                  work_root: Path, sbatch_options: list[str], *, variants=None, seeds=None, gpus: int = 0,
-                  tables: bool = True, **launch_options) -> int:
-    """Submit the recipe's trainings as one Slurm job array (task i = ``npe-repro RECIPE --task i``,
-    each writing its own result files) and the tables as a job ``afterany`` the array.
+def submit_recipe(recipe_path: Path, recipe_name: str, tasks: int, task_flags: Sequence[str], results: Path,
+                  work_root: Path, sbatch_options: Sequence[str], *, gpus: int = 0, tables: bool = True) -> int:
+    """Submit the recipe's trainings as one Slurm job array (task i = ``npe-repro RECIPE TASK_FLAGS
+    --task i``, each writing its own result files) and, with ``tables``, the tables as a job
+    ``afterany`` the array.
 
-    The inputs are prepared before (by :func:`run_recipe`), so tasks run ``--offline``. The scripts and
-    the jobs' output go to ``<work_root>/<recipe>/slurm/<time>/``. Returns 0.
+    ``task_flags`` are the driver's options as ``npe-repro`` flags
+    (:meth:`npe.driver_options.DriverOptions.to_argv`). The scripts and the jobs' output go to
+    ``<work_root>/<recipe>/slurm/<time>/``. Returns 0.
     """
     import time
 
     folder = work_root / recipe_name / 'slurm' / time.strftime('%Y%m%d_%H%M%S')
-    command = [sys.executable, '-m', 'npe', str(recipe_path), '--data-root', str(data_root),
-               '--results-dir', str(results), '--work-dir', str(work_root), '--offline', '--no-tables']
-    command += ['--variants', *variants] if variants else []
-    command += ['--seeds', *map(str, seeds)] if seeds else []
-    command += ['--gpus', str(gpus)] if gpus else []
-    if launch_options.get('batch_per_process'):
-        command += ['--batch-per-process', str(launch_options['batch_per_process'])]
-    if launch_options.get('amp'):
-        command += ['--amp', '--amp-dtype', launch_options.get('amp_dtype') or 'auto']
+    command = [sys.executable, '-m', 'npe', str(recipe_path), *task_flags]
     table_command = [sys.executable, '-m', 'npe.cli.tables', '--results-dir', str(results),
                      '--recipe', str(recipe_path)]
     train_script, tables_script = write_sbatch_scripts(
         folder, recipe_name=recipe_name, tasks=tasks, task_command=command,
         tables_command=table_command, gpus=gpus)
     array_id, tables_id = submit_slurm(train_script, tables_script if tables else None, sbatch_options)
-    print(f'submitted {recipe_name}: job array {array_id} ({tasks} trainings, '
-          f'{train_script}), tables job {tables_id or "-"} after it; output in {folder}')
-    print(f'follow with: squeue -j {array_id}{"," + tables_id if tables_id else ""}')
+    log.info('submitted %s: job array %s (%d trainings, %s), tables job %s after it; output in %s',
+             recipe_name, array_id, tasks, train_script, tables_id or '-', folder)
+    log.info('follow with: squeue -j %s%s', array_id, ',' + tables_id if tables_id else '')
     return 0

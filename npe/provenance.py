@@ -5,6 +5,9 @@ results differ across CPU models and GPUs: comparisons across machines need thes
 Also the one machine-readable line per finished run that CI logs are grepped for
 (:func:`result_line`, ``NPE_RESULT {...}``).
 
+And when: :func:`utc_now`, the one timestamp format of result files, train records and dataset
+markers.
+
 Every fact is best-effort: a missing tool or file gives ``None``, never an error.
 """
 from __future__ import annotations
@@ -25,6 +28,14 @@ ISA_FLAGS = ('sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx
 
 CPUINFO = Path('/proc/cpuinfo')
 NVIDIA_PROC_VERSION = Path('/proc/driver/nvidia/version')
+
+
+def utc_now() -> str:
+    """Now as ISO 8601 UTC, second resolution, ``Z`` suffix (``2026-01-31T12:00:00Z``): the ``created``
+    field of result files, ``finished`` of train records, ``prepared`` of dataset markers."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
 def image() -> dict | None:

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import yaml
 
-from npe import names
+from npe import config_names
 import math
 
 from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY, NPE_COUNTED
@@ -268,7 +268,7 @@ def resolve_base_config(value: str, recipe_path: Path) -> Path:
 
     Raises UserError (without the recipe file prefix; callers add it) when it does not exist.
     """
-    _, path = names.resolve(value, relative_to=Path(recipe_path).parent)
+    _, path = config_names.resolve(value, relative_to=Path(recipe_path).parent)
     if not path.is_file():
         raise RecipeError(f"{value!r} not found (looked for {path})")
     return path
@@ -453,8 +453,3 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
     paper, source = _paper(where, f.paper, recipe.metrics, recipe.variants, recipe.counted_la_scales())
     return dataclasses.replace(recipe, paper=paper, paper_source=source)
 
-
-if __name__ == "__main__":  # ``python -m npe.recipes``: the shim of npe/cli/recipes.py
-    from npe.cli.recipes import main
-
-    raise SystemExit(main())

@@ -12,7 +12,6 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,6 +22,7 @@ from npe import paths
 from npe.constants import AUTO, INF, RESULT_SCHEMA
 from npe.errors import ResultFileError
 from npe.files import write_text_atomic
+from npe.provenance import utc_now  # the one timestamp format, re-exported
 from npe.recipes import Recipe, ScaleFactor, scale_label
 from npe.result_file import RecipeRef, ResultFile, ResultHeader, check_file, check_header
 
@@ -60,11 +60,6 @@ def is_done(path: str | Path) -> bool:
         return parse_result(path).ok
     except ResultFileError:
         return False
-
-
-def utc_now() -> str:
-    """ISO 8601 UTC timestamp, second resolution, ``Z`` suffix (the ``created`` field)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,309 +1,50 @@
 """Run a recipe: data -> training (once per distinct configuration and seed) -> evaluation at every
 scale factor -> one result file per (variant, seed, s) -> tables and figures.
 
-Reads top to bottom: :func:`plan_runs`, :func:`describe_plan`, :func:`prepare_inputs`,
-:func:`job_train_config`, :func:`train_job`, :func:`evaluate_job`, and :func:`run_recipe` tying them
-together (``npe.run_recipe``); training and evaluation are :mod:`npe.training` and
-:mod:`npe.evaluation`, result files :mod:`npe.results`. Finished runs are skipped; an interrupted
-training resumes from its last checkpoint (MMEngine's own resume).
+:func:`run_recipe` (``npe.run_recipe``) takes the driver's options (:mod:`npe.driver_options`),
+prepares the inputs (:mod:`npe.recipe_inputs`), and runs each job of the plan (:mod:`npe.jobs`)
+under its lock, writing its result files (:mod:`npe.results`), or submits the plan to Slurm.
+Finished runs are skipped; an interrupted training resumes from its last checkpoint (MMEngine's
+own resume); a failed job is recorded and the others go on.
 """
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 from npe import datasets, examples, paths, provenance
-from npe.arguments import check_run_arguments
-from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
+from npe.driver_options import DriverOptions
 from npe.errors import NO_SPACE, RecipeError, UserError
-from npe.files import clean_stale_temps, console_to, write_json_atomic
-from npe.inputs import counted_log_prior, prepare_inputs
+from npe.files import clean_stale_temps, console_to
+# choose_scales and job_rows: re-exported from their first home (tests, older scripts import them here)
+from npe.jobs import (TrainJob, choose_scales, describe_plan, evaluate_job, job_rows,  # noqa: F401
+                      job_train_config, plan_runs, train_job)
 from npe.preflight import check_run_outputs, note_driver
-from npe.recipes import Recipe, Variant, load_recipe, scale_label
-from npe.results import is_done, result_path, utc_now, write_failure, write_result
+from npe.recipe_inputs import counted_log_prior, prepare_inputs
+from npe.recipes import Recipe, load_recipe
+from npe.results import is_done, result_path, write_failure, write_result
 from npe.training import training_losses
 
-
-# ----------------------------------------------------------------------------- the plan
-@dataclass
-class TrainJob:
-    """One training run: a distinct training configuration at one seed, shared by ``variants``."""
-
-    train_key: str
-    seed: int
-    variants: list[Variant]
-    work_dir: Path
-
-    @property
-    def representative(self) -> Variant:
-        return self.variants[0]
-
-    @property
-    def protocol(self) -> str:
-        """The effective protocol the job trains under (that of its variants)."""
-        return self.representative.protocol
-
-    def expected(self, recipe: Recipe) -> list[tuple[str, float | str]]:
-        """(variant, s) pairs this job produces result files for."""
-        return [(row.name, row.s) for row in job_rows(recipe, self)]
-
-
-def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-              work_root: Path | None = None) -> list[TrainJob]:
-    """The training jobs of a recipe, restricted to ``variants`` / ``seeds`` when given."""
-    if variants:
-        known = {v.name for v in recipe.variants}
-        unknown = [v for v in variants if v not in known]
-        if unknown:
-            raise RecipeError(f'{recipe.path}: no variant named {", ".join(unknown)}; '
-                            f'variants: {", ".join(sorted(known))}')
-    chosen_seeds = list(seeds) if seeds else list(recipe.seeds)
-    from npe.config import check_seed
-    for seed in chosen_seeds:
-        check_seed(seed, '--seeds')
-    root = paths.work_root(work_root) / recipe.name
-    jobs = []
-    for key, group in recipe.train_groups().items():
-        group = [v for v in group if not variants or v.name in variants]
-        if not group:
-            continue
-        for seed in chosen_seeds:
-            jobs.append(TrainJob(key, seed, group, root / f'{group[0].name}__seed{seed}'))
-    return jobs
-
-
-def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results_dir: Path,
-                  gpus: int = 0, batch_per_process: int | None = None) -> str:
-    """Human-readable plan: runs, iterations, evaluations, data and checkpoints to fetch, cost."""
-    spec = datasets.get(recipe.dataset)
-    cfg = job_train_config(recipe, jobs[0], data_root, None, quiet=True, gpus=gpus,
-                           batch_per_process=batch_per_process) if jobs else None
-    iters = int(cfg.train_cfg.max_iters) if cfg is not None else 0
-    split = dict(cfg.npe.distributed) if cfg is not None else dict(world_size=1, total_batch=0)
-    batch = int(split['total_batch'])
-    lines = [f'recipe {recipe.name}: {recipe.title}',
-             f'  file {recipe.path} (sha256 {recipe.sha256[:12]}), protocol {recipe.protocol}, '
-             f'base config {recipe.base_config}']
-    prepared = spec.is_prepared(data_root)
-    lines.append(f'  data: {recipe.dataset} -> {spec.path(data_root)} '
-                 f'({"prepared" if prepared else "to prepare"})')
-    if not prepared:
-        for src in spec.files_to_fetch():
-            lines.append(f'    fetch {src.url}')
-    if recipe.load_from:
-        lines.append(f'  initial checkpoint: {recipe.load_from.url}')
-    n_done = n_eval = 0
-    per = (f' ({split["world_size"]} processes x {split["batch_per_process"]})'
-           if split['world_size'] > 1 else '')
-    lines.append(f'  training runs ({len(jobs)}), {iters} iterations x batch {batch}{per} each:')
-    for job in jobs:
-        expected = job.expected(recipe)
-        done = sum(is_done(result_path(results_dir, recipe.name, v, job.seed, s)) for v, s in expected)
-        n_done += done
-        n_eval += len(expected)
-        v = job.representative
-        names = ', '.join(x.name for x in job.variants)
-        lines.append(f'    seed {job.seed}: [{names}] num_pem={v.num_pem} pem_type={v.pem_type} '
-                     f'freeze_backbone={v.freeze_backbone} freeze_decode={v.freeze_decode} '
-                     f'protocol={v.protocol} -> {len(expected)} result files ({done} done)')
-    lines.append(f'  cost: {len(jobs) * iters} training iterations ({len(jobs) * iters * batch} images), '
-                 f'{n_eval} result files ({n_done} already done), results in {results_dir / recipe.name}')
-    if recipe.seconds_per_iteration:
-        total = len(jobs) * iters * recipe.seconds_per_iteration
-        lines.append(f'  expected training time: {len(jobs)} runs x {iters} iterations x '
-                     f'{recipe.seconds_per_iteration:g} s = about {total / 60:.0f} min (the recipe\'s '
-                     'seconds_per_iteration, measured on 2 CPU cores), plus one holdout and one validation '
-                     'pass per run')
-    return '\n'.join(lines)
-
-
-# ----------------------------------------------------------------------------- training
-def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint: Path | None,
-                     quiet: bool = False, gpus: int = 0, **launch_options):
-    """The MMSeg config of one training job: ``npe-train``'s config with the recipe's options.
-
-    ``gpus`` N >= 1: built for N torchrun processes (:func:`npe.training.train_launched`);
-    ``launch_options``: ``batch_per_process``, ``amp``, ``amp_dtype`` of ``build_train_config``.
-    """
-    import io
-
-    from npe.training import build_train_config
-
-    variant = job.representative
-    options = dict(recipe.cfg_options)
-    options.update(variant.cfg_options)
-    if recipe.max_iters:
-        options.setdefault('train_cfg.max_iters', recipe.max_iters)
-    with contextlib.redirect_stderr(io.StringIO() if quiet else sys.stderr):
-        cfg = build_train_config(
-            str(recipe.base_config_path or recipe.base_config), load_from=str(checkpoint) if checkpoint else None,
-            work_dir=job.work_dir, freeze_backbone=variant.freeze_backbone,
-            freeze_decode=variant.freeze_decode, num_pem=variant.num_pem, pem_type=variant.pem_type,
-            protocol=variant.protocol, cfg_options=options, seed=int(job.seed), resume=True,
-            dataset_folder=datasets.get(recipe.dataset).path(data_root), check_data_folders=False,
-            launcher='pytorch' if gpus else 'none', world_size=gpus or None, **launch_options)
-    max_iters = int(cfg.train_cfg.max_iters)
-    # A recipe that shortens the run keeps the LR schedule inside it.
-    for sched in cfg.get('param_scheduler') or []:
-        if sched.get('end', 0) > max_iters:
-            sched['end'] = max_iters
-        if 'milestones' in sched:
-            sched['milestones'] = [m for m in sched['milestones'] if m < max_iters]
-    if cfg.train_cfg.get('val_interval', 0) > max_iters:
-        cfg.train_cfg.val_interval = max_iters
-    cfg.npe_recipe = dict(name=recipe.name, sha256=recipe.sha256, train_key=job.train_key,
-                          seed=int(job.seed))
-    return cfg
-
-
-def train_job(cfg, work_dir: Path, gpus: int = 0, log=None) -> dict:
-    """Train (resuming from the last checkpoint in ``work_dir`` if any); return the train record.
-
-    ``gpus`` N >= 1: through torchrun on N processes (output to ``log``). A finished training leaves
-    ``npe_train_done.json``; a second call returns that record at once.
-    """
-    from npe.training import run_training, train_launched
-
-    marker = work_dir / TRAIN_MARKER
-    if marker.is_file():
-        return json.loads(marker.read_text())
-    resumed_from = cfg.load_from if cfg.get('resume') else None
-    out = train_launched(cfg, gpus, log=log) if gpus else run_training(cfg)
-    record = dict(iterations=out['iterations'], wall_time_s=round(out['wall_time_s'], 2),
-                  resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=utc_now(),
-                  distributed=out.get('distributed'), device=out.get('device'))
-    write_json_atomic(marker, record)
-    return record
-
-
-# ----------------------------------------------------------------------------- evaluation
-def _holdout_split(recipe: Recipe) -> str:
-    split = datasets.get(recipe.dataset).holdout_split
-    if split is None:
-        raise UserError(f'{recipe.path}: auto_scale needs a dataset with a holdout split; '
-                        f'{recipe.dataset} has none')
-    return split
-
-
-@dataclass
-class EvalRow:
-    """One result file a training job produces: row ``name`` at ``s``, computed from the job's model
-    ``variant`` with adjustment ``kind`` (``'npe'`` | ``'counted'`` | ``'none'``, see
-    :meth:`npe.models.wrapper.MultiHeadWrapper.adjust_blocks`); ``adjustment`` is what the result
-    file records (``'npe'`` | ``'counted_la'`` | ``'none'``)."""
-
-    name: str
-    s: float | str
-    kind: str
-    adjustment: str
-    variant: Variant
-
-
-def job_rows(recipe: Recipe, job: TrainJob) -> list[EvalRow]:
-    """Every (row, s) the job's model is evaluated at: its variants, the baseline's counted LA, and
-    the NPE variants' decomposition rows (``npe_main_only``, ``npe_counted_la``)."""
-    rows = []
-    for v in job.variants:
-        label = 'npe' if v.num_pem > 0 else 'none'
-        rows += [EvalRow(v.name, s, 'npe', label, v) for s in recipe.scales_of(v.name)]
-        if v.is_baseline and recipe.counted_la:
-            rows += [EvalRow(COUNTED_LA, s, 'counted', 'counted_la', v) for s in recipe.counted_la_scales()]
-        for name, derived in recipe.derived_of(v.name).items():
-            kind, adjustment = ('none', 'none') if derived == MAIN_ONLY else ('counted', 'counted_la')
-            rows += [EvalRow(name, s, kind, adjustment, v) for s in recipe.scales_of(name)]
-    return rows
-
-
-def choose_scales(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior, kinds: Sequence[str],
-                  per_s: bool = False) -> dict[str, tuple[float, dict]]:
-    """Pick s per adjustment kind on the holdout split (never the validation set), by the recipe's
-    auto metric, all kinds and candidates in one pass; ties go to the smaller s.
-    Returns ``{kind: (s, {"metric", "split", "candidates": {label: score}})}``."""
-    from npe.evaluation import evaluate
-
-    if not kinds:
-        return {}
-    auto = recipe.auto_scale
-    split = _holdout_split(recipe)
-    rows = evaluate(work_dir, checkpoint=checkpoint, data_split=split, record_prior=False,
-                    log_prior=log_prior, per_s=per_s,
-                    adjustments=[(kind, c) for kind in kinds for c in auto.candidates])
-    chosen = {}
-    for kind in kinds:
-        scores = {scale_label(r['scale_factor']): r['metrics'][auto.metric] for r in rows
-                  if r['adjustment'] == kind}
-        best = max(auto.candidates, key=lambda c: (scores[scale_label(c)], -c))
-        chosen[kind] = (float(best), dict(metric=auto.metric, split=split, candidates=scores))
-    return chosen
-
-
-def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[float],
-                 todo: set, per_s: bool = False, keep_predictions: Sequence[str] = ()) -> list[dict]:
-    """Evaluate the trained job at every (row, s) in ``todo``; return result payloads.
-
-    One pass over the holdout split picks every ``auto`` s, one pass over the validation split
-    evaluates every row (:mod:`npe.sweep`); ``per_s`` = one evaluation per s instead (same numbers).
-    """
-    from npe.evaluation import evaluate
-
-    checkpoint = record['checkpoint']
-    rows = [r for r in job_rows(recipe, job) if (r.name, r.s) in todo]
-    if not rows:
-        return []
-    chosen = choose_scales(recipe, job.work_dir, checkpoint, log_prior,
-                           sorted({r.kind for r in rows if r.s == AUTO}), per_s=per_s)
-    value = {id(r): chosen[r.kind][0] if r.s == AUTO else float(r.s) for r in rows}
-    blocks = list(dict.fromkeys((r.kind, value[id(r)]) for r in rows))
-    found = evaluate(job.work_dir, checkpoint=checkpoint, adjustments=blocks, per_s=per_s,
-                     record_prior=any(v.num_pem > 0 for v in job.variants), log_prior=log_prior,
-                     keep_predictions=keep_predictions)
-    by_block = {(f['adjustment'], f['scale_factor']): f for f in found}
-    learned_prior = next((f['learned_prior'] for f in found if f.get('learned_prior') is not None), None)
-    payloads = []
-    for r in rows:
-        v = r.variant
-        payloads.append(dict(
-            variant=r.name, s=r.s, value=value[id(r)], row=by_block[(r.kind, value[id(r)])],
-            auto=chosen[r.kind][1] if r.s == AUTO else None, adjustment=r.adjustment,
-            learned_prior=learned_prior if r.adjustment == 'npe' else None,
-            options=dict(num_pem=v.num_pem, pem_type=v.pem_type, freeze_backbone=v.freeze_backbone,
-                         freeze_decode=v.freeze_decode)))
-    return payloads
+#: Progress lines of a run (npe.logs: the commands show them; a notebook's logging configuration decides).
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- the whole run
-def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | None = None,
-               seeds: Sequence[int] | None = None, data_root: str | os.PathLike | None = None,
-               results_dir: str | os.PathLike | None = None, work_dir: str | os.PathLike | None = None,
-               mirror: str | None = None, offline: bool = False, dry_run: bool = False,
-               tables: bool = True, verbose: bool = False, gpus: int = 0,
-               batch_per_process: int | None = None, amp: bool = False, amp_dtype: str = 'auto',
-               task: int | None = None, slurm: Sequence[str] | None = None,
-               per_s: bool = False) -> int:
+def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None = None,
+               **keywords: Any) -> int:
     """Run a recipe end to end, what ``npe-repro`` does: data, trainings, evaluations, result files.
 
     Args:
         recipe: a recipe name (``recipes/<name>.yaml``), a path to a YAML file, or a loaded
             :class:`~npe.recipes.Recipe`.
-        variants, seeds: only these (default: all of the recipe's).
-        data_root, results_dir, work_dir: default ``$NPE_DATA_ROOT`` / ``$NPE_RESULTS_DIR`` /
-            ``$NPE_WORK_DIR``, else ``segmentation/data``, ``results``, ``work_dirs`` of the checkout.
-        mirror, offline: where data and checkpoints come from (see ``npe-data``).
-        dry_run: only print the plan (runs, iterations, data to fetch, cost); nothing is written.
-        tables: rebuild the recipe's tables and figures at the end (and print the Markdown table).
-        verbose: show MMEngine's log on the console instead of each work dir's ``npe-repro.log``.
-        gpus: 0 = train in this process; N >= 1 = each training through torchrun on N processes
-            (MMEngine's ``pytorch`` launcher, DDP), the total batch split over them unless
-            ``batch_per_process`` is given. ``amp``, ``amp_dtype``: mixed precision (CUDA only).
-        task: run only training number ``task`` of the plan (what one Slurm array task does).
-        slurm: submit instead of running: one ``sbatch`` job array (a task per training) with these
-            extra sbatch options, and the tables as a job after it (:func:`submit_slurm`).
-        per_s: evaluate one s at a time (the old way, for checking) instead of one pass per split.
+        options: how to run it (:class:`~npe.driver_options.DriverOptions`, ``npe-repro``'s flags).
+        keywords: fields of ``options`` given one by one (``variants=['npe1'], dry_run=True``), on
+            top of ``options`` when both are given.
 
     Returns:
         The number of training jobs that failed (each recorded as ``failed`` result files).
@@ -314,45 +55,44 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
 
     Finished runs are skipped; an interrupted training resumes from its last checkpoint.
     """
-    check_run_arguments(locals())
+    opts = DriverOptions.from_keywords(options, keywords)
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
-    root = paths.data_root(data_root)
-    results = paths.results_dir(results_dir)
-    jobs = plan_runs(recipe, variants, seeds, work_dir)
-    launch_options = dict(batch_per_process=batch_per_process, amp=amp, amp_dtype=amp_dtype)
-    if gpus < 0:
-        raise UserError(f'--gpus must be >= 0, got {gpus}')
+    root = paths.data_root(opts.data_root)
+    results = paths.results_dir(opts.results_dir)
+    work_root = paths.work_root(opts.work_dir)
+    jobs = plan_runs(recipe, opts.variants, opts.seeds, opts.work_dir)
+    if opts.gpus < 0:
+        raise UserError(f'--gpus must be >= 0, got {opts.gpus}')
     seen = set()
     for job in jobs:  # every distinct configuration builds (typed options, seeds) before any work
         if job.train_key not in seen:
             seen.add(job.train_key)
-            job_train_config(recipe, job, root, None, quiet=True, gpus=gpus,
-                             **dict(launch_options, amp=False))
-    if task is not None:
-        if not 0 <= task < len(jobs):
-            raise RecipeError(f'{recipe.path}: --task {task} is out of range: the plan has '
+            job_train_config(recipe, job, root, None, quiet=True, gpus=opts.gpus,
+                             **dict(opts.launch_options, amp=False))
+    tables = opts.tables
+    if opts.task is not None:
+        if not 0 <= opts.task < len(jobs):
+            raise RecipeError(f'{recipe.path}: --task {opts.task} is out of range: the plan has '
                               f'{len(jobs)} trainings (0..{len(jobs) - 1})')
-        jobs, tables = [jobs[task]], False
-    if dry_run:
-        print(describe_plan(recipe, jobs, root, results, gpus, batch_per_process))
+        jobs, tables = [jobs[opts.task]], False
+    if opts.dry_run:
+        print(describe_plan(recipe, jobs, root, results, opts.gpus, opts.batch_per_process))
         return 0
-    check_run_outputs(recipe, results, paths.work_root(work_dir), root, tables)
-    note_driver(results / recipe.name, paths.work_root(work_dir))   # warns of a driver with another work dir
-    checkpoint = prepare_inputs(recipe, root, paths.mirror(mirror), paths.offline(offline))
+    check_run_outputs(recipe, results, work_root, root, tables)
+    note_driver(results / recipe.name, work_root)   # warns of a driver with another work dir
+    checkpoint = prepare_inputs(recipe, root, paths.mirror(opts.mirror), paths.offline(opts.offline))
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
-        job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=gpus,
-                         **dict(launch_options, amp=amp and slurm is None))
-    if slurm is not None:
-        return submit_slurm(recipe, jobs, root, results, paths.work_root(work_dir), list(slurm),
-                            variants=variants, seeds=seeds, gpus=gpus, tables=tables, **launch_options)
+        job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=opts.gpus,
+                         **dict(opts.launch_options, amp=opts.amp and opts.slurm is None))
+    if opts.slurm is not None:
+        return _submit(recipe, len(jobs), opts.replace(tables=tables), root, results, work_root)
     share, log_prior = counted_log_prior(recipe, root)
-    env = provenance.environment()
     failures = 0
     # A job another driver is training is put off, then waited for at the end (each job's lock).
     waiting: list[tuple[int, TrainJob]] = []
-    ctx = _Context(recipe, root, results, checkpoint, share, log_prior, env, verbose, gpus,
-                   launch_options, per_s, examples.pick_images(datasets.get(recipe.dataset), root, share))
+    ctx = _Context(recipe, opts, root, results, checkpoint, share, log_prior, provenance.environment(),
+                   examples.pick_images(datasets.get(recipe.dataset), root, share))
     for i, job in enumerate(jobs, 1):
         failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]', waiting=waiting, index=i)
     for i, job in waiting:
@@ -362,20 +102,32 @@ def run_recipe(recipe: Recipe | str | os.PathLike, variants: Sequence[str] | Non
     return failures
 
 
+def _submit(recipe: Recipe, tasks: int, opts: DriverOptions, root: Path, results: Path,
+            work_root: Path) -> int:
+    """Submit the plan to Slurm (:func:`npe.launch.submit_recipe`): task i runs ``npe-repro RECIPE``
+    with the driver's own options (``to_argv``), the folders resolved here, the inputs prepared here
+    (so ``--offline``) and the tables left to the job after the array. Returns 0."""
+    from npe import launch
+
+    if not tasks:
+        raise RecipeError(f'{recipe.path}: nothing to submit (no training in the plan)')
+    task_options = opts.replace(data_root=str(root), results_dir=str(results), work_dir=str(work_root),
+                                mirror=None, offline=True, tables=False, slurm=None, task=None)
+    return launch.submit_recipe(recipe.path, recipe.name, tasks, task_options.to_argv(), results,
+                                work_root, list(opts.slurm or ()), gpus=opts.gpus, tables=opts.tables)
+
+
 @dataclass
 class _Context:
-    """What every job of one :func:`run_recipe` call shares."""
+    """What every job of one :func:`run_recipe` call shares: its options and what the run found."""
     recipe: Recipe
+    options: DriverOptions
     root: Path
     results: Path
     checkpoint: Path | None
     share: list[float]
     log_prior: list[float]
     env: dict
-    verbose: bool
-    gpus: int
-    launch_options: dict
-    per_s: bool
     example_images: list[str]
 
 
@@ -393,22 +145,22 @@ def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = N
 
     names = ', '.join(v.name for v in job.variants)
     if not _todo(ctx, job):
-        print(f'{tag} {names} seed {job.seed}: ' + ('done by another npe-repro, skipped' if put_off
-                                                     else 'done, skipped'))
+        log.info('%s %s seed %s: %s', tag, names, job.seed,
+                 'done by another npe-repro, skipped' if put_off else 'done, skipped')
         return 0
     lock = job_lock(job.work_dir)
     if not try_acquire(lock):
         if waiting is not None:
-            print(f'{tag} {names} seed {job.seed}: another npe-repro is training it ({lock.lock_file}); '
-                  'going on with the other runs first', flush=True)
+            log.info('%s %s seed %s: another npe-repro is training it (%s); going on with the other '
+                     'runs first', tag, names, job.seed, lock.lock_file)
             waiting.append((index, job))
             return 0
-        print(f'{tag} {names} seed {job.seed}: waiting for the other npe-repro to finish it', flush=True)
+        log.info('%s %s seed %s: waiting for the other npe-repro to finish it', tag, names, job.seed)
         lock.acquire()
     try:
         todo = _todo(ctx, job)
         if not todo:
-            print(f'{tag} {names} seed {job.seed}: done by another npe-repro, skipped')
+            log.info('%s %s seed %s: done by another npe-repro, skipped', tag, names, job.seed)
             return 0
         return _run_job(ctx, job, tag, names, todo)
     finally:
@@ -421,16 +173,17 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
 
     recipe, results, env = ctx.recipe, ctx.results, ctx.env
     keep = ctx.example_images if job.seed == recipe.seeds[0] else []
-    print(f'{tag} {names} seed {job.seed}: training in {job.work_dir}', flush=True)
+    log.info('%s %s seed %s: training in %s', tag, names, job.seed, job.work_dir)
     try:
-        cfg = job_train_config(recipe, job, ctx.root, ctx.checkpoint, quiet=True, gpus=ctx.gpus,
-                               **ctx.launch_options)
+        opts = ctx.options
+        cfg = job_train_config(recipe, job, ctx.root, ctx.checkpoint, quiet=True, gpus=opts.gpus,
+                               **opts.launch_options)
         if job.work_dir.is_dir():  # checkpoints cut off by a kill: out of the way, one line each
             set_aside(readable_checkpoint(job.work_dir)[1])
             clean_stale_temps(job.work_dir)
-        with console_to(None if ctx.verbose else job.work_dir / 'npe-repro.log'):
-            record = train_job(cfg, job.work_dir, ctx.gpus, log=None if ctx.verbose else sys.stdout)
-            items = evaluate_job(recipe, job, record, ctx.log_prior, todo, per_s=ctx.per_s,
+        with console_to(None if opts.verbose else job.work_dir / 'npe-repro.log'):
+            record = train_job(cfg, job.work_dir, opts.gpus, log=None if opts.verbose else sys.stdout)
+            items = evaluate_job(recipe, job, record, ctx.log_prior, todo, per_s=opts.per_s,
                                  keep_predictions=keep)
     except UserError:
         raise
@@ -438,12 +191,12 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
         if isinstance(exc, OSError) and exc.errno in NO_SPACE:  # the disk, not the run: the rerun redoes it
             raise
         message = f'{type(exc).__name__}: {exc}'.splitlines()[0]
-        print(f'{tag} {names} seed {job.seed}: FAILED ({message}); see {job.work_dir / "npe-repro.log"}',
-              file=sys.stderr)
+        log.error('%s %s seed %s: FAILED (%s); see %s', tag, names, job.seed, message,
+                  job.work_dir / 'npe-repro.log')
         for v, s in sorted(todo, key=str):
             path = write_failure(results, recipe, train_key=job.train_key, protocol=job.protocol,
                                  seed=job.seed, variant=v, s=s, error=message, env=env)
-            print(provenance.result_line(json.loads(path.read_text())), flush=True)
+            log.info(provenance.result_line(json.loads(path.read_text())))
         return 1
     loss = training_losses(job.work_dir)
     if keep:  # before the result files: a job whose files exist is skipped, so a full disk here is redone
@@ -452,9 +205,9 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
     for item in items:
         path = write_result(results, recipe, train_key=job.train_key, protocol=job.protocol,
                             seed=job.seed, item=item, record=record, share=ctx.share, loss=loss, env=env)
-        print(provenance.result_line(json.loads(path.read_text())), flush=True)
-    print(f'{tag} {names} seed {job.seed}: {len(items)} result files written '
-          f'(training {record["wall_time_s"]:.0f} s)', flush=True)
+        log.info(provenance.result_line(json.loads(path.read_text())))
+    log.info('%s %s seed %s: %d result files written (training %.0f s)', tag, names, job.seed, len(items),
+             record['wall_time_s'])
     return 0
 
 
@@ -470,14 +223,3 @@ def write_tables(recipe: Recipe, results: Path) -> None:
         for fig in figures:
             print(f'figure: {fig}')
 
-
-def submit_slurm(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results: Path, work_root: Path,
-                 sbatch_options: list[str], **options) -> int:
-    """Submit the recipe's trainings as one Slurm job array (task i = ``npe-repro RECIPE --task i``)
-    and its tables as a job after it (:func:`npe.launch.submit_recipe`). Returns 0."""
-    from npe import launch
-
-    if not jobs:
-        raise RecipeError(f'{recipe.path}: nothing to submit (no training in the plan)')
-    return launch.submit_recipe(recipe.path, recipe.name, len(jobs), data_root, results, work_root,
-                                sbatch_options, **options)

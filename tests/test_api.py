@@ -57,6 +57,30 @@ def test_api_is_documented_and_typed():
         npe.no_such_function  # noqa: B018
 
 
+def test_importing_npe_train_keeps_the_function():
+    """``import npe.train`` (a submodule of that name) must not replace the public function."""
+    proc = subprocess.run([sys.executable, "-c", "import npe, npe.train; print(npe.train)"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("<function train at "), proc.stdout
+
+
+def test_no_submodule_shadows_a_public_name():
+    """Every name of the lazy API is the function its module defines, and no module or package file
+    ``npe/<name>.py`` / ``npe/<name>/`` would rebind it when imported (npe/train.py aside: it puts the
+    function itself in its place, checked above)."""
+    package = Path(npe.__file__).parent
+    assert set(npe.API) <= set(npe.__all__)
+    for name, module in npe.API.items():
+        value = getattr(npe, name)
+        assert callable(value) and value.__module__ == module, (name, value)
+        if name != "train":
+            assert not (package / f"{name}.py").exists() and not (package / name).is_dir(), name
+    proc = subprocess.run([sys.executable, "-m", "npe.train"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.strip() == \
+        "error: python -m npe.train moved; run npe-train or python -m npe.cli.train"
+
+
 def test_load_results_reads_the_committed_results():
     records = npe.load_results("longtail_synth")
     assert records and all(r["schema"] == "npe-result/1" and Path(r["path"]).is_file() for r in records)

@@ -1,6 +1,7 @@
 """The package's layout, checked with ``ast`` on every run (docs/internals.md, "Map").
 
-- only ``npe/cli`` and the ``python -m`` shims import ``npe.cli``;
+- only ``npe/cli`` and the ``python -m npe`` shim import ``npe.cli`` (an ``if __name__ == '__main__'``
+  block of a library module included: ``python -m npe.<module>`` shims live in ``npe/cli``);
 - no import cycle among npe modules (imports inside functions count; an ``if __name__ == '__main__'``
   block is a shim's entry point, not an import of the module);
 - no file in ``npe/`` over 500 lines, none in ``npe/cli/`` over 150;
@@ -14,8 +15,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "npe"
 MAX_LINES = 500
 MAX_CLI_LINES = 150
-#: ``python -m`` entry points: they may import npe.cli (their whole job is to call a command).
-SHIMS = {"npe.__main__", "npe.train", "npe.test"}
+#: ``python -m`` entry points outside npe/cli: they may import npe.cli (their whole job is to call a
+#: command). ``python -m npe`` needs its ``__main__`` in the package itself; every other one is a
+#: module of npe/cli (``python -m npe.cli.train``).
+SHIMS = {"npe.__main__"}
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -38,24 +41,25 @@ def _is_main_guard(node: ast.AST) -> bool:
             and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators))
 
 
-def _walk_outside_main_guard(tree: ast.AST):
-    """All nodes, except those of ``if __name__ == '__main__':`` blocks."""
+def _walk_outside_main_guard(tree: ast.AST, main_blocks: bool = False):
+    """All nodes, except those of ``if __name__ == '__main__':`` blocks (unless ``main_blocks``)."""
     stack = [tree]
     while stack:
         node = stack.pop()
         yield node
-        stack.extend(child for child in ast.iter_child_nodes(node) if not _is_main_guard(child))
+        stack.extend(child for child in ast.iter_child_nodes(node) if main_blocks or not _is_main_guard(child))
 
 
-def imports(path: Path, known: set[str], package: Path = PACKAGE) -> set[str]:
-    """The npe modules ``path`` imports anywhere (top level or inside functions), outside a main guard.
+def imports(path: Path, known: set[str], package: Path = PACKAGE, main_blocks: bool = False) -> set[str]:
+    """The npe modules ``path`` imports anywhere (top level or inside functions), outside a main guard
+    (inside one too with ``main_blocks``).
 
     ``from npe import x`` counts as importing ``npe.x`` when that is a module, else ``npe``.
     """
     name = module_name(path, package)
     is_pkg = path.name == "__init__.py"
     found: set[str] = set()
-    for node in _walk_outside_main_guard(ast.parse(path.read_text(), str(path))):
+    for node in _walk_outside_main_guard(ast.parse(path.read_text(), str(path)), main_blocks):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -71,10 +75,18 @@ def imports(path: Path, known: set[str], package: Path = PACKAGE) -> set[str]:
     return {m for m in found if m in known}
 
 
-def graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+def graph(package: Path = PACKAGE, main_blocks: bool = False) -> dict[str, set[str]]:
     mods = modules(package)
     known = set(mods)
-    return {name: imports(path, known, package) - {name} for name, path in mods.items()}
+    return {name: imports(path, known, package, main_blocks) - {name} for name, path in mods.items()}
+
+
+def cli_importers(package: Path = PACKAGE) -> list[str]:
+    """Library modules that import ``npe.cli`` anywhere, ``__main__`` blocks included."""
+    return sorted(f"{name} imports {', '.join(sorted(m for m in deps if m.startswith('npe.cli')))}"
+                  for name, deps in graph(package, main_blocks=True).items()
+                  if not name.startswith("npe.cli") and name not in SHIMS
+                  and any(m == "npe.cli" or m.startswith("npe.cli.") for m in deps))
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -140,10 +152,7 @@ def long_files(package: Path = PACKAGE) -> list[str]:
 
 
 def test_only_cli_and_shims_import_cli():
-    offenders = sorted(f"{name} imports {', '.join(sorted(m for m in deps if m.startswith('npe.cli')))}"
-                       for name, deps in graph().items()
-                       if not name.startswith("npe.cli") and name not in SHIMS
-                       and any(m == "npe.cli" or m.startswith("npe.cli.") for m in deps))
+    offenders = cli_importers()
     assert not offenders, "library modules must not import the commands: " + "; ".join(offenders)
 
 
@@ -188,6 +197,19 @@ def test_checker_sees_function_level_and_relative_imports(tmp_path):
     assert edges["npe.a"] == {"npe.b"} and edges["npe.b"] == {"npe.c"} and edges["npe.c"] == {"npe.a"}
     assert find_cycle(edges) == ["npe.a", "npe.b", "npe.c", "npe.a"]
     assert find_cycle({"npe.a": {"npe.b"}, "npe.b": set()}) is None
+
+
+def test_checker_sees_cli_imports_in_main_blocks(tmp_path):
+    pkg = _tree(tmp_path, {
+        "__init__.py": "",
+        "__main__.py": "from npe.cli.run import main\n",
+        "lib.py": "x = 1\nif __name__ == '__main__':\n    from npe.cli.run import main\n",
+        "ok.py": "if __name__ == '__main__':\n    from npe import lib\n",
+        "cli/__init__.py": "",
+        "cli/run.py": "from npe import lib\nif __name__ == '__main__':\n    pass\n",
+    })
+    assert cli_importers(pkg) == ["npe.lib imports npe.cli.run"]
+    assert graph(pkg)["npe.lib"] == set()   # import cycles: a main block is no import of the module
 
 
 def test_checker_counts_parsers_and_lines(tmp_path):

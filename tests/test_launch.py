@@ -220,9 +220,14 @@ def test_slurm_without_sbatch_is_one_line(tmp_path):
 
 @pytest.mark.integration
 def test_repro_slurm_on_a_real_one_node_cluster(tmp_path, local_smoke):
-    """``npe-repro smoke --slurm``: one job array (a task per training), the tables job afterany it;
-    the same result files, metrics and table as a local run."""
+    """``npe-repro smoke --per-s --slurm``: one job array (a task per training), the tables job
+    afterany it; each task runs with the driver's flags (parsed back by npe-repro's parser); the same
+    result files, metrics and table as a local run."""
     import re
+    import shlex
+
+    from npe.cli.repro import build_parser
+    from npe.driver_options import DriverOptions
 
     from npe.recipes import load_recipe
     from npe.run import plan_runs
@@ -233,9 +238,14 @@ def test_repro_slurm_on_a_real_one_node_cluster(tmp_path, local_smoke):
     expected = sorted(f'{v}__seed{j.seed}__s{s:g}.json' for j in jobs for v, s in j.expected(recipe))
     with OneNodeCluster() as cluster:
         env = dict(clean_env(tmp_path), SLURM_CONF=cluster.env['SLURM_CONF'])
-        proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--slurm', '--time', '20'], env=env,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--per-s', '--slurm', '--time', '20'],
+                              env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
+        script = next((tmp_path / 'work' / 'smoke' / 'slurm').glob('*/train.sbatch')).read_text()
+        task = shlex.split(next(x for x in script.splitlines() if x.startswith('exec ')))[4:-2]
+        assert DriverOptions.from_namespace(build_parser().parse_args(task)) == DriverOptions(
+            per_s=True, offline=True, tables=False, data_root=str(tmp_path / 'data'),
+            results_dir=str(tmp_path / 'results'), work_dir=str(tmp_path / 'work')), script
         found = re.search(r'job array (\d+) \((\d+) trainings.*tables job (\d+) after it', proc.stdout)
         assert found, proc.stdout
         array_id, n, tables_id = found.group(1), int(found.group(2)), found.group(3)

@@ -173,3 +173,27 @@ def test_offline_lists_every_missing_input_and_starts_nothing(tmp_path):
     assert str(tmp_path / 'data' / 'downloads' / 'stare-images.tar') in err
     assert not (tmp_path / 'work').exists() and not (tmp_path / 'results').exists()
     assert not (tmp_path / 'data' / 'STARE').exists()
+
+
+def test_run_recipe_in_a_notebook_prints_nothing_and_logs_its_progress(tmp_path, capsys, caplog):
+    """``npe.run_recipe`` called from Python (a notebook): nothing on stdout/stderr by default (the
+    progress lines are logging records of ``npe.run``, which caplog captures; MMEngine's log goes to
+    the work dir's npe-repro.log); a second call finds the files and logs that it skips them."""
+    import logging
+
+    import npe
+
+    dirs = dict(data_root=tmp_path / 'data', results_dir=tmp_path / 'results', work_dir=tmp_path / 'work')
+    caplog.set_level(logging.INFO, logger='npe')
+    assert npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs) == 0
+    out, err = capsys.readouterr()
+    assert (out, err) == ('', ''), (out, err)
+    lines = [r.getMessage() for r in caplog.records if r.name == 'npe.run']
+    assert lines[0] == f'[1/1] baseline seed 0: training in {tmp_path / "work" / "smoke" / "baseline__seed0"}'
+    assert sum(line.startswith('NPE_RESULT ') for line in lines) == 3   # baseline s=1, counted LA s=1, 2
+    assert lines[-1].startswith('[1/1] baseline seed 0: 3 result files written (training ')
+    assert 'Iter(train)' in (tmp_path / 'work' / 'smoke' / 'baseline__seed0' / 'npe-repro.log').read_text()
+    caplog.clear()
+    assert npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs) == 0
+    assert [r.getMessage() for r in caplog.records] == ['[1/1] baseline seed 0: done, skipped']
+    assert capsys.readouterr() == ('', '')

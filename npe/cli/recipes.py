@@ -1,4 +1,4 @@
-"""``python -m npe.recipes [NAME_OR_PATH ...]``: validate recipes (default: all), one line each."""
+"""``python -m npe.cli.recipes [NAME_OR_PATH ...]``: validate recipes (default: all), one line each."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -12,7 +12,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Validate the given recipes (default: every recipe); exit status 2 at the first invalid one."""
     from npe.recipes import display_path, list_recipes, load_recipe
 
-    parser = make_parser("python -m npe.recipes", "Validate recipes.")
+    parser = make_parser("python -m npe.cli.recipes", "Validate recipes.")
     parser.add_argument("recipes", nargs="*", help="names or .yaml paths (default: every recipe)")
     args = parser.parse_args(argv)
     for item in args.recipes or list_recipes():

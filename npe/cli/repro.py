@@ -87,18 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from npe.results import check_recipe_folder
 
         check_recipe_folder(args.compare, recipe)
+    from npe.driver_options import DriverOptions
     from npe.run import run_recipe
 
-    failures = run_recipe(recipe, variants=args.variants, seeds=args.seeds, data_root=args.data_root,
-                          results_dir=args.results_dir, work_dir=args.work_dir, mirror=args.mirror,
-                          offline=args.offline, dry_run=args.dry_run, tables=not args.no_tables,
-                          verbose=args.verbose, gpus=args.gpus, batch_per_process=args.batch_per_process,
-                          amp=args.amp, amp_dtype=args.amp_dtype, task=args.task, slurm=args.slurm,
-                          per_s=args.per_s)
+    failures = run_recipe(recipe, DriverOptions.from_namespace(args))
     status = 1 if failures else 0
     if args.compare and not args.dry_run and args.slurm is None and args.task is None:
         from npe import paths
-        from npe.cli.tables import compare_and_report
+        from npe.compare import compare_and_report
 
         status = max(status, compare_and_report(paths.results_dir(args.results_dir), args.compare,
                                                 [str(recipe.path)]))

@@ -47,47 +47,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(<results>/<recipe>/*.json)")
     check_output_dir(args.out_dir or results / TABLES_DIRNAME, "--out-dir" if args.out_dir else "--results-dir")
     if args.compare:   # the other side's files are read before anything is written here
+        from npe.compare import check_other_side
+
         check_other_side(results, args.compare, args.recipe)
     written = tables.build(results, args.out_dir, recipes=args.recipe, figures=not args.no_figures)
     if not args.quiet:
         for path in written:
             print(path)
     if args.compare:
+        from npe.compare import compare_and_report
+
         return compare_and_report(results, args.compare, args.recipe)
     return 0
-
-
-def check_other_side(results, other, recipe_names: Sequence[str]) -> None:
-    """Raise the one-line error of a foreign, mislabelled or broken result file in
-    ``other/<recipe>/`` (as :func:`compare_and_report` would, but before the tables are written)."""
-    from npe.recipes import load_recipe
-    from npe.results import check_recipe_folder, discover, read_results
-
-    for name in list(recipe_names) or discover(results):
-        recipe = load_recipe(name, resolve=False)
-        check_recipe_folder(other, recipe)
-        read_results(other, recipe.name, recipe.dataset)
-
-
-def compare_and_report(results, other, recipe_names: Sequence[str]) -> int:
-    """Print the reproduction check of each recipe; 1 (and the failing rows on stderr) if any fails."""
-    import sys
-
-    from npe.compare import compare, failing_rows, render
-    from npe.recipes import load_recipe
-    from npe.results import discover
-
-    names = list(recipe_names) or discover(results)
-    status = 0
-    for name in names:
-        recipe = load_recipe(name, resolve=False)
-        found = compare(recipe, results, other)
-        print(render(recipe, found, results, other))
-        bad = failing_rows(found)
-        if bad:
-            status = 1
-            print(f"npe-tables: {recipe.name} does not reproduce {other}: {'; '.join(bad)}", file=sys.stderr)
-    return status
 
 
 if __name__ == "__main__":

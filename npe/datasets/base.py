@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as _dt
 import json
 import os
 import shutil
@@ -24,17 +23,13 @@ from npe.files import write_json_atomic
 from npe.locking import tidy_lock
 from npe.paths import data_root as _data_root
 from npe.paths import mirror as _mirror
+from npe.provenance import utc_now
 
 from .download import Source
 
 MARKER = ".npe-prepared.json"
 COUNTS_FILE = ".npe-class-counts.json"
 IGNORE_INDEX = 255
-
-
-def now_utc() -> str:
-    """ISO 8601 UTC timestamp, second resolution."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -105,7 +100,7 @@ def write_marker(folder: Path, dataset: str, built_from: dict) -> None:
         "schema": "npe-prepared/1",
         "dataset": dataset,
         "built_from": built_from,
-        "prepared": now_utc(),
+        "prepared": utc_now(),
         "npe": __version__,
     })
 

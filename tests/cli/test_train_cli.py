@@ -135,7 +135,7 @@ def test_bad_input_in_a_real_process(tmp_path):
 
 
 def test_python_m_shims_show_help():
-    for module, prog in (('npe.train', 'npe-train'), ('npe.test', 'npe-test')):
+    for module, prog in (('npe.cli.train', 'npe-train'), ('npe.cli.test', 'npe-test')):
         proc = subprocess.run([sys.executable, '-m', module, '--help'], capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr

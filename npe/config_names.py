@@ -1,4 +1,4 @@
-"""The one resolver of config names: ``mmseg::<rel>``, ``npe::<rel>`` or a plain path.
+"""Config names (``mmseg::<rel>``, ``npe::<rel>`` or a plain path) and their one resolver.
 
 ``mmseg::`` configs ship inside the mmsegmentation wheel (``mmseg/.mim/configs``); ``npe::`` configs
 ship with this package (``npe/configs``). Resolving a name never imports mmseg (no torch import).
