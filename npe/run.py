@@ -68,8 +68,10 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
     for job in jobs:  # every distinct configuration builds (typed options, seeds) before any work
         if job.train_key not in seen:
             seen.add(job.train_key)
+            # AMP is checked here only where this process trains (not a plan, not a Slurm submission)
             job_train_config(recipe, job, root, None, quiet=True, gpus=opts.gpus,
-                             **dict(opts.launch_options, amp=False))
+                             **dict(opts.launch_options,
+                                    amp=opts.amp and opts.slurm is None and not opts.dry_run))
     tables = opts.tables
     if opts.task is not None:
         if not 0 <= opts.task < len(jobs):

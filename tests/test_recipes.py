@@ -404,6 +404,7 @@ def test_invalid_recipe_through_npe_tables(case, tmp_path, capsys):
     mutation, key, words = INVALID[case]
     path = write(tmp_path, _mutate(mutation))
     out = tmp_path / "tables"
+    (tmp_path / "results").mkdir()   # an existing results folder: the recipe is what is wrong
     with pytest.raises(SystemExit) as exc:
         tables_cli.main(["--results-dir", str(tmp_path / "results"), "--out-dir", str(out), "--recipe", str(path)])
     assert exc.value.code == 2
