@@ -87,6 +87,32 @@ def test_upstream_pem_loss_does_the_reference_floating_point_work():
     assert torch.allclose(value, softplus, rtol=1e-6) and torch.allclose(kit_value, softplus, rtol=1e-6)
 
 
+@pytest.mark.parametrize('options', [dict(), dict(avg_non_ignore=True), dict(class_weight=[1, 2, 0.5]),
+                                     dict(loss_weight=0.4)])
+@pytest.mark.parametrize('pixel_weight', [False, True])
+def test_both_arithmetics_compute_the_same_loss(options, pixel_weight):
+    """Two PEMs, ignored pixels, PEM maps smaller than the labels: 'reference' and 'kit' give one loss
+    (to float rounding) with every option, and the same gradient up to rounding."""
+    from npe.models.loss import OneWayLogisticLoss
+
+    g = torch.Generator().manual_seed(1)
+    maps = [torch.randn(2, 3, 4, 5, generator=g) * 2 for _ in range(2)]
+    label = torch.randint(0, 3, (2, 8, 10), generator=g)
+    label[0, 0] = 255
+    weight = torch.rand(2, 8, 10, generator=g) if pixel_weight else None
+    out = {}
+    for arithmetic in ('kit', 'reference'):
+        us = [u.clone().requires_grad_(True) for u in maps]
+        loss = OneWayLogisticLoss(arithmetic=arithmetic, **options)(us, label, weight=weight)
+        loss.backward()
+        out[arithmetic] = (loss.detach(), [u.grad for u in us])
+    assert torch.allclose(out['kit'][0], out['reference'][0], rtol=1e-6)
+    for a, b in zip(out['kit'][1], out['reference'][1]):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match='arithmetic'):
+        OneWayLogisticLoss(arithmetic='fast')
+
+
 def test_each_protocol_picks_its_pem_arithmetic():
     """`upstream` computes the PEM loss as the reference does, `fixed` keeps the kit's (its committed
     results were trained with it)."""
