@@ -132,14 +132,14 @@ CURVE_ITERS = 100
 TERMS = ('loss', 'decode.loss_ce', 'decode.loss_one_way_logistic')
 
 
-def _kit_curve(tmp_path: Path, num_pem: int) -> list[list]:
+def _kit_curve(tmp_path: Path, num_pem: int, seed: int = 0, iters: int = CURVE_ITERS) -> list[list]:
     """Per-iteration loss terms of a real `npe-train` run with the reference's command line (logged
     every iteration, window 1), as rows [iter, loss, ce, pem] like reference_losses.json."""
     sys.path.insert(0, str(ROOT / 'benchmarks'))
     import fidelity
 
-    return fidelity.loss_curve(FIXTURE, tmp_path / 'data', tmp_path / f'm{num_pem}', num_pem, 0,
-                               CURVE_ITERS)
+    return fidelity.loss_curve(FIXTURE, tmp_path / 'data', tmp_path / f'm{num_pem}_seed{seed}',
+                               num_pem, seed, iters)
 
 
 def _first_departure(kit: list[list], ref: list[list]) -> int | None:
@@ -157,12 +157,16 @@ def test_upstream_loss_curve_is_the_reference_seed0(tmp_path):
     a machine whose floating-point kernels are the reference machine's, which the 0-PEM run proves
     (it equals the reference bit for bit there). A CPU whose kernels round otherwise departs from the
     reference even without a PEM: there the curves must still start identical (iteration 1: same
-    data, initial weights and dropout draws) and stay within 5%."""
+    data, initial weights and dropout draws) and stay within 5%. Either way, iteration 1 of seed 1,
+    computed before any gradient, equals the reference's: its PEM term is where the kit's former
+    softplus differed in the last bit (0.6931415796279907 vs 0.693141520023346)."""
     ref = json.loads((FIXTURE / 'reference_losses.json').read_text())['runs']
     curves = {m: _kit_curve(tmp_path, m) for m in (0, 1)}
     refs = {m: ref[f'num_pem={m},seed=0'][:CURVE_ITERS] for m in (0, 1)}
     for m in (0, 1):
         assert [row[0] for row in curves[m]] == list(range(1, CURVE_ITERS + 1)), m
+    seed1 = _kit_curve(tmp_path, 1, seed=1, iters=1)
+    assert seed1[:1] == ref['num_pem=1,seed=1'][:1], (seed1[:1], ref['num_pem=1,seed=1'][0])
     departs = {m: _first_departure(curves[m], refs[m]) for m in (0, 1)}
     if departs[0] is None:
         assert departs[1] is None, (
