@@ -181,9 +181,9 @@ def apply_npe(cfg: Config,
     cfg.model.decode_head = dict(type='MultiHeadWrapper', main_head=head.to_dict()
                                  if isinstance(head, ConfigDict) else dict(head),
                                  num_pem=int(num_pem), pem_type=pem_type,
-                                 scale_factor=float(scale_factor), init_mode=INIT_MODE[protocol],
-                                 pem_loss=dict(arithmetic=PEM_LOSS_ARITHMETIC[protocol]))
+                                 scale_factor=float(scale_factor), init_mode=INIT_MODE[protocol])
     cfg.model.pop('auxiliary_head', None)
+    cfg.model.decode_head.pem_loss = dict(arithmetic=PEM_LOSS_ARITHMETIC[protocol])
 
     cfg.train_dataloader.batch_size = BATCH_SIZE
     _set_schedule(cfg)
