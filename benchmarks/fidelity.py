@@ -9,6 +9,7 @@ kept in ``--out`` and skipped on a second call (delete the folder to start over)
 
     python benchmarks/fidelity.py                          # upstream, the reference file's seeds
     python benchmarks/fidelity.py --protocol fixed --init-mode mmseg --seeds 0 1 2 3 4 --out /tmp/f
+    python benchmarks/fidelity.py --curves 700             # loss curves vs reference_losses.json
 
 ``--init-mode`` overrides the wrapper's ``init_mode`` (default: the protocol's own). Rows beyond the
 reference's: ``npe_auto`` / ``baseline_counted_la_auto`` (s chosen among AUTO_CANDIDATES by mIoU on the first
@@ -130,6 +131,47 @@ def train(config: Path, data: Path, work: Path, num_pem: int, seed: int, protoco
     return work
 
 
+#: The loss terms of reference_losses.json's rows, after the iteration.
+LOSS_TERMS = ('loss', 'decode.loss_ce', 'decode.loss_one_way_logistic')
+
+
+def loss_curve(fixture: Path, data: Path, work: Path, num_pem: int, seed: int, iters: int,
+               protocol: str = 'upstream') -> list[list]:
+    """The loss terms of every iteration 1..``iters`` of a real `npe-train` run with the reference's
+    command line, logged as ``reference_losses.json`` was (every iteration, window 1), as rows
+    ``[iter, loss, ce, pem]`` (pem None without a PEM). The schedule stays the 1,600-iteration one
+    (PolyLR's end is fixed); training stops after ``iters`` with no validation and no checkpoint."""
+    scalars = sorted(work.glob('*/vis_data/scalars.json'))
+    if not scalars:
+        data = generate(fixture, data)
+        work.mkdir(parents=True, exist_ok=True)
+        options = ['train_dataloader.batch_size=8', f'randomness.seed={seed}',
+                   'optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0',
+                   'default_hooks.logger.interval=1', 'log_processor.window_size=1',
+                   f'train_cfg.max_iters={iters}', f'train_cfg.val_begin={iters + 1}',
+                   'default_hooks.checkpoint.save_last=False']
+        _run([sys.executable, '-m', 'npe.train', str(fixture / 'unet_longtail_1600.py'), '--num-pem',
+              str(num_pem), '--protocol', protocol, '--work-dir', str(work), '--data-root', str(data),
+              '--cfg-options', *options], work.parent / f'{work.name}.train.log')
+        scalars = sorted(work.glob('*/vis_data/scalars.json'))
+    records = [json.loads(line) for line in scalars[-1].read_text().splitlines() if line.strip()]
+    return [[r['iter']] + [r.get(term) for term in LOSS_TERMS] for r in records if 'loss' in r]
+
+
+def compare_curves(kit: list[list], ref: list[list]) -> dict:
+    """Where a kit curve first departs from the reference's (per term: the first iteration whose
+    value differs in any bit; None = never) and its largest relative difference of the total."""
+    first = {}
+    for got, want in zip(kit, ref):
+        for term, g, w in zip(LOSS_TERMS, got[1:], want[1:]):
+            if w is not None and g != w and term not in first:
+                first[term] = got[0]
+    worst = max((abs(g[1] - w[1]) / abs(w[1]) for g, w in zip(kit, ref)), default=0.0)
+    return {'iterations': min(len(kit), len(ref)),
+            'first_departure': {t: first.get(t) for t in LOSS_TERMS if ref and ref[0][1 + LOSS_TERMS.index(t)] is not None},
+            'max_rel_diff_total': worst}
+
+
 def evaluate(work: Path, name: str, scale_factors, options: list[str]) -> dict[float, dict]:
     """``npe-test`` of a work dir at several s; returns {s: result} (cached in ``<work>.<name>.json``)."""
     out = work.parent / f'{work.name}.{name}.json'
@@ -237,6 +279,26 @@ def render(seeds, kit: dict[int, dict], reference: dict) -> str:
     return '\n'.join(lines)
 
 
+def curves(fixture: Path, out: Path, iters: int, seeds, protocol: str, npe_only: bool) -> str:
+    """Kit vs reference loss curves per seed and number of PEMs, as a table."""
+    runs = json.loads((fixture / 'reference_losses.json').read_text())['runs']
+    seeds = seeds or sorted({int(k.split('seed=')[1]) for k in runs})
+    lines = [f'## Loss curves vs reference_losses.json: protocol {protocol}, iterations 1-{iters}, '
+             f'{os.cpu_count()} CPUs\n',
+             '| seed | PEMs | first departure: total / CE / PEM | max relative difference (total) |',
+             '|---|---|---|---|']
+    for seed in seeds:
+        for num_pem in ((1,) if npe_only else (0, 1)):
+            ref = runs[f'num_pem={num_pem},seed={seed}'][:iters]
+            kit = loss_curve(fixture, out / 'data', out / f'curves_{protocol}_{iters}' /
+                             f'm{num_pem}_seed{seed}', num_pem, seed, iters, protocol)
+            cmp = compare_curves(kit, ref)
+            first = ' / '.join('never' if cmp['first_departure'].get(t, 0) is None else
+                               str(cmp['first_departure'].get(t, '-')) for t in LOSS_TERMS)
+            lines.append(f'| {seed} | {num_pem} | {first} | {cmp["max_rel_diff_total"]:.4f} |')
+    return '\n'.join(lines)
+
+
 def compare_inits(files: list[Path]) -> str:
     """Mean ± std over seeds of every row, one column per ``--json`` file (e.g. two init modes)."""
     runs = [json.loads(f.read_text()) for f in files]
@@ -267,6 +329,9 @@ def main(argv=None) -> int:
     parser.add_argument('--npe-only', action='store_true',
                         help='train and evaluate the 1-PEM model only (no baseline)')
     parser.add_argument('--json', type=Path, help='also write the rows (kit and reference) as JSON')
+    parser.add_argument('--curves', type=int, metavar='N',
+                        help='only compare the per-iteration losses of iterations 1..N (0 and 1 PEM, '
+                             "the seeds of reference_losses.json or --seeds) with the reference's")
     parser.add_argument('--compare-inits', type=Path, nargs='+', metavar='JSON',
                         help='only print mean ± std per row of earlier --json files side by side')
     args = parser.parse_args(argv)
@@ -274,6 +339,9 @@ def main(argv=None) -> int:
         print(compare_inits(args.compare_inits))
         return 0
 
+    if args.curves:
+        print(curves(args.fixture, args.out, args.curves, args.seeds, args.protocol, args.npe_only))
+        return 0
     reference = json.loads((args.fixture / 'reference_results.json').read_text())
     seeds = args.seeds or [int(s) for s in reference['seeds']]
     tag = args.protocol + (f'_{args.init_mode}' if args.init_mode else '')

@@ -35,6 +35,11 @@ SCHEDULES = {
 #: on the fidelity set, cost the baseline 23 mIoU points (docs/fidelity.md).
 INIT_MODE = {'upstream': 'reference', 'fixed': 'mmseg'}
 
+#: How the PEM loss is computed, per protocol (``OneWayLogisticLoss(arithmetic=...)``):
+#: ``upstream`` follows the reference code's floating-point operations so that a seed reproduces
+#: its training bit for bit; ``fixed`` keeps the kit's (same loss, other last bits; docs/fidelity.md).
+PEM_LOSS_ARITHMETIC = {'upstream': 'reference', 'fixed': 'kit'}
+
 #: Modules a dumped NPE config imports, so MMSeg's own tools can load it too.
 CUSTOM_IMPORTS = ['npe.models', 'npe.hooks', 'npe.resume', 'npe.datasets.mmseg_types']
 
@@ -171,6 +176,7 @@ def apply_npe(cfg: Config,
                                  num_pem=num_pem, pem_type=pem_type,
                                  scale_factor=scale_factor, init_mode=INIT_MODE[protocol])
     cfg.model.pop('auxiliary_head', None)
+    cfg.model.decode_head.pem_loss = dict(arithmetic=PEM_LOSS_ARITHMETIC[protocol])
 
     cfg.train_dataloader.batch_size = BATCH_SIZE
     _set_schedule(cfg)
