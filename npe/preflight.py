@@ -29,21 +29,26 @@ def check_run_outputs(recipe: Recipe, results: Path, work_root: Path, data_root:
 
 
 def note_driver(recipe_results: Path, work_root: Path) -> Path:
+    """:func:`warn_other_drivers`, then :func:`register_driver`: what a driver does before its work."""
+    warn_other_drivers(recipe_results, work_root)
+    return register_driver(recipe_results, work_root)
+
+
+def warn_other_drivers(recipe_results: Path, work_root: Path) -> None:
     """Say (one ``warning:`` line) when another driver works on the same recipe results folder with
-    another work dir, then record this driver there until it ends.
+    another work dir (writes nothing; removes killed drivers' records).
 
     Drivers that share a work dir share each job's lock and train every run once; with different
     work dirs the locks differ, so both train everything and the second file of a run overwrites
     the first. Each driver leaves ``.driver.<pid>@<host>`` (its work dir as JSON; no ``.json``
     suffix, so no reader of result files takes it for one) in the folder, removed
     when its process ends; a killed driver's file is taken for stale as :func:`clean_stale_temps`
-    judges temporary files (process gone on this host). Returns this driver's file."""
-    import atexit
+    judges temporary files (process gone on this host)."""
     import json
     import os
     import sys
 
-    from npe.files import _host, _pid_alive, _writer_id, write_json_atomic
+    from npe.files import _host, _pid_alive
 
     work = str(Path(work_root).resolve())
     for other in sorted(Path(recipe_results).glob('.driver.*')):
@@ -62,6 +67,16 @@ def note_driver(recipe_results: Path, work_root: Path) -> Path:
                   f'work dir {theirs}, this one with {work}: both will train every run; give both the '
                   'same --work-dir (each run is then trained once) or another --results-dir',
                   file=sys.stderr, flush=True)
+
+
+def register_driver(recipe_results: Path, work_root: Path) -> Path:
+    """Record this driver in ``recipe_results`` until its process ends (what
+    :func:`warn_other_drivers` reads); returns the record's path."""
+    import atexit
+
+    from npe.files import _writer_id, write_json_atomic
+
+    work = str(Path(work_root).resolve())
     mine = write_json_atomic(Path(recipe_results) / f'.driver.{_writer_id()}', {'work_dir': work})
     atexit.register(mine.unlink, missing_ok=True)
     return mine

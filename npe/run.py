@@ -24,7 +24,7 @@ from npe.files import clean_stale_temps, console_to
 # choose_scales and job_rows: re-exported from their first home (tests, older scripts import them here)
 from npe.jobs import (TrainJob, choose_scales, describe_plan, evaluate_job, job_rows,  # noqa: F401
                       job_train_config, plan_runs, train_job)
-from npe.preflight import check_run_outputs, note_driver
+from npe.preflight import check_run_outputs, register_driver, warn_other_drivers
 from npe.recipe_inputs import counted_log_prior, prepare_inputs
 from npe.recipes import Recipe, load_recipe
 from npe.results import is_done, result_path, write_failure, write_result
@@ -82,11 +82,12 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
         print(describe_plan(recipe, jobs, root, results, opts.gpus, opts.batch_per_process))
         return 0
     check_run_outputs(recipe, results, work_root, root, tables)
-    note_driver(results / recipe.name, work_root)   # warns of a driver with another work dir
+    warn_other_drivers(results / recipe.name, work_root)   # a driver with another work dir
     checkpoint = prepare_inputs(recipe, root, paths.mirror(opts.mirror), paths.offline(opts.offline))
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
         job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=opts.gpus,
                          **dict(opts.launch_options, amp=opts.amp and opts.slurm is None))
+    register_driver(results / recipe.name, work_root)   # after every check: a refused run leaves nothing
     if opts.slurm is not None:
         return _submit(recipe, len(jobs), opts.replace(tables=tables), root, results, work_root)
     share, log_prior = counted_log_prior(recipe, root)
