@@ -67,7 +67,8 @@ def warn_other_drivers(recipe_results: Path, work_root: Path) -> None:
         if theirs != work:
             log.warning('another npe-repro (process %s on %s) works on %s with work dir %s, this one '
                         'with %s: both will train every run; give both the same --work-dir (each run is '
-                        'then trained once) or another --results-dir', pid, host, recipe_results, theirs, work)
+                        'then trained once) or another --results-dir',
+                        pid, host, recipe_results, theirs, work)
 
 
 def register_driver(recipe_results: Path, work_root: Path) -> Path:
