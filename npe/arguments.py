@@ -154,6 +154,7 @@ def check_evaluate_arguments(given: dict) -> None:
     where the run is, :class:`ConfigError` for the rest)."""
     Checker('npe.evaluate', RunError).path('work_dir', given['work_dir'])
     Checker('npe.evaluate', RunError).path('checkpoint', given['checkpoint'], optional=True)
+    Checker('npe.evaluate', ConfigError).path('log_file', given['log_file'], optional=True)
     check = Checker('npe.evaluate', ConfigError)
     scales = check.sequence('scale_factors', given['scale_factors'], 'numbers > 0 (None = the trained '
                             's, inf = no adjustment)', example=f'[{given["scale_factors"]!r}]')

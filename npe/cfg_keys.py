@@ -10,9 +10,11 @@ existing key catches the typo and costs the new key nothing.
 from __future__ import annotations
 
 import difflib
-import sys
+import logging
 from collections.abc import Mapping
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _flat_keys(node: Any, prefix: str = '') -> list[str]:
@@ -56,12 +58,11 @@ def unknown_keys(cfg: Any, options: Mapping[str, Any]) -> list[tuple[str, str | 
 
 
 def warn_unknown_keys(cfg: Any, options: Mapping[str, Any] | None) -> list[tuple[str, str | None]]:
-    """Print one ``warning:`` line on stderr per unknown key of ``options``; return them."""
+    """Log one warning per unknown key of ``options`` (a ``warning:`` line in the commands); return them."""
     found = unknown_keys(cfg, options or {})
     for key, nearest in found:
         hint = f'did you mean {nearest}? ' if nearest else ''
-        print(f'warning: --cfg-options {key}: the config has no such key; {hint}'
-              '(it is added as a new key)', file=sys.stderr)
+        log.warning('--cfg-options %s: the config has no such key; %s(it is added as a new key)', key, hint)
     return found
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 import importlib
 import math
+import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +17,8 @@ from npe.arguments import Checker, check_npe_options
 from npe.constants import LOADERS
 from npe.errors import ConfigError, DataError
 from npe.options import DEFAULTS, NPEOptions
+
+log = logging.getLogger(__name__)
 
 #: Batch size per process the reference forces (its 4 GPUs x 4 images).
 BATCH_SIZE = 16
@@ -51,8 +53,8 @@ def register() -> None:
 
 
 def warn(message: str) -> None:
-    """One warning line on stderr (protocol departures and the like)."""
-    print(f'warning: {message}', file=sys.stderr)
+    """One warning (protocol departures and the like): a ``warning:`` line on stderr in the commands."""
+    log.warning('%s', message)
 
 
 def resolve_config_path(name: str) -> Path:

@@ -31,9 +31,11 @@ Library use: :func:`evaluate` returns the result dicts; :func:`write_metrics` wr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _dt
 import json
+import logging
 import math
 import re
 import time
@@ -45,11 +47,14 @@ from npe.arguments import check_evaluate_arguments
 from npe.config import check_data, leaf_datasets, register
 from npe.constants import RUN_FILE
 from npe.errors import ConfigError, RunError
-from npe.files import console_to, write_json_atomic
+from npe.files import write_json_atomic
+from npe.logs import RunnerLog
 from npe.options import DEFAULTS, EVALUATED_SCALE
 from npe.reference import is_reference_config, load_weights, translate_config
 from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
 from npe.training import checkpoint_choice_note, latest_checkpoint
+
+log = logging.getLogger(__name__)
 
 _RUN_FOLDER = re.compile(r'^\d{8}_\d{6}$')
 #: Metrics every evaluation reports (docs/method.md section 6), whatever the config asked for.
@@ -274,8 +279,9 @@ def evaluate(work_dir: str | Path,
              data_root: str | Path | None = None,
              adjustments: Sequence[tuple[str, float | None]] | None = None,
              per_s: bool = False,
-             quiet: bool = False,
-             keep_predictions: Sequence[str] = ()) -> list[dict[str, Any]]:
+             quiet: bool = True,
+             keep_predictions: Sequence[str] = (),
+             log_file: str | Path | None = None) -> list[dict[str, Any]]:
     """Evaluate a training run's checkpoint at every scale factor in one pass; one dict per s.
 
     Args:
@@ -299,8 +305,10 @@ def evaluate(work_dir: str | Path,
             (:mod:`npe.sweep`; identical confusion counts, so identical metrics).
         keep_predictions: names of images (file name up to the first dot) whose predicted label
             maps each row keeps as ``"predictions": {name: uint8 array}`` (examples figure).
-        quiet: MMEngine's console output (environment, config, progress) goes to
-            ``<test work dir>/npe-test.log`` instead of the terminal (named in each row's ``log_file``).
+        quiet: MMEngine's console output (environment, config, progress) and Python's warnings go
+            to ``<test work dir>/npe-test.log`` instead of the terminal (named in each row's
+            ``log_file``); False: on the console, as MMEngine prints them.
+        log_file: MMEngine's log appended to this file instead (``npe-repro`` keeps one per run).
 
     Returns:
         ``[{"scale_factor": float, "adjustment": str, "metrics": {"aAcc", "mIoU", "mAcc", "mDice":
@@ -345,7 +353,6 @@ def evaluate(work_dir: str | Path,
     from npe.sweep import blocks_installed, iou_metrics
     allow_mmengine_checkpoints()
     from mmengine.dist import broadcast_object_list, is_distributed
-    from mmengine.runner import Runner
 
     if launcher != 'none':
         from npe.launch import init_distributed
@@ -356,83 +363,88 @@ def evaluate(work_dir: str | Path,
     # A name of its own: MMEngine shares loggers/visualizers by experiment name, and the training
     # run's name (<stem>_<timestamp>) may still be alive in this process.
     cfg.experiment_name = f'npe_test_{uuid.uuid4().hex[:8]}'
-    log_file = Path(cfg.work_dir) / 'npe-test.log' if quiet else None
+    if log_file is None and quiet:
+        log_file = Path(cfg.work_dir) / 'npe-test.log'
     notes = list(cfg.pop('npe_notes', None) or [])
     cfg.load_from = None  # loaded below with every key checked (MMEngine's loading is not strict)
-    with console_to(log_file):
-        runner = Runner.from_cfg(cfg)
+    # quiet: MMEngine's log in npe-test.log only (warnings too), nothing on the console
+    run_log = RunnerLog(log_file, console=not quiet)
+    with contextlib.closing(run_log), run_log.python_warnings():
+        runner = run_log.build(cfg)
         iou_metrics(runner)  # builds the test loop now, so its messages go to the log as well
-    try:
-        notes += load_weights(runner.model, ckpt)
-    except RunError:
-        if out_dir is None:  # the fresh test_<time> folder the Runner just made: nothing left behind
-            import shutil
-            shutil.rmtree(cfg.work_dir, ignore_errors=True)
-        raise
-    head = _decode_head(runner.model)
-    if log_prior is not None:
-        device = next(head.parameters()).device
-        head.counted_prior = torch.tensor(log_prior, dtype=torch.float32, device=device)
+        try:
+            notes += load_weights(runner.model, ckpt)
+        except RunError:
+            if out_dir is None:  # the fresh test_<time> folder the Runner just made: nothing left behind
+                import shutil
+                shutil.rmtree(cfg.work_dir, ignore_errors=True)
+            raise
+        for note in notes:   # DEBUG: each row carries them and npe-test prints them, once
+            log.debug('%s', note)
+        head = _decode_head(runner.model)
+        if log_prior is not None:
+            device = next(head.parameters()).device
+            head.counted_prior = torch.tensor(log_prior, dtype=torch.float32, device=device)
 
-    def one_pass(pass_blocks) -> tuple[list[tuple[dict, dict | None, dict]], list | None, float]:
-        for metric in iou_metrics(runner):
-            metric.keep_images, metric.kept = set(keep_predictions), {}
-        if record_prior:
-            head.start_prior_recording()
-        start = time.perf_counter()
-        with blocks_installed(runner, head, pass_blocks), console_to(log_file):
-            summary = runner.test()
-        wall = time.perf_counter() - start
-        prior = head.stop_prior_recording() if record_prior else None
-        metrics = iou_metrics(runner)
-        kept = next((m.kept for m in metrics if m.kept), {})
-        if len(pass_blocks) == 1:
-            per_class = next((m.last_per_class for m in metrics if m.last_per_class is not None), None)
-            found = [(summary, per_class)]
+        def one_pass(pass_blocks) -> tuple[list[tuple[dict, dict | None, dict]], list | None, float]:
+            for metric in iou_metrics(runner):
+                metric.keep_images, metric.kept = set(keep_predictions), {}
+            if record_prior:
+                head.start_prior_recording()
+            start = time.perf_counter()
+            with blocks_installed(runner, head, pass_blocks):
+                summary = runner.test()
+            wall = time.perf_counter() - start
+            prior = head.stop_prior_recording() if record_prior else None
+            metrics = iou_metrics(runner)
+            kept = next((m.kept for m in metrics if m.kept), {})
+            if len(pass_blocks) == 1:
+                per_class = next((m.last_per_class for m in metrics if m.last_per_class is not None), None)
+                found = [(summary, per_class)]
+            else:
+                box = [next((m.last_sweep for m in metrics if m.last_sweep is not None), None)]
+                if is_distributed():
+                    broadcast_object_list(box)
+                found = box[0]
+            found = [(a, b, {name: maps[k] for name, maps in kept.items()}) for k, (a, b) in enumerate(found)]
+            return found, prior, wall
+
+        by_block: dict[tuple[str, float], tuple] = {}
+        if per_s or len(blocks) == 1:
+            for block in blocks:
+                found, prior, wall = one_pass([block])
+                by_block[block] = (found[0], prior, wall, False)
         else:
-            box = [next((m.last_sweep for m in metrics if m.last_sweep is not None), None)]
-            if is_distributed():
-                broadcast_object_list(box)
-            found = box[0]
-        found = [(a, b, {name: maps[k] for name, maps in kept.items()}) for k, (a, b) in enumerate(found)]
-        return found, prior, wall
+            found, prior, wall = one_pass(blocks)
+            for block, item in zip(blocks, found):
+                by_block[block] = (item, prior, wall, True)
 
-    by_block: dict[tuple[str, float], tuple] = {}
-    if per_s or len(blocks) == 1:
-        for block in blocks:
-            found, prior, wall = one_pass([block])
-            by_block[block] = (found[0], prior, wall, False)
-    else:
-        found, prior, wall = one_pass(blocks)
-        for block, item in zip(blocks, found):
-            by_block[block] = (item, prior, wall, True)
-
-    results = []
-    for kind, s in requests:
-        s_value = trained_s if s is None else s
-        (summary, per_class, predictions), prior, wall, shared = by_block[(kind, s_value)]
-        results.append(dict(
-            scale_factor=s_value,
-            adjustment=kind,
-            metrics={k: _number(v) for k, v in summary.items() if isinstance(v, (int, float))
-                     or hasattr(v, '__float__')},
-            per_class=per_class,
-            learned_prior=prior,
-            checkpoint=str(ckpt),
-            config=str(config_used),
-            protocol=npe_cfg.get('protocol'),
-            npe=npe_cfg,
-            split=data_split,
-            tta=bool(tta),
-            log_prior=log_prior,
-            num_images=len(runner.test_dataloader.dataset),
-            wall_time_s=wall,
-            one_pass=shared,
-            log_file=str(log_file) if log_file else None,
-            notes=notes,
-            predictions=predictions,
-        ))
-    return results
+        results = []
+        for kind, s in requests:
+            s_value = trained_s if s is None else s
+            (summary, per_class, predictions), prior, wall, shared = by_block[(kind, s_value)]
+            results.append(dict(
+                scale_factor=s_value,
+                adjustment=kind,
+                metrics={k: _number(v) for k, v in summary.items() if isinstance(v, (int, float))
+                         or hasattr(v, '__float__')},
+                per_class=per_class,
+                learned_prior=prior,
+                checkpoint=str(ckpt),
+                config=str(config_used),
+                protocol=npe_cfg.get('protocol'),
+                npe=npe_cfg,
+                split=data_split,
+                tta=bool(tta),
+                log_prior=log_prior,
+                num_images=len(runner.test_dataloader.dataset),
+                wall_time_s=wall,
+                one_pass=shared,
+                log_file=str(log_file) if log_file else None,
+                notes=notes,
+                predictions=predictions,
+            ))
+        return results
 
 
 def write_metrics(path: str | Path, work_dir: str | Path, results: Sequence[dict], tta: bool = False) -> Path:

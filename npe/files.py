@@ -7,13 +7,10 @@ work starts, whether a folder can be created and written to.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
 import os
 import socket
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -162,66 +159,3 @@ def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
         except FileNotFoundError:   # another run cleaned it first
             continue
     return removed
-
-
-#: The files of the console_to blocks now open, innermost last.
-_OPEN: list = []
-
-
-class _Console(io.TextIOBase):
-    """What ``sys.stdout`` / ``sys.stderr`` are inside :func:`console_to`.
-
-    Logging handlers made inside a block keep the stream they found (MMEngine makes its console
-    handler when a Runner starts), so they must not keep the block's file: it is closed when the
-    block ends and every later message would fail ("--- Logging error --- ... I/O operation on closed
-    file"). This stand-in writes to the innermost open block's file, and once none is open, to the
-    stream it replaced.
-    """
-
-    def __init__(self, real) -> None:
-        super().__init__()
-        self.real = real
-
-    def _target(self):
-        return _OPEN[-1] if _OPEN else self.real
-
-    def write(self, text: str) -> int:
-        return self._target().write(text)
-
-    def flush(self) -> None:
-        self._target().flush()
-
-    def fileno(self) -> int:
-        return self._target().fileno()   # subprocesses writing into the same log
-
-    def isatty(self) -> bool:
-        return False
-
-    @property
-    def name(self) -> str:
-        return getattr(self._target(), 'name', '<console>')
-
-    @property
-    def encoding(self) -> str:
-        return getattr(self._target(), 'encoding', 'utf-8')
-
-
-@contextlib.contextmanager
-def console_to(log_file: Path | None):
-    """stdout and stderr (MMEngine's console handler included) appended to ``log_file``; None: left
-    on the console. Blocks nest; a handler made inside one writes to the console after it ends."""
-    if log_file is None:
-        yield
-        return
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, 'a') as handle:
-        out, err = sys.stdout, sys.stderr
-        _OPEN.append(handle)
-        sys.stdout = out if isinstance(out, _Console) else _Console(out)
-        sys.stderr = err if isinstance(err, _Console) else _Console(err)
-        try:
-            yield
-        finally:
-            handle.flush()
-            _OPEN.remove(handle)
-            sys.stdout, sys.stderr = out, err

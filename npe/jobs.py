@@ -8,9 +8,7 @@ themselves are :mod:`npe.training` and :mod:`npe.evaluation`.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +17,7 @@ from npe import datasets, paths, provenance
 from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
 from npe.errors import RecipeError, UserError
 from npe.files import write_json_atomic
+from npe.logs import held_messages
 from npe.recipes import Recipe, Variant, scale_label
 from npe.results import is_done, result_path
 
@@ -124,8 +123,6 @@ def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint:
     ``gpus`` N >= 1: built for N torchrun processes (:func:`npe.training.train_launched`);
     ``launch_options``: ``batch_per_process``, ``amp``, ``amp_dtype`` of ``build_train_config``.
     """
-    import io
-
     from npe.training import build_train_config
 
     variant = job.representative
@@ -133,7 +130,8 @@ def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint:
     options.update(variant.cfg_options)
     if recipe.max_iters:
         options.setdefault('train_cfg.max_iters', recipe.max_iters)
-    with contextlib.redirect_stderr(io.StringIO() if quiet else sys.stderr):
+    with held_messages() as held:
+        held.drop = quiet   # the driver does not repeat the recipe's protocol warnings for each run
         cfg = build_train_config(
             str(recipe.base_config_path or recipe.base_config), load_from=str(checkpoint) if checkpoint else None,
             work_dir=job.work_dir, freeze_backbone=variant.freeze_backbone,
@@ -155,10 +153,11 @@ def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint:
     return cfg
 
 
-def train_job(cfg, work_dir: Path, gpus: int = 0, log=None) -> dict:
+def train_job(cfg, work_dir: Path, gpus: int = 0, log_file: Path | None = None) -> dict:
     """Train (resuming from the last checkpoint in ``work_dir`` if any); return the train record.
 
-    ``gpus`` N >= 1: through torchrun on N processes (output to ``log``). A finished training leaves
+    ``gpus`` N >= 1: through torchrun on N processes. ``log_file``: MMEngine's log (the torchrun
+    processes' whole output) appended there, not on the console. A finished training leaves
     ``npe_train_done.json``; a second call returns that record at once.
     """
     from npe.training import run_training, train_launched
@@ -167,7 +166,14 @@ def train_job(cfg, work_dir: Path, gpus: int = 0, log=None) -> dict:
     if marker.is_file():
         return json.loads(marker.read_text())
     resumed_from = cfg.load_from if cfg.get('resume') else None
-    out = train_launched(cfg, gpus, log=log) if gpus else run_training(cfg)
+    if not gpus:
+        out = run_training(cfg, console=log_file is None, log_file=log_file)
+    elif log_file is None:
+        out = train_launched(cfg, gpus)
+    else:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, 'a') as log:
+            out = train_launched(cfg, gpus, log=log)
     record = dict(iterations=out['iterations'], wall_time_s=round(out['wall_time_s'], 2),
                   resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=provenance.utc_now(),
                   distributed=out.get('distributed'), device=out.get('device'))
@@ -214,7 +220,7 @@ def job_rows(recipe: Recipe, job: TrainJob) -> list[EvalRow]:
 
 
 def choose_scales(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior, kinds: Sequence[str],
-                  per_s: bool = False) -> dict[str, tuple[float, dict]]:
+                  per_s: bool = False, log_file: Path | None = None) -> dict[str, tuple[float, dict]]:
     """Pick s per adjustment kind on the holdout split (never the validation set), by the recipe's
     auto metric, all kinds and candidates in one pass; ties go to the smaller s.
     Returns ``{kind: (s, {"metric", "split", "candidates": {label: score}})}``."""
@@ -225,7 +231,7 @@ def choose_scales(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior, ki
     auto = recipe.auto_scale
     split = _holdout_split(recipe)
     rows = evaluate(work_dir, checkpoint=checkpoint, data_split=split, record_prior=False,
-                    log_prior=log_prior, per_s=per_s,
+                    log_prior=log_prior, per_s=per_s, quiet=log_file is not None, log_file=log_file,
                     adjustments=[(kind, c) for kind in kinds for c in auto.candidates])
     chosen = {}
     for kind in kinds:
@@ -237,7 +243,8 @@ def choose_scales(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior, ki
 
 
 def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[float],
-                 todo: set, per_s: bool = False, keep_predictions: Sequence[str] = ()) -> list[dict]:
+                 todo: set, per_s: bool = False, keep_predictions: Sequence[str] = (),
+                 log_file: Path | None = None) -> list[dict]:
     """Evaluate the trained job at every (row, s) in ``todo``; return result payloads.
 
     One pass over the holdout split picks every ``auto`` s, one pass over the validation split
@@ -250,12 +257,12 @@ def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[fl
     if not rows:
         return []
     chosen = choose_scales(recipe, job.work_dir, checkpoint, log_prior,
-                           sorted({r.kind for r in rows if r.s == AUTO}), per_s=per_s)
+                           sorted({r.kind for r in rows if r.s == AUTO}), per_s=per_s, log_file=log_file)
     value = {id(r): chosen[r.kind][0] if r.s == AUTO else float(r.s) for r in rows}
     blocks = list(dict.fromkeys((r.kind, value[id(r)]) for r in rows))
     found = evaluate(job.work_dir, checkpoint=checkpoint, adjustments=blocks, per_s=per_s,
                      record_prior=any(v.num_pem > 0 for v in job.variants), log_prior=log_prior,
-                     keep_predictions=keep_predictions)
+                     keep_predictions=keep_predictions, quiet=log_file is not None, log_file=log_file)
     by_block = {(f['adjustment'], f['scale_factor']): f for f in found}
     learned_prior = next((f['learned_prior'] for f in found if f.get('learned_prior') is not None), None)
     payloads = []

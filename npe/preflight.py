@@ -5,11 +5,14 @@ and that the result files already in a recipe's folder are that recipe's
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from npe.files import check_output_dir, clean_stale_temps
 from npe.recipes import Recipe
 from npe.results import TABLES_DIRNAME, check_recipe_folder
+
+log = logging.getLogger(__name__)
 
 
 def check_run_outputs(recipe: Recipe, results: Path, work_root: Path, data_root: Path,
@@ -46,7 +49,6 @@ def warn_other_drivers(recipe_results: Path, work_root: Path) -> None:
     judges temporary files (process gone on this host)."""
     import json
     import os
-    import sys
 
     from npe.files import _host, _pid_alive
 
@@ -63,10 +65,10 @@ def warn_other_drivers(recipe_results: Path, work_root: Path) -> None:
             other.unlink(missing_ok=True)   # a killed driver's record
             continue
         if theirs != work:
-            print(f'warning: another npe-repro (process {pid} on {host}) works on {recipe_results} with '
-                  f'work dir {theirs}, this one with {work}: both will train every run; give both the '
-                  'same --work-dir (each run is then trained once) or another --results-dir',
-                  file=sys.stderr, flush=True)
+            log.warning('another npe-repro (process %s on %s) works on %s with work dir %s, this one '
+                        'with %s: both will train every run; give both the same --work-dir (each run is '
+                        'then trained once) or another --results-dir',
+                        pid, host, recipe_results, theirs, work)
 
 
 def register_driver(recipe_results: Path, work_root: Path) -> Path:

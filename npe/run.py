@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from npe import datasets, examples, paths, provenance
 from npe.driver_options import DriverOptions
 from npe.errors import NO_SPACE, RecipeError, UserError
-from npe.files import clean_stale_temps, console_to
+from npe.files import clean_stale_temps
 # choose_scales and job_rows: re-exported from their first home (tests, older scripts import them here)
 from npe.jobs import (TrainJob, choose_scales, describe_plan, evaluate_job, job_rows,  # noqa: F401
                       job_train_config, plan_runs, train_job)
@@ -184,10 +183,10 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
         if job.work_dir.is_dir():  # checkpoints cut off by a kill: out of the way, one line each
             set_aside(readable_checkpoint(job.work_dir)[1])
             clean_stale_temps(job.work_dir)
-        with console_to(None if opts.verbose else job.work_dir / 'npe-repro.log'):
-            record = train_job(cfg, job.work_dir, opts.gpus, log=None if opts.verbose else sys.stdout)
-            items = evaluate_job(recipe, job, record, ctx.log_prior, todo, per_s=opts.per_s,
-                                 keep_predictions=keep)
+        log_file = None if opts.verbose else job.work_dir / 'npe-repro.log'   # MMEngine's log of the run
+        record = train_job(cfg, job.work_dir, opts.gpus, log_file=log_file)
+        items = evaluate_job(recipe, job, record, ctx.log_prior, todo, per_s=opts.per_s,
+                             keep_predictions=keep, log_file=log_file)
     except UserError:
         raise
     except Exception as exc:  # one broken run must not hide the others; it is recorded

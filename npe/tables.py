@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,6 +23,8 @@ from npe.recipes import Recipe, list_recipes, load_recipe, scale_label
 from npe.results import TABLES_DIRNAME, discover, read_results
 from npe.paired import CONFIDENCE, MAX_SEEDS, Paired
 from npe.stats import THIRDS, Row, Stat, Summary, prior_text, summarize
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------------
 # formatting
@@ -413,8 +415,7 @@ def build(results_dir: str | Path, out_dir: str | Path | None = None, recipes: S
         if name in indexed:
             continue
         if name not in known:
-            print(f"warning: {results_dir / name} has result files but no recipe {name}.yaml; skipped",
-                  file=sys.stderr)
+            log.warning('%s has result files but no recipe %s.yaml; skipped', results_dir / name, name)
             continue
         indexed[name] = load_recipe(name, resolve=False)
     targets = wanted or [indexed[n] for n in sorted(indexed)]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import io
 import json
+import logging
 import os
 import sys
 import time
@@ -29,8 +29,11 @@ from npe.config import apply_npe, check_data, check_seed, load_base_config, regi
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import check_output_dir, write_json_atomic
+from npe.logs import NOTE, RunnerLog, held_messages, showing_messages
 from npe.options import DEFAULTS, TRAINING_OPTIONS
 from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
+
+log = logging.getLogger(__name__)
 
 __all__ = ['TrainInfo', 'build_train_config', 'run_training', 'train', 'latest_checkpoint',
            'training_loss', 'RUN_FILE']
@@ -128,13 +131,12 @@ def readable_checkpoint(work_dir: str | Path) -> tuple[Path | None, list[tuple[P
 
 
 def set_aside(bad: list[tuple[Path, str]]) -> None:
-    """Rename unreadable checkpoints to ``<name>.unreadable`` (one line each on stderr)."""
+    """Rename unreadable checkpoints to ``<name>.unreadable`` (one warning each)."""
     for path, reason in bad:
         target = path.with_name(path.name + '.unreadable')
         if path.is_file():
             path.replace(target)
-            print(f'warning: checkpoint {path} is unreadable ({reason}); set aside as {target.name}',
-                  file=sys.stderr)
+            log.warning('checkpoint %s is unreadable (%s); set aside as %s', path, reason, target.name)
 
 
 def training_loss(work_dir: str | Path, key: str = 'loss') -> list[list[float]]:
@@ -208,7 +210,7 @@ def build_train_config(base_config: str | Path, *,
     root ``kit_data_root`` (``--data-root``). The runtime edits are :func:`npe.runtime.apply_runtime`'s.
     ``resume=True`` resumes from the work dir's latest checkpoint if there is one (``cfg.load_from``
     is then that checkpoint, so MMEngine does not "resume" from the initial ``load_from``
-    checkpoint), else trains from the start. Protocol warnings go to stderr only once every check
+    checkpoint), else trains from the start. Protocol warnings are logged only once every check
     has passed. Raises :class:`~npe.errors.UserError` subclasses for bad input.
     """
     check_launcher(launcher)
@@ -238,8 +240,8 @@ def build_train_config(base_config: str | Path, *,
             raise ConfigError(f'config {str(base_config)!r} has no {key}; npe-train needs a complete '
                               'training config (model, data, schedule, optimizer)')
 
-    warnings = io.StringIO()
-    with contextlib.redirect_stderr(warnings):  # replayed below, after the remaining checks
+    # the warnings are shown only after the remaining checks: none if one of them refuses the config
+    with held_messages() as held:
         cfg = apply_npe(cfg, num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
                         freeze_backbone=freeze_backbone, freeze_decode=freeze_decode,
                         load_from=load_from, protocol=protocol)
@@ -251,39 +253,38 @@ def build_train_config(base_config: str | Path, *,
                       before_options=lambda c: launch.loader_defaults(c, world),
                       after_options=lambda c: launch.distribute(c, launcher, world, batch_per_process))
 
-    if work_dir is None:
-        work_dir = cfg.get('work_dir') or Path('work_dirs') / Path(cfg.filename or 'npe').stem
-    if Path(work_dir).resolve().exists() and not Path(work_dir).resolve().is_dir():
-        raise ConfigError(f'work dir {Path(work_dir).resolve()} exists and is not a folder')
-    check_output_dir(work_dir, '--work-dir')   # as given: a link to a missing folder is refused
-    cfg.work_dir = str(Path(work_dir).resolve())
-    if seed is not None or deterministic:
-        cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
-    if amp:
-        launch.apply_amp(cfg, amp_dtype)
-    if resume:
-        _check_same_options(cfg)
-        last, bad = readable_checkpoint(cfg.work_dir)
-        for path, reason in bad:
-            warnings.write(f'warning: checkpoint {path} is unreadable ({reason}); it will be set aside '
-                           f'as {path.name}.unreadable\n')
-        if last is not None:
-            note = checkpoint_choice_note(cfg.work_dir, last)
-            if note:
-                warnings.write(f'note: --resume: {note}\n')
-            cfg.resume = True
-            # Named explicitly: MMEngine would otherwise resume from the initial --load-from
-            # checkpoint, or (load_from None) from the absolute path in last_checkpoint, which is
-            # another folder's file when the work dir was copied.
-            cfg.load_from = str(last)
-        else:
-            warnings.write(f'warning: --resume: no checkpoint in {cfg.work_dir} (none that can be '
-                           'read); training from the start\n')
-    fault_tolerant(cfg)
-    if check_data_folders:
-        check_data(cfg)
-    if launch.rank() == 0:  # one copy of the warnings, not one per process
-        sys.stderr.write(warnings.getvalue())
+        if work_dir is None:
+            work_dir = cfg.get('work_dir') or Path('work_dirs') / Path(cfg.filename or 'npe').stem
+        if Path(work_dir).resolve().exists() and not Path(work_dir).resolve().is_dir():
+            raise ConfigError(f'work dir {Path(work_dir).resolve()} exists and is not a folder')
+        check_output_dir(work_dir, '--work-dir')   # as given: a link to a missing folder is refused
+        cfg.work_dir = str(Path(work_dir).resolve())
+        if seed is not None or deterministic:
+            cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
+        if amp:
+            launch.apply_amp(cfg, amp_dtype)
+        if resume:
+            _check_same_options(cfg)
+            last, bad = readable_checkpoint(cfg.work_dir)
+            for path, reason in bad:
+                log.warning('checkpoint %s is unreadable (%s); it will be set aside as %s.unreadable',
+                            path, reason, path.name)
+            if last is not None:
+                note = checkpoint_choice_note(cfg.work_dir, last)
+                if note:
+                    log.warning('--resume: %s', note, extra=NOTE)
+                cfg.resume = True
+                # Named explicitly: MMEngine would otherwise resume from the initial --load-from
+                # checkpoint, or (load_from None) from the absolute path in last_checkpoint, which is
+                # another folder's file when the work dir was copied.
+                cfg.load_from = str(last)
+            else:
+                log.warning('--resume: no checkpoint in %s (none that can be read); training from the start',
+                            cfg.work_dir)
+        fault_tolerant(cfg)
+        if check_data_folders:
+            check_data(cfg)
+        held.drop = launch.rank() != 0  # one copy of the warnings, not one per process
     return cfg
 
 
@@ -316,11 +317,12 @@ def fault_tolerant(cfg) -> None:
         cfg.custom_hooks = hooks + [dict(type='NPEResumeStateHook')]
 
 
-def run_training(cfg) -> TrainInfo:
+def run_training(cfg, console: bool = True, log_file: Path | None = None) -> TrainInfo:
     """Train ``cfg`` (from :func:`build_train_config`) with MMEngine's Runner.
 
     Creates the work dir, writes ``npe_train.json`` there (the name of the config MMEngine dumped
-    for this run, used by ``npe-test``) and trains. Returns a :class:`TrainInfo`.
+    for this run, used by ``npe-test``) and trains. ``console=False``: MMEngine's log and Python's
+    warnings only in the run's log files; ``log_file``: appended there too. Returns a :class:`TrainInfo`.
     """
     from npe.checkpoint import allow_mmengine_checkpoints
 
@@ -328,15 +330,20 @@ def run_training(cfg) -> TrainInfo:
     allow_mmengine_checkpoints()
     if cfg.get('npe') is None:
         raise RunError('the config is not an NPE config; build it with build_train_config()')
-    from mmengine.dist import is_main_process
-    from mmengine.runner import Runner
-
     if cfg.get('launcher', 'none') != 'none':
         launch.init_distributed(cfg.launcher, (cfg.npe.get('distributed') or {}).get('world_size'),
                                 dist_cfg=(cfg.get('env_cfg') or {}).get('dist_cfg'))
     if Path(cfg.work_dir).is_dir():  # checkpoints a kill cut off: out of the way, one line each
         set_aside(readable_checkpoint(cfg.work_dir)[1])
-    runner = Runner.from_cfg(cfg)
+    run_log = RunnerLog(log_file, console=console)
+    with contextlib.closing(run_log), run_log.python_warnings():
+        return _train(cfg, run_log.build(cfg))
+
+
+def _train(cfg, runner) -> TrainInfo:
+    """The rest of :func:`run_training`, with the Runner built."""
+    from mmengine.dist import is_main_process
+
     # The file name MMEngine's Runner.dump_config() just wrote the config under.
     dumped = Path(runner.work_dir) / (Path(cfg.filename).name if cfg.filename
                                       else f'{runner.timestamp}.py')
@@ -390,7 +397,8 @@ def _launched_main(config: str, info_file: str) -> None:
     from mmengine.dist import is_main_process
 
     register()
-    info = run_training(Config.fromfile(config))
+    with showing_messages():   # a process of its own: its warnings on its stderr, as npe-train shows them
+        info = run_training(Config.fromfile(config))
     if is_main_process():
         write_json_atomic(Path(info_file), info)
     launch.finish_distributed()
@@ -408,6 +416,7 @@ def train(base_config: str | Path, *,
           seed: int | None = None,
           cfg_options: dict[str, Any] | None = None,
           data_root: str | Path | None = None,
+          verbose: bool = False,
           **options: Any) -> TrainInfo:
     """Train an MMSeg config with NPE prior estimator modules: what ``npe-train`` does, as a call.
 
@@ -425,6 +434,8 @@ def train(base_config: str | Path, *,
         cfg_options: config overrides applied last, e.g. ``{'train_cfg.max_iters': 100}``.
         data_root: the kit's data root (datasets the kit prepares are read from
             ``<data_root>/<dataset folder>``); see :func:`npe.config.kit_dataset_folder`.
+        verbose: MMEngine's log also on the console, as ``npe-train`` shows it (by default only in
+            the run's ``<work_dir>/<timestamp>/<timestamp>.log``; Python's warnings there too).
         **options: ``deterministic``, ``resume``, ``amp``, ``amp_dtype``, ``launcher``, ``world_size``,
             ``batch_per_process``, ``check_data_folders`` of
             :func:`build_train_config`.
@@ -447,6 +458,7 @@ def train(base_config: str | Path, *,
     check.options('cfg_options', cfg_options)
     check.path('data_root', data_root, optional=True)
     check.keywords('options', options, _TRAIN_OPTIONS)
+    check.flag('verbose', verbose)
     for name in ('deterministic', 'resume', 'amp', 'check_data_folders'):
         if name in options:
             check.flag(name, options[name])
@@ -461,7 +473,7 @@ def train(base_config: str | Path, *,
                              load_from=load_from, freeze_backbone=freeze_backbone,
                              freeze_decode=freeze_decode, seed=seed, cfg_options=cfg_options,
                              kit_data_root=data_root, **options)
-    return run_training(cfg)
+    return run_training(cfg, console=verbose)
 
 
 #: ``npe.train``'s ``**options`` (passed on to :func:`build_train_config`).

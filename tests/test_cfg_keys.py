@@ -5,6 +5,7 @@ import pytest
 from mmengine.config import Config
 
 from npe.config import merge_cfg_options
+from npe.logs import showing_messages
 
 
 @pytest.fixture
@@ -15,7 +16,8 @@ def cfg() -> Config:
 
 
 def test_misspelt_key_is_one_warning_naming_the_nearest_and_still_merged(cfg, capsys):
-    merge_cfg_options(cfg, {'model.decode_head.nmu_classes': 3, 'train_cfg.max_iter': 1})
+    with showing_messages():   # the lines the commands show
+        merge_cfg_options(cfg, {'model.decode_head.nmu_classes': 3, 'train_cfg.max_iter': 1})
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
         'warning: --cfg-options model.decode_head.nmu_classes: the config has no such key; did you mean '
@@ -26,10 +28,11 @@ def test_misspelt_key_is_one_warning_naming_the_nearest_and_still_merged(cfg, ca
 
 
 def test_known_keys_list_indices_and_new_subkeys_of_new_dicts(cfg, capsys):
-    merge_cfg_options(cfg, {'train_cfg.max_iters': 2, 'train_dataloader.dataset.pipeline.0.type': 'X',
-                            'model.decode_head.loss_decode.type': 'Dice'})
-    assert capsys.readouterr().err == ''
-    merge_cfg_options(cfg, {'model.decode_head.loss_decode.avg_non_ignore': True})  # new, nothing near
+    with showing_messages():   # the lines the commands show
+        merge_cfg_options(cfg, {'train_cfg.max_iters': 2, 'train_dataloader.dataset.pipeline.0.type': 'X',
+                                'model.decode_head.loss_decode.type': 'Dice'})
+        assert capsys.readouterr().err == ''
+        merge_cfg_options(cfg, {'model.decode_head.loss_decode.avg_non_ignore': True})  # new, nothing near
     assert capsys.readouterr().err.splitlines() == [
         'warning: --cfg-options model.decode_head.loss_decode.avg_non_ignore: the config has no such '
         'key; (it is added as a new key)']

@@ -15,6 +15,7 @@ import npe.hooks  # noqa: F401  (registers the hooks)
 import npe.models  # noqa: F401
 from npe.config import apply_npe, load_base_config, set_data_root
 from npe.errors import UserError
+from npe.logs import showing_messages
 
 
 
@@ -29,7 +30,8 @@ def stare_cfg():
 
 
 def test_stare_transform(stare_cfg, capsys):
-    cfg = apply_npe(stare_cfg, num_pem=2)
+    with showing_messages():   # the lines the commands show
+        cfg = apply_npe(stare_cfg, num_pem=2)
     head = cfg.model.decode_head
     assert head.type == 'MultiHeadWrapper' and head.num_pem == 2 and head.pem_type == 'auto'
     assert head.main_head.type == 'FCNHead' and head.scale_factor == 1.0
@@ -60,7 +62,8 @@ def test_ade20k_transform():
 
 
 def test_fixed_protocol_prints_no_departure_warning(stare_cfg, capsys):
-    apply_npe(stare_cfg, protocol='fixed')
+    with showing_messages():
+        apply_npe(stare_cfg, protocol='fixed')
     assert capsys.readouterr().err == ''
 
 

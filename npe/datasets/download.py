@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
 import platform
 import socket
@@ -42,6 +43,9 @@ from typing import Iterable, NamedTuple, Sequence
 
 from npe.errors import UserError
 from npe.locking import tidy_lock
+from npe.logs import NOTE
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 USER_AGENT = "npe-kit-downloader/1"
@@ -103,7 +107,7 @@ def move_aside(path: Path, reason: str) -> Path:
         target = path.with_name(f"{path.name}.bad-{stamp}-{n}")
         n += 1
     path.rename(target)
-    print(f"warning: {path} {reason}; moved aside to {target.name} (not used)", file=sys.stderr)
+    log.warning('%s %s; moved aside to %s (not used)', path, reason, target.name)
     return target
 
 
@@ -247,7 +251,7 @@ def _download_http(url: str, part: Path, desc: str) -> None:
             if attempt < retries:
                 wait = 0 if isinstance(exc, _Quick) else backoff * (2 ** attempt)
                 when = f"in {wait:g} s" if wait else "now"
-                print(f"note: {desc}: {last}; retrying {when} ({attempt + 1}/{retries})", file=sys.stderr)
+                log.warning('%s: %s; retrying %s (%d/%d)', desc, last, when, attempt + 1, retries, extra=NOTE)
                 time.sleep(wait)
     raise Unreachable(last)
 

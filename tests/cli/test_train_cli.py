@@ -14,6 +14,7 @@ from conftest import expect_one_line_error
 from npe.cli.train import main
 from npe.training import build_train_config, latest_checkpoint
 from npe.errors import UserError
+from npe.logs import showing_messages
 
 STARE_UNET = 'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'
 STEM = 'unet-s5-d16_fcn_4xb4-40k_stare-128x128'
@@ -145,13 +146,14 @@ def test_python_m_shims_show_help():
 # --------------------------------------------------------------------------- the config it builds
 def test_config_defaults_and_overrides(stare_root, in_tmp, capsys):
     data = stare_root
-    cfg = build_train_config(
-        STARE_UNET, num_pem=2, pem_type='FCNHead', scale_factor=2.5, seed=3, deterministic=True,
-        protocol='fixed', launcher='pytorch', world_size=2,  # built here, launched by torchrun later
-        cfg_options={'train_dataloader.dataset.dataset.data_root': str(data),
-                     'val_dataloader.dataset.data_root': str(data),
-                     'test_dataloader.dataset.data_root': str(data),
-                     'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0})
+    with showing_messages():   # the lines the commands show
+        cfg = build_train_config(
+            STARE_UNET, num_pem=2, pem_type='FCNHead', scale_factor=2.5, seed=3, deterministic=True,
+            protocol='fixed', launcher='pytorch', world_size=2,  # built here, launched by torchrun later
+            cfg_options={'train_dataloader.dataset.dataset.data_root': str(data),
+                         'val_dataloader.dataset.data_root': str(data),
+                         'test_dataloader.dataset.data_root': str(data),
+                         'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0})
     assert cfg.work_dir == str(in_tmp / 'work_dirs' / STEM)  # reference default, not created
     assert not (in_tmp / 'work_dirs').exists()
     head = cfg.model.decode_head
@@ -172,7 +174,8 @@ def test_config_defaults_and_overrides(stare_root, in_tmp, capsys):
 
 
 def test_upstream_warnings_come_after_the_checks(stare_root, in_tmp, capsys):
-    cfg = build_train_config(STARE_UNET, dataset_folder=stare_root)
+    with showing_messages():   # the lines the commands show
+        cfg = build_train_config(STARE_UNET, dataset_folder=stare_root)
     err = capsys.readouterr().err
     assert 'warning: protocol upstream' in err and '--protocol fixed' in err
     assert cfg.train_dataloader.dataset.dataset.data_root == str(stare_root)
@@ -180,8 +183,9 @@ def test_upstream_warnings_come_after_the_checks(stare_root, in_tmp, capsys):
 
 def test_resume_picks_the_work_dirs_latest_checkpoint(stare_root, in_tmp, capsys):
     work_dir = in_tmp / 'wd'
-    cfg = build_train_config(STARE_UNET, dataset_folder=stare_root, work_dir=work_dir, resume=True,
-                             load_from=_fake_checkpoint(in_tmp / 'init.pth'))
+    with showing_messages():   # the lines the commands show
+        cfg = build_train_config(STARE_UNET, dataset_folder=stare_root, work_dir=work_dir, resume=True,
+                                 load_from=_fake_checkpoint(in_tmp / 'init.pth'))
     assert cfg.resume is False and cfg.load_from == str(in_tmp / 'init.pth')
     assert '--resume: no checkpoint' in capsys.readouterr().err
     work_dir.mkdir()
@@ -316,8 +320,9 @@ def test_resume_takes_the_highest_iteration_when_last_checkpoint_is_gone(trained
     from npe.cli.train import build_parser
 
     options = build_parser().parse_args([STARE_UNET, '--cfg-options', *stare_opts(max_iters=6)]).cfg_options
-    cfg = build_train_config(STARE_UNET, work_dir=work_dir, seed=0, scale_factor=1.5, resume=True,
-                             cfg_options=options)
+    with showing_messages():   # the lines the commands show
+        cfg = build_train_config(STARE_UNET, work_dir=work_dir, seed=0, scale_factor=1.5, resume=True,
+                                 cfg_options=options)
     assert cfg.resume and cfg.load_from == str(work_dir / 'iter_4.pth')
     err = capsys.readouterr().err
     assert 'took iter_4.pth, the highest iteration' in err, err

@@ -12,6 +12,7 @@ from datasets_helpers import md5, sha256, tar_bytes
 from npe.datasets.download import (Source, checksum_matches, display_url, fetch, fetch_all, parse_checksum,
                                    safe_extract, source_url)
 from npe.errors import UserError
+from npe.logs import showing_messages
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, not all one byte, so a spliced resume would show
 
@@ -90,7 +91,8 @@ def test_wrong_checksum_moves_file_aside(server, tmp_path):
 def test_hand_placed_bad_file_is_moved_aside_and_fetched_again(server, tmp_path, capsys):
     url = server.add("blob.bin", PAYLOAD)
     (tmp_path / "blob.bin").write_bytes(b"not the file")
-    fetch(Source(url, "blob.bin", sha256(PAYLOAD)), tmp_path)
+    with showing_messages():   # the lines the commands show
+        fetch(Source(url, "blob.bin", sha256(PAYLOAD)), tmp_path)
     assert (tmp_path / "blob.bin").read_bytes() == PAYLOAD
     assert [p.read_bytes() for p in tmp_path.glob("blob.bin.bad-*")] == [b"not the file"]
     assert "moved aside" in capsys.readouterr().err
