@@ -125,7 +125,7 @@ def train(config: Path, data: Path, work: Path, num_pem: int, seed: int, protoco
                'default_hooks.logger.interval=50']
     if init_mode:
         options.append(f'model.decode_head.init_mode={init_mode}')
-    _run([sys.executable, '-m', 'npe.train', str(config), '--num-pem', str(num_pem), '--protocol',
+    _run([sys.executable, '-m', 'npe.cli.train', str(config), '--num-pem', str(num_pem), '--protocol',
           protocol, '--work-dir', str(work), '--data-root', str(data), '--cfg-options', *options],
          work.parent / f'{work.name}.train.log')
     return work
@@ -150,7 +150,7 @@ def loss_curve(fixture: Path, data: Path, work: Path, num_pem: int, seed: int, i
                    'default_hooks.logger.interval=1', 'log_processor.window_size=1',
                    f'train_cfg.max_iters={iters}', f'train_cfg.val_begin={iters + 1}',
                    'default_hooks.checkpoint.save_last=False']
-        _run([sys.executable, '-m', 'npe.train', str(fixture / 'unet_longtail_1600.py'), '--num-pem',
+        _run([sys.executable, '-m', 'npe.cli.train', str(fixture / 'unet_longtail_1600.py'), '--num-pem',
               str(num_pem), '--protocol', protocol, '--work-dir', str(work), '--data-root', str(data),
               '--cfg-options', *options], work.parent / f'{work.name}.train.log')
         scalars = sorted(work.glob('*/vis_data/scalars.json'))
@@ -176,7 +176,7 @@ def evaluate(work: Path, name: str, scale_factors, options: list[str]) -> dict[f
     """``npe-test`` of a work dir at several s; returns {s: result} (cached in ``<work>.<name>.json``)."""
     out = work.parent / f'{work.name}.{name}.json'
     if not out.is_file():
-        cmd = [sys.executable, '-m', 'npe.test', str(work), '--out', str(out), '--scale-factor',
+        cmd = [sys.executable, '-m', 'npe.cli.test', str(work), '--out', str(out), '--scale-factor',
                *[str(s) for s in scale_factors]]
         if options:
             cmd += ['--cfg-options', *options]
