@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Mapping, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, ValidationInfo, WrapValidator,
                       field_validator)
@@ -36,15 +36,28 @@ def show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _message(expected: str):
-    """A validator that reports any failure of the wrapped type as ``expected ..., got <value>``."""
+def expecting(expected: str, *, kind: str = "recipe", shown: Callable[[Any], str] = show,
+              shape: Callable[[Any], bool] | None = None) -> WrapValidator:
+    """A validator that reports a value the wrapped type refuses as ``expected ..., got <value>``
+    (the one wording of recipe and result-file messages; ``kind`` names pydantic's error type).
+    With ``shape``, only a value failing that test is reported so: errors inside a container keep
+    their own place (``metrics.mIoU``) and message."""
+    def refuse(value: Any) -> PydanticCustomError:
+        return PydanticCustomError(kind, "{expected}, got {got}", {"expected": expected, "got": shown(value)})
+
     def wrap(value: Any, handler) -> Any:
+        if shape is not None:
+            if not shape(value):
+                raise refuse(value)
+            return handler(value)
         try:
             return handler(value)
         except ValidationError:
-            raise PydanticCustomError("recipe", "{expected}, got {got}",
-                                      {"expected": expected, "got": show(value)}) from None
+            raise refuse(value) from None
     return WrapValidator(wrap)
+
+
+_message = expecting   # the recipe models' short name for it
 
 
 def _choice(choices: tuple[str, ...], expected: str | None = None):

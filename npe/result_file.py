@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from npe.constants import AUTO, INF, RESULT_SCHEMA
 from npe.errors import ResultFileError
+from npe.recipe_schema import expecting
 
 #: Where the generated JSON Schema is committed (a test holds it equal to the model's).
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "result_file.schema.json"
@@ -29,21 +30,8 @@ __all__ = ["ResultHeader", "ResultFile", "RecipeRef", "Options", "PerClass", "FI
 
 
 def _expect(expected: str, shape: Callable[[Any], bool] | None = None) -> WrapValidator:
-    """Report a value the wrapped type refuses as ``expected ..., got <repr>``. With ``shape``, only
-    a value failing that test is reported so; errors inside a container keep their own place
-    (``metrics.mIoU``) and message."""
-    def wrap(value: Any, handler):
-        if shape is not None:
-            if not shape(value):
-                raise PydanticCustomError("result", "{expected}, got {got}",
-                                          {"expected": expected, "got": repr(value)})
-            return handler(value)
-        try:
-            return handler(value)
-        except ValidationError:
-            raise PydanticCustomError("result", "{expected}, got {got}",
-                                      {"expected": expected, "got": repr(value)}) from None
-    return WrapValidator(wrap)
+    """``expected ..., got <repr>`` for a value the wrapped type (or ``shape``) refuses."""
+    return expecting(expected, kind="result", shown=repr, shape=shape)
 
 
 def _seed(value: Any, handler) -> Any:
