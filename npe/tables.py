@@ -134,11 +134,16 @@ def paired_rows(summary: Summary, metric: str | None = None) -> tuple[list[str],
     metric = metric or summary.recipe.primary_metric
     headers = ["question", "A", "B", "n", f"A − B per seed ({metric})", "mean A − B", f"{CONFIDENCE:.0%} CI",
                "verdict", "seeds to separate"]
+    base = summary.recipe.baseline
+
+    def side(variant: str, s: object) -> str:   # the baseline has no s (the main table shows "—")
+        return variant if base is not None and variant == base.name else f"{variant}, s={s}"
+
     body = []
     for c in summary.comparisons:
         p = c.paired[metric]
         ci = f"[{_signed(p.low)}, {_signed(p.high)}]" if p.low is not None else DASH
-        body.append([c.question, f"{c.a[0]}, s={c.a[1]}", f"{c.b[0]}, s={c.b[1]}", str(p.n),
+        body.append([c.question, side(*c.a), side(*c.b), str(p.n),
                      " ".join(_signed(d) for d in p.diffs) or DASH, _signed(p.mean), ci, p.verdict,
                      _needed(p)])
     return headers, body
