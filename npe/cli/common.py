@@ -27,7 +27,16 @@ class _Parser(argparse.ArgumentParser):
 def make_parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of a command: the only place the kit builds one (so every command keeps
     the one-line error contract)."""
-    return _Parser(prog=prog, description=description, epilog=epilog)
+    return _Parser(prog=prog, description=description, epilog=epilog, formatter_class=_WholeWords)
+
+
+class _WholeWords(argparse.HelpFormatter):
+    """Help text wrapped between words only: a config name or path is never cut in two."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(' '.join(text.split()), width, break_long_words=False, break_on_hyphens=False)
 
 
 class CfgOptionsAction(argparse.Action):
@@ -73,11 +82,14 @@ def add_launcher(parser: argparse.ArgumentParser, batch_help: bool = False) -> N
     ``batch_help``, ``--batch-per-process`` too."""
     from npe.constants import LAUNCHERS
 
+    # the command's own name in the example; the batch split only where --batch-per-process exists
+    command = parser.prog or 'npe-train'
+    split = (' Several processes split the total batch evenly (16 over 2 processes = 8 each) unless '
+             '--batch-per-process is given' if batch_help else ' Several processes split the data.')
     parser.add_argument('--launcher', default='none', choices=LAUNCHERS,
-                        help='none = one process; pytorch = under torchrun (e.g. torchrun '
-                             '--nproc-per-node 2 $(command -v npe-train) ... --launcher pytorch); '
-                             'slurm = under srun. Several processes split the total batch evenly '
-                             '(16 over 2 processes = 8 each) unless --batch-per-process is given')
+                        help=f'none = one process; pytorch = under torchrun (e.g. torchrun '
+                             f'--nproc-per-node 2 $(command -v {command}) ... --launcher pytorch); '
+                             f'slurm = under srun.{split}')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
     if batch_help:
         add_batch_per_process(parser)

@@ -326,3 +326,19 @@ def test_resume_takes_the_highest_iteration_when_last_checkpoint_is_gone(trained
     assert cfg.resume and cfg.load_from == str(work_dir / 'iter_4.pth')
     err = capsys.readouterr().err
     assert 'took iter_4.pth, the highest iteration' in err, err
+
+
+def test_help_texts_name_their_own_command_and_keep_names_whole(monkeypatch):
+    """Issue 21: npe-test's help carried npe-train's launcher example and batch split, and
+    npe-train's help cut a config name in two."""
+    from npe.cli import test as test_cli
+    from npe.cli import train as train_cli
+
+    monkeypatch.setenv('COLUMNS', '80')
+    test_help = ' '.join(test_cli.build_parser().format_help().split())   # words, wrapped anywhere
+    assert '$(command -v npe-test)' in test_help
+    assert 'command -v npe-train' not in test_help and '--batch-per-process' not in test_help
+    train_help = train_cli.build_parser().format_help()
+    words = ' '.join(train_help.split())
+    assert '$(command -v npe-train)' in words and '--batch-per-process is given' in words
+    assert "'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'" in train_help
