@@ -38,9 +38,9 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editor
     from npe.training import train
 
 
-#: The lazy API: public name -> the module that defines it (one place to add a name). No submodule
-#: of ``npe`` carries one of these names, so importing a submodule never rebinds them
-#: (tests/test_api.py checks it).
+#: The lazy API: public name -> the module that defines it (one place to add a name). Importing a
+#: submodule never rebinds one of these names: none is a submodule's name except ``npe.train``,
+#: whose file puts the function itself in ``sys.modules`` (tests/test_api.py checks both).
 API: dict[str, str] = {
     "apply_npe": "npe.config",
     "register": "npe.config",
