@@ -132,6 +132,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def writer_gone(writer: str) -> bool | None:
+    """Whether the writer ``<pid>@<host>`` (:func:`_writer_id`) has ended: True / False for one of this
+    host (this process counts as running), None where this host cannot tell (another host, no id)."""
+    pid, _, host = writer.partition('@')
+    if not (pid.isdigit() and host == _host()):
+        return None
+    return int(pid) != os.getpid() and not _pid_alive(int(pid))
+
+
 def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporary files of writers that were killed before their rename, in ``folder``.
 
@@ -147,11 +156,9 @@ def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
         return removed
     for tmp in folder.glob('.*.tmp'):
         fields = tmp.name[1:-len('.tmp')].rsplit('.', 2)
-        pid, _, host = (fields[1] if len(fields) == 3 else '').partition('@')
         try:
-            if pid.isdigit() and host == _host():
-                stale = int(pid) != os.getpid() and not _pid_alive(int(pid))
-            else:
+            stale = writer_gone(fields[1] if len(fields) == 3 else '')
+            if stale is None:
                 stale = time.time() - tmp.lstat().st_mtime > STALE_TEMP_AGE_S
             if stale and tmp.is_file():
                 tmp.unlink()

@@ -48,20 +48,20 @@ def warn_other_drivers(recipe_results: Path, work_root: Path) -> None:
     when its process ends; a killed driver's file is taken for stale as :func:`clean_stale_temps`
     judges temporary files (process gone on this host)."""
     import json
-    import os
 
-    from npe.files import _host, _pid_alive
+    from npe.files import _writer_id, writer_gone
 
     work = str(Path(work_root).resolve())
     for other in sorted(Path(recipe_results).glob('.driver.*')):
-        pid, _, host = other.name[len('.driver.'):].partition('@')
-        if pid == str(os.getpid()) and host == _host():
+        writer = other.name[len('.driver.'):]
+        if writer == _writer_id():
             continue
+        pid, _, host = writer.partition('@')
         try:
             theirs = json.loads(other.read_text()).get('work_dir')
         except (OSError, ValueError, AttributeError):
             continue
-        if host == _host() and pid.isdigit() and not _pid_alive(int(pid)):
+        if writer_gone(writer):
             other.unlink(missing_ok=True)   # a killed driver's record
             continue
         if theirs != work:
