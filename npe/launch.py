@@ -28,7 +28,8 @@ from typing import Sequence
 from npe.errors import ConfigError, RunError
 
 __all__ = ['check_launcher_environment', 'world_size', 'rank', 'ddp_settings', 'distribute', 'init_distributed',
-           'finish_distributed', 'loader_defaults', 'apply_amp', 'torchrun_command', 'write_sbatch_scripts', 'submit_slurm']
+           'finish_distributed', 'loader_defaults', 'check_visible_gpus', 'apply_amp', 'torchrun_command',
+           'write_sbatch_scripts', 'submit_slurm']
 
 #: What each launcher reads from the environment its starter sets.
 LAUNCHER_ENV = {'pytorch': ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
@@ -69,6 +70,23 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def check_visible_gpus(processes: int, what: str, fix: str) -> None:
+    """On a CUDA machine, refuse more processes on this node than it has GPUs, in one line.
+
+    Without the check, two ranks share GPU 0 and NCCL stops deep inside the first collective. On a
+    machine without CUDA, N processes are N CPU (gloo) processes and any N is fine.
+    """
+    if processes < 1 or not _cuda():
+        return
+    import torch
+
+    visible = torch.cuda.device_count()
+    if processes > visible:
+        shown = os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')
+        raise ConfigError(f'{what} needs {processes} GPUs, one per process, but this machine has '
+                          f'{visible} visible (CUDA_VISIBLE_DEVICES={shown}); {fix}')
 
 
 def _replace_syncbn(node) -> None:
@@ -154,6 +172,11 @@ def init_distributed(launcher: str, expected_world: int | None = None, command: 
         return
     if _cuda():
         from mmengine.dist import init_dist
+
+        # the processes this node runs, each on a GPU of its own (torchrun / srun say how many)
+        local = int(os.environ.get('LOCAL_WORLD_SIZE') or os.environ.get('SLURM_NTASKS_PER_NODE') or 1)
+        check_visible_gpus(local, f'{command} under {launcher}',
+                           'start at most that many processes per node')
 
         init_dist(launcher, **dict(dist_cfg or {}))
         return

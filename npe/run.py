@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from npe import datasets, examples, paths, provenance
+from npe import datasets, examples, launch, paths, provenance
 from npe.driver_options import DriverOptions
 from npe.errors import NO_SPACE, RecipeError, UserError
 from npe.files import clean_stale_temps
@@ -63,6 +63,8 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
     jobs = plan_runs(recipe, opts.variants, opts.seeds, opts.work_dir)
     if opts.gpus < 0:
         raise UserError(f'--gpus must be >= 0, got {opts.gpus}')
+    if opts.gpus and opts.slurm is None and not opts.dry_run:  # Slurm's nodes have GPUs of their own
+        launch.check_visible_gpus(opts.gpus, f'--gpus {opts.gpus}', 'give a smaller --gpus')
     seen = set()
     for job in jobs:  # every distinct configuration builds (typed options, seeds) before any work
         if job.train_key not in seen:
