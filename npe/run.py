@@ -90,7 +90,9 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
                          **dict(opts.launch_options, amp=opts.amp and opts.slurm is None))
     register_driver(results / recipe.name, work_root)   # after every check: a refused run leaves nothing
     if opts.slurm is not None:
-        return _submit(recipe, len(jobs), opts.replace(tables=tables), root, results, work_root)
+        # the array's task ids are plan indices: with --task I only training I is submitted (and run)
+        indices = [opts.task] if opts.task is not None else list(range(len(jobs)))
+        return _submit(recipe, indices, opts.replace(tables=tables), root, results, work_root)
     share, log_prior = counted_log_prior(recipe, root)
     failures = 0
     # A job another driver is training is put off, then waited for at the end (each job's lock).
@@ -106,11 +108,12 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
     return failures
 
 
-def _submit(recipe: Recipe, tasks: int, opts: DriverOptions, root: Path, results: Path,
+def _submit(recipe: Recipe, tasks: list[int], opts: DriverOptions, root: Path, results: Path,
             work_root: Path) -> int:
-    """Submit the plan to Slurm (:func:`npe.launch.submit_recipe`): task i runs ``npe-repro RECIPE``
-    with the driver's own options (``to_argv``), the folders resolved here, the inputs prepared here
-    (so ``--offline``) and the tables left to the job after the array. Returns 0."""
+    """Submit the plan's trainings ``tasks`` (plan indices) to Slurm (:func:`npe.launch.submit_recipe`):
+    array task i runs ``npe-repro RECIPE --task i`` with the driver's own options (``to_argv``), the
+    folders resolved here, the inputs prepared here (so ``--offline``) and the tables left to the job
+    after the array. Returns 0."""
     from npe import launch
 
     if not tasks:

@@ -236,6 +236,8 @@ def test_sbatch_scripts_are_one_array_and_a_tables_job(tmp_path):
         tables_command=['python', '-m', 'npe.cli.tables', '--recipe', 'smoke'], gpus=2)
     text = train.read_text()
     assert text.startswith('#!/bin/bash\n') and '#SBATCH --array=0-2' in text
+    assert launch.array_spec([4, 1, 4]) == '1,4' and launch.array_spec(3) == launch.array_spec([2, 0, 1]) == '0-2'
+    assert launch.array_spec([0, 1, 2, 5, 7, 8]) == '0-2,5,7-8' and launch.array_spec([3]) == '3'
     assert '#SBATCH --gres=gpu:2' in text and f'#SBATCH --output={tmp_path / "s"}/train-%A_%a.out' in text
     assert "exec python -m npe 'my recipe.yaml' --task \"$SLURM_ARRAY_TASK_ID\"" in text
     assert 'exec python -m npe.cli.tables --recipe smoke' in tables.read_text()
@@ -279,7 +281,8 @@ def test_repro_slurm_on_a_real_one_node_cluster(tmp_path, local_smoke):
         assert DriverOptions.from_namespace(build_parser().parse_args(task)) == DriverOptions(
             per_s=True, offline=True, tables=False, data_root=str(tmp_path / 'data'),
             results_dir=str(tmp_path / 'results'), work_dir=str(tmp_path / 'work')), script
-        found = re.search(r'job array (\d+) \((\d+) trainings.*tables job (\d+) after it', proc.stdout)
+        said = ' '.join(proc.stdout.split())  # the console may wrap a long line
+        found = re.search(r'job array (\d+) \((\d+) training\(s\): plan index 0-1;.*tables job (\d+) after it', said)
         assert found, proc.stdout
         array_id, n, tables_id = found.group(1), int(found.group(2)), found.group(3)
         assert n == len(jobs) == 2
@@ -307,6 +310,40 @@ def test_repro_slurm_on_a_real_one_node_cluster(tmp_path, local_smoke):
         assert ours.keys() == theirs.keys() and ours
         for key in ours:
             assert ours[key] == pytest.approx(theirs[key], abs=1e-4), (path.name, key, ours[key], theirs[key])
+
+
+def test_repro_slurm_task_submits_that_training_alone(tmp_path, local_smoke):
+    """``npe-repro smoke --slurm --task 1``: an array of the one index 1, whose task trains plan entry
+    1 (not entry 0, as an array numbered from 0 would) and writes only its result files, with the
+    local run's metrics; no tables job."""
+    import re
+
+    from npe.recipes import load_recipe
+    from npe.run import plan_runs
+    from slurm_cluster import OneNodeCluster
+
+    recipe = load_recipe('smoke')
+    job = plan_runs(recipe)[1]
+    expected = sorted(f'{v}__seed{job.seed}__s{s:g}.json' for v, s in job.expected(recipe))
+    with OneNodeCluster() as cluster:
+        env = dict(clean_env(tmp_path), SLURM_CONF=cluster.env['SLURM_CONF'])
+        proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--task', '1', '--slurm', '--time', '20'],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        script = next((tmp_path / 'work' / 'smoke' / 'slurm').glob('*/train.sbatch')).read_text()
+        assert '#SBATCH --array=1\n' in script, script
+        said = ' '.join(proc.stdout.split())  # the console may wrap a long line
+        found = re.search(r'job array (\d+) \(1 training\(s\): plan index 1;.*tables job - after it', said)
+        assert found, proc.stdout
+        cluster.wait_for([found.group(1)])
+        assert cluster.job_states(found.group(1)) == {f'{found.group(1)}_1': 'COMPLETED'}
+    results = tmp_path / 'results' / 'smoke'
+    assert sorted(p.name for p in results.glob('*.json')) == expected and expected
+    assert not (tmp_path / 'results' / 'tables').exists()
+    for path in results.glob('*.json'):
+        ours = json.loads(path.read_text())['metrics']
+        theirs = json.loads((local_smoke / 'results' / 'smoke' / path.name).read_text())['metrics']
+        assert ours == pytest.approx(theirs, abs=1e-4), path.name
 
 
 @pytest.mark.integration
