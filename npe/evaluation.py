@@ -279,7 +279,8 @@ def evaluate(work_dir: str | Path,
              data_root: str | Path | None = None,
              adjustments: Sequence[tuple[str, float | None]] | None = None,
              per_s: bool = False,
-             quiet: bool = True,
+             verbose: bool = False,
+             quiet: bool | None = None,
              keep_predictions: Sequence[str] = (),
              log_file: str | Path | None = None) -> list[dict[str, Any]]:
     """Evaluate a training run's checkpoint at every scale factor in one pass; one dict per s.
@@ -305,9 +306,10 @@ def evaluate(work_dir: str | Path,
             (:mod:`npe.sweep`; identical confusion counts, so identical metrics).
         keep_predictions: names of images (file name up to the first dot) whose predicted label
             maps each row keeps as ``"predictions": {name: uint8 array}`` (examples figure).
-        quiet: MMEngine's console output (environment, config, progress) and Python's warnings go
-            to ``<test work dir>/npe-test.log`` instead of the terminal (named in each row's
-            ``log_file``); False: on the console, as MMEngine prints them.
+        verbose: MMEngine's console output (environment, config, progress) and Python's warnings
+            on the console, as MMEngine prints them; by default (False) they go to
+            ``<test work dir>/npe-test.log`` only (named in each row's ``log_file``).
+        quiet: the older name of the same choice: ``quiet=False`` is ``verbose=True``.
         log_file: MMEngine's log appended to this file instead (``npe-repro`` keeps one per run).
 
     Returns:
@@ -327,6 +329,7 @@ def evaluate(work_dir: str | Path,
         npe.errors.DataError: the test data folder is missing or empty.
     """
     check_evaluate_arguments(locals())
+    quiet = not verbose if quiet is None else quiet
     requests = _requests(scale_factors, adjustments, log_prior)
     cfg, ckpt = prepare_test_config(work_dir, checkpoint=checkpoint, tta=tta,
                                     cfg_options=cfg_options, data_split=data_split, config=config,

@@ -185,6 +185,7 @@ def build_train_config(base_config: str | Path, *,
                        pem_type: str = DEFAULTS.pem_type,
                        scale_factor: float = DEFAULTS.scale_factor,
                        protocol: str = DEFAULTS.protocol,
+                       keep_schedule: bool = False,
                        cfg_options: dict[str, Any] | None = None,
                        seed: int | None = None,
                        deterministic: bool = False,
@@ -201,7 +202,7 @@ def build_train_config(base_config: str | Path, *,
 
     Order: base config -> :func:`npe.apply_npe` (wrapper, protocol, batch size 16, schedule) ->
     dataset folder -> loader defaults -> ``cfg_options`` (like the reference) -> batch split, launcher
-    -> work dir, seed, AMP, resume. ``launcher`` ``pytorch`` / ``slurm`` (see :mod:`npe.launch`): the world size is the
+    -> work dir, seed, AMP, resume. ``keep_schedule``: see :func:`npe.apply_npe`. ``launcher`` ``pytorch`` / ``slurm`` (see :mod:`npe.launch`): the world size is the
     launcher's (under torchrun / srun) unless ``world_size`` is given (a config built now and launched
     later); the total batch is split over the processes unless ``batch_per_process`` is given.
     ``amp``: MMEngine's AmpOptimWrapper in ``amp_dtype`` (``auto`` = bf16 where the GPU has it,
@@ -244,7 +245,7 @@ def build_train_config(base_config: str | Path, *,
     with held_messages() as held:
         cfg = apply_npe(cfg, num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
                         freeze_backbone=freeze_backbone, freeze_decode=freeze_decode,
-                        load_from=load_from, protocol=protocol)
+                        load_from=load_from, protocol=protocol, keep_schedule=keep_schedule)
         world = world_size or 1
         # inside the block: an unknown --cfg-options key's warning is shown only if no error follows
         apply_runtime(cfg, launcher=launcher, cfg_options=cfg_options,
@@ -436,8 +437,8 @@ def train(base_config: str | Path, *,
             ``<data_root>/<dataset folder>``); see :func:`npe.config.kit_dataset_folder`.
         verbose: MMEngine's log also on the console, as ``npe-train`` shows it (by default only in
             the run's ``<work_dir>/<timestamp>/<timestamp>.log``; Python's warnings there too).
-        **options: ``deterministic``, ``resume``, ``amp``, ``amp_dtype``, ``launcher``, ``world_size``,
-            ``batch_per_process``, ``check_data_folders`` of
+        **options: ``keep_schedule`` (:func:`npe.apply_npe`), ``deterministic``, ``resume``, ``amp``,
+            ``amp_dtype``, ``launcher``, ``world_size``, ``batch_per_process``, ``check_data_folders`` of
             :func:`build_train_config`.
 
     Returns:
@@ -459,7 +460,7 @@ def train(base_config: str | Path, *,
     check.path('data_root', data_root, optional=True)
     check.keywords('options', options, _TRAIN_OPTIONS)
     check.flag('verbose', verbose)
-    for name in ('deterministic', 'resume', 'amp', 'check_data_folders'):
+    for name in ('keep_schedule', 'deterministic', 'resume', 'amp', 'check_data_folders'):
         if name in options:
             check.flag(name, options[name])
     if 'amp_dtype' in options:
@@ -477,7 +478,7 @@ def train(base_config: str | Path, *,
 
 
 #: ``npe.train``'s ``**options`` (passed on to :func:`build_train_config`).
-_TRAIN_OPTIONS = ('deterministic', 'resume', 'amp', 'amp_dtype', 'launcher', 'world_size',
+_TRAIN_OPTIONS = ('keep_schedule', 'deterministic', 'resume', 'amp', 'amp_dtype', 'launcher', 'world_size',
                   'batch_per_process', 'check_data_folders')
 
 

@@ -91,7 +91,7 @@ def test_load_results_reads_the_committed_results():
 def test_run_recipe_dry_run_takes_a_name(tmp_path, monkeypatch, capsys):
     for key in ("NPE_DATA_ROOT", "NPE_RESULTS_DIR", "NPE_WORK_DIR"):
         monkeypatch.setenv(key, str(tmp_path / key))
-    assert npe.run_recipe("smoke", dry_run=True) == 0
+    assert npe.run_recipe("smoke", dry_run=True) == npe.RunOutcome(records=[], failures=0)
     assert "recipe smoke:" in capsys.readouterr().out
     with pytest.raises(npe.errors.RecipeError, match="no variant named nope"):
         npe.run_recipe("smoke", variants=["nope"], dry_run=True)
@@ -224,7 +224,7 @@ def _api_cases(tmp: Path) -> dict:
                           st.text(max_size=2), min_size=1, max_size=1)),
                       "config": _BAD_OPTIONAL_PATH, "out_dir": _BAD_OPTIONAL_PATH,
                       "launcher": _wrong_choice(("none", "pytorch", "slurm")), "data_root": _BAD_OPTIONAL_PATH,
-                      "adjustments": _BAD_PAIRS, "per_s": _BAD_FLAG, "quiet": _BAD_FLAG,
+                      "adjustments": _BAD_PAIRS, "per_s": _BAD_FLAG, "verbose": _BAD_FLAG, "quiet": _not_none(_BAD_FLAG),
                       "keep_predictions": st.one_of(st.none(), _BAD_NAMES)}),
         "run_recipe": (lambda **kw: npe.run_recipe(kw.pop("recipe", "smoke"), **{"dry_run": True, **dirs, **kw}),
                        {"recipe": st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.just(""),
