@@ -377,7 +377,7 @@ def merge_cfg_options(cfg: Config, options: dict | None) -> None:
     try:
         cfg.merge_from_dict(dict(options))
     except Exception as exc:  # e.g. indexing into a value that is not a list
-        raise ConfigError(f'--cfg-options cannot be applied: {type(exc).__name__}: {exc}') from None
+        raise ConfigError(f'cfg_options (--cfg-options) cannot be applied: {type(exc).__name__}: {exc}') from None
 
 
 def fix_dataloaders(cfg: Config, loaders: Sequence[str] = LOADERS) -> None:
@@ -429,7 +429,7 @@ def check_data(cfg: Config, loaders: Sequence[str] = LOADERS) -> None:
             root = Path(dataset.get('data_root', '') or '')
             prefix = dataset.get('data_prefix') or {}
             fix = (f'prepare the data with `{_dataset_hint(dataset.get("type"))}` or set '
-                   f'--cfg-options {key}.data_root=DIR')
+                   f'{key}.data_root=DIR in cfg_options (--cfg-options)')
             for name in ('img_path', 'seg_map_path'):
                 if not prefix.get(name):
                     continue
@@ -473,5 +473,5 @@ def check_schedule(cfg: Config) -> None:
                                              else isinstance(node, (int, float)) and math.isfinite(node))
         if not ok or node < minimum:
             what = 'an integer' if kind is int else 'a number'
-            raise ConfigError(f'{key} = {node!r} is not {what} >= {minimum}; fix it in --cfg-options '
-                              "(or the recipe's cfg_options / the config)")
+            raise ConfigError(f'{key} = {node!r} is not {what} >= {minimum}; fix it in cfg_options '
+                              "(--cfg-options, the recipe's cfg_options) or in the config")

@@ -296,7 +296,7 @@ def load_results(recipe: str | None = None, results_dir: str | os.PathLike | Non
     Returns:
         One dict per file, sorted by recipe and file name: the file's JSON content (``variant``,
         ``seed``, ``scale_factor``, ``status``, ``metrics``, ``per_class``, ``environment``, ... as in
-        docs/internals.md) plus ``"path"``. ``pandas.json_normalize(records)`` makes it a table.
+        docs/internals.md) plus ``"path"``.
 
     Raises:
         npe.errors.ResultFileError: a file is not a readable result file; ``results_dir`` is missing or

@@ -216,17 +216,17 @@ def build_train_config(base_config: str | Path, *,
     """
     check_launcher(launcher)
     if seed is not None:
-        check_seed(seed, '--seed')
+        check_seed(seed, 'seed (--seed)')
     if load_from and not _is_url(load_from):
         if not Path(load_from).is_file():
-            raise ConfigError(f'--load-from {load_from}: no such checkpoint file')
+            raise ConfigError(f'load_from (--load-from) {load_from}: no such checkpoint file')
         from npe.checkpoint import unreadable_reason
         reason = unreadable_reason(load_from)
         if reason:
-            raise ConfigError(f'--load-from {load_from}: {reason}; download it again (npe-data '
+            raise ConfigError(f'load_from (--load-from) {load_from}: {reason}; download it again (npe-data '
                               'checkpoint URL) or give another file')
     if work_dir is not None and Path(work_dir).exists() and not Path(work_dir).is_dir():
-        raise ConfigError(f'--work-dir {work_dir} exists and is not a folder')
+        raise ConfigError(f'work_dir (--work-dir) {work_dir} exists and is not a folder')
     if launcher != 'none' and world_size is None:
         launch.check_launcher_environment(launcher)
         world_size = launch.world_size(launcher)
@@ -258,7 +258,7 @@ def build_train_config(base_config: str | Path, *,
             work_dir = cfg.get('work_dir') or Path('work_dirs') / Path(cfg.filename or 'npe').stem
         if Path(work_dir).resolve().exists() and not Path(work_dir).resolve().is_dir():
             raise ConfigError(f'work dir {Path(work_dir).resolve()} exists and is not a folder')
-        check_output_dir(work_dir, '--work-dir')   # as given: a link to a missing folder is refused
+        check_output_dir(work_dir, 'work_dir (--work-dir)')   # as given: a link to a missing folder is refused
         cfg.work_dir = str(Path(work_dir).resolve())
         if seed is not None or deterministic:
             cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
@@ -299,11 +299,11 @@ def _check_same_options(cfg) -> None:
         before = {k: before[k] for k in TRAINING_OPTIONS}
     except (OSError, ValueError, KeyError, TypeError):
         raise RunError(f'{record_file} is damaged; resume cannot check the options the run was trained '
-                       'with. Delete the work dir to start over, or give another --work-dir') from None
+                       'with. Delete the work dir to start over, or give another work_dir (--work-dir)') from None
     changed = [f'{k} {before[k]!r} -> {cfg.npe[k]!r}' for k in TRAINING_OPTIONS if before[k] != cfg.npe[k]]
     if changed:
         raise RunError(f'--resume: {cfg.work_dir} was trained with other NPE options '
-                       f'({", ".join(changed)}); resume with the same options, or give another --work-dir')
+                       f'({", ".join(changed)}); resume with the same options, or give another work_dir (--work-dir)')
 
 
 def fault_tolerant(cfg) -> None:
