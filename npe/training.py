@@ -286,6 +286,10 @@ def build_train_config(base_config: str | Path, *,
         if check_data_folders:
             check_data(cfg)
         held.drop = launch.rank() != 0  # one copy of the warnings, not one per process
+        # apply_npe's "key: old -> new" about a key cfg_options sets again would name a value not used
+        again = tuple(f'{key}:' for key in (cfg_options or {}))
+        held.records = [r for r in held.records if not (again and r.name == 'npe.config'
+                                                        and r.getMessage().startswith(again))]
     return cfg
 
 
