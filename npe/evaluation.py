@@ -70,10 +70,11 @@ def find_run_config(work_dir: str | Path) -> Path:
         try:
             name = json.loads(record.read_text())['config']
         except (ValueError, KeyError, TypeError):
-            raise RunError(f'{record} is damaged; give the config with --config') from None
+            raise RunError(f'{record} is damaged; name the config explicitly (config=, --config)') from None
         path = work_dir / name
         if not path.is_file():
-            raise RunError(f'{record} names {name}, which is not in {work_dir}; give --config')
+            raise RunError(f'{record} names {name}, which is not in {work_dir}; name the config explicitly '
+                           '(config=, --config)')
         return path
     runs = sorted(p for p in work_dir.iterdir() if p.is_dir() and _RUN_FOLDER.match(p.name)
                   and (p / 'vis_data' / 'config.py').is_file())
@@ -84,9 +85,9 @@ def find_run_config(work_dir: str | Path) -> Path:
         return candidates[0]
     if not candidates:
         raise RunError(f'no training config in {work_dir} (no {RUN_FILE}, no run folder, no .py); '
-                        'is it a work dir of npe-train? Give --config otherwise')
+                        'is it a work dir of npe-train? Name the config explicitly otherwise (config=, --config)')
     raise RunError(f'{work_dir} holds several configs ({", ".join(p.name for p in candidates)}) and '
-                    f'no {RUN_FILE}; choose one with --config')
+                    f'no {RUN_FILE}; choose one (config=, --config)')
 
 
 def _decode_head(model):

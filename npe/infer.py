@@ -58,7 +58,11 @@ def _work_dir_files(work_dir: Path, checkpoint: Any) -> tuple[Path, Path]:
     from npe.evaluation import find_run_config
     from npe.training import readable_checkpoint
 
-    config = find_run_config(work_dir)
+    try:
+        config = find_run_config(work_dir)
+    except RunError as exc:   # its fix names npe.evaluate's / npe-test's config argument
+        raise RunError(f'npe.init_model: {exc}; here: give the config file as config_or_work_dir and '
+                       'checkpoint=') from None
     if checkpoint is not None:
         return config, Path(checkpoint)
     last, bad = readable_checkpoint(work_dir)
