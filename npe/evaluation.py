@@ -70,10 +70,11 @@ def find_run_config(work_dir: str | Path) -> Path:
         try:
             name = json.loads(record.read_text())['config']
         except (ValueError, KeyError, TypeError):
-            raise RunError(f'{record} is damaged; give the config with --config') from None
+            raise RunError(f'{record} is damaged; name the config explicitly (config=, --config)') from None
         path = work_dir / name
         if not path.is_file():
-            raise RunError(f'{record} names {name}, which is not in {work_dir}; give --config')
+            raise RunError(f'{record} names {name}, which is not in {work_dir}; name the config explicitly '
+                           '(config=, --config)')
         return path
     runs = sorted(p for p in work_dir.iterdir() if p.is_dir() and _RUN_FOLDER.match(p.name)
                   and (p / 'vis_data' / 'config.py').is_file())
@@ -84,9 +85,9 @@ def find_run_config(work_dir: str | Path) -> Path:
         return candidates[0]
     if not candidates:
         raise RunError(f'no training config in {work_dir} (no {RUN_FILE}, no run folder, no .py); '
-                        'is it a work dir of npe-train? Give --config otherwise')
+                        'is it a work dir of npe-train? Name the config explicitly otherwise (config=, --config)')
     raise RunError(f'{work_dir} holds several configs ({", ".join(p.name for p in candidates)}) and '
-                    f'no {RUN_FILE}; choose one with --config')
+                    f'no {RUN_FILE}; choose one (config=, --config)')
 
 
 def _decode_head(model):
@@ -279,7 +280,8 @@ def evaluate(work_dir: str | Path,
              data_root: str | Path | None = None,
              adjustments: Sequence[tuple[str, float | None]] | None = None,
              per_s: bool = False,
-             quiet: bool = True,
+             verbose: bool = False,
+             quiet: bool | None = None,
              keep_predictions: Sequence[str] = (),
              log_file: str | Path | None = None) -> list[dict[str, Any]]:
     """Evaluate a training run's checkpoint at every scale factor in one pass; one dict per s.
@@ -305,9 +307,10 @@ def evaluate(work_dir: str | Path,
             (:mod:`npe.sweep`; identical confusion counts, so identical metrics).
         keep_predictions: names of images (file name up to the first dot) whose predicted label
             maps each row keeps as ``"predictions": {name: uint8 array}`` (examples figure).
-        quiet: MMEngine's console output (environment, config, progress) and Python's warnings go
-            to ``<test work dir>/npe-test.log`` instead of the terminal (named in each row's
-            ``log_file``); False: on the console, as MMEngine prints them.
+        verbose: MMEngine's console output (environment, config, progress) and Python's warnings
+            on the console, as MMEngine prints them; by default (False) they go to
+            ``<test work dir>/npe-test.log`` only (named in each row's ``log_file``).
+        quiet: the older name of the same choice: ``quiet=False`` is ``verbose=True``.
         log_file: MMEngine's log appended to this file instead (``npe-repro`` keeps one per run).
 
     Returns:
@@ -327,6 +330,7 @@ def evaluate(work_dir: str | Path,
         npe.errors.DataError: the test data folder is missing or empty.
     """
     check_evaluate_arguments(locals())
+    quiet = not verbose if quiet is None else quiet
     requests = _requests(scale_factors, adjustments, log_prior)
     cfg, ckpt = prepare_test_config(work_dir, checkpoint=checkpoint, tta=tta,
                                     cfg_options=cfg_options, data_split=data_split, config=config,

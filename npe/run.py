@@ -26,7 +26,7 @@ from npe.jobs import (TrainJob, choose_scales, describe_plan, evaluate_job, job_
 from npe.preflight import check_run_outputs, register_driver, warn_other_drivers
 from npe.recipe_inputs import counted_log_prior, prepare_inputs
 from npe.recipes import Recipe, load_recipe
-from npe.results import is_done, result_path, write_failure, write_result
+from npe.results import as_record, is_done, parse_result, result_path, write_failure, write_result
 from npe.training import training_losses
 
 #: Progress lines of a run (npe.logs: the commands show them; a notebook's logging configuration decides).
@@ -34,8 +34,35 @@ log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- the whole run
+@dataclass(frozen=True)
+class RunOutcome:
+    """What :func:`run_recipe` did: the result records of the runs it covered, and its failures."""
+
+    #: One record per result file of the planned runs (finished now or before, failed ones too), as
+    #: :func:`npe.load_results` gives them; empty for a plan (``dry_run``) or a Slurm submission.
+    records: list[dict[str, Any]]
+    #: Training jobs that failed in this call (each recorded as ``failed`` result files).
+    failures: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """No training job failed."""
+        return self.failures == 0
+
+
+def _records(recipe: Recipe, jobs: list[TrainJob], results: Path) -> list[dict[str, Any]]:
+    """The result records of every (variant, seed, s) the jobs produce, where a file is there."""
+    records = []
+    for job in jobs:
+        for variant, s in job.expected(recipe):
+            path = result_path(results, recipe.name, variant, job.seed, s)
+            if path.is_file():
+                records.append(as_record(parse_result(path), path))
+    return records
+
+
 def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None = None,
-               **keywords: Any) -> int:
+               **keywords: Any) -> RunOutcome:
     """Run a recipe end to end, what ``npe-repro`` does: data, trainings, evaluations, result files.
 
     Args:
@@ -46,7 +73,10 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
             top of ``options`` when both are given.
 
     Returns:
-        The number of training jobs that failed (each recorded as ``failed`` result files).
+        :class:`RunOutcome`: ``.records``, the result files of the runs it covered as plain records
+        (:func:`npe.load_results`'s), and ``.failures``, the training jobs that failed (each
+        recorded as ``failed`` result files). MMEngine's log goes to each work dir's
+        ``npe-repro.log`` unless ``verbose=True``.
 
     Raises:
         npe.errors.RecipeError: the recipe is invalid or names an unknown variant.
@@ -81,7 +111,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
         jobs, tables = [jobs[opts.task]], False
     if opts.dry_run:
         print(describe_plan(recipe, jobs, root, results, opts.gpus, opts.batch_per_process))
-        return 0
+        return RunOutcome(records=[])
     check_run_outputs(recipe, results, work_root, root, tables)
     warn_other_drivers(results / recipe.name, work_root)   # a driver with another work dir
     checkpoint = prepare_inputs(recipe, root, paths.mirror(opts.mirror), paths.offline(opts.offline))
@@ -92,7 +122,8 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
     if opts.slurm is not None:
         # the array's task ids are plan indices: with --task I only training I is submitted (and run)
         indices = [opts.task] if opts.task is not None else list(range(len(jobs)))
-        return _submit(recipe, indices, opts.replace(tables=tables), root, results, work_root)
+        _submit(recipe, indices, opts.replace(tables=tables), root, results, work_root)
+        return RunOutcome(records=[])   # the job array writes the result files later
     share, log_prior = counted_log_prior(recipe, root)
     failures = 0
     # A job another driver is training is put off, then waited for at the end (each job's lock).
@@ -105,7 +136,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
         failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]', put_off=True)
     if tables:
         write_tables(recipe, results)
-    return failures
+    return RunOutcome(records=_records(recipe, jobs, results), failures=failures)
 
 
 def _submit(recipe: Recipe, tasks: list[int], opts: DriverOptions, root: Path, results: Path,

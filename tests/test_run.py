@@ -185,7 +185,12 @@ def test_run_recipe_in_a_notebook_prints_nothing_and_logs_its_progress(tmp_path,
 
     dirs = dict(data_root=tmp_path / 'data', results_dir=tmp_path / 'results', work_dir=tmp_path / 'work')
     caplog.set_level(logging.INFO, logger='npe')
-    assert npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs) == 0
+    outcome = npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs)
+    assert outcome.failures == 0 and outcome.ok
+    # the records of what it ran: baseline s=1, counted LA s=1 and 2, as npe.load_results gives them
+    assert sorted((r['variant'], r['scale_factor']) for r in outcome.records) == \
+        [('baseline', 1.0), ('counted_la', 1.0), ('counted_la', 2.0)]
+    assert outcome.records == npe.load_results('smoke', dirs['results_dir'])
     out, err = capsys.readouterr()
     assert (out, err) == ('', ''), (out, err)
     lines = [r.getMessage() for r in caplog.records if r.name == 'npe.run']
@@ -194,6 +199,6 @@ def test_run_recipe_in_a_notebook_prints_nothing_and_logs_its_progress(tmp_path,
     assert lines[-1].startswith('[1/1] baseline seed 0: 3 result files written (training ')
     assert 'Iter(train)' in (tmp_path / 'work' / 'smoke' / 'baseline__seed0' / 'npe-repro.log').read_text()
     caplog.clear()
-    assert npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs) == 0
+    assert npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs).records == outcome.records
     assert [r.getMessage() for r in caplog.records] == ['[1/1] baseline seed 0: done, skipped']
     assert capsys.readouterr() == ('', '')

@@ -90,8 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from npe.driver_options import DriverOptions
     from npe.run import run_recipe
 
-    failures = run_recipe(recipe, DriverOptions.from_namespace(args))
-    status = 1 if failures else 0
+    outcome = run_recipe(recipe, DriverOptions.from_namespace(args))
+    status = 0 if outcome.ok else 1
     if args.compare and not args.dry_run and args.slurm is None and args.task is None:
         from npe import paths
         from npe.compare import compare_and_report

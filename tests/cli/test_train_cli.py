@@ -178,7 +178,11 @@ def test_config_defaults_and_overrides(stare_root, in_tmp, capsys):
     assert cfg.launcher == 'pytorch'
     assert cfg.resume is False
     assert cfg.npe.protocol == 'fixed'
-    assert capsys.readouterr().err == ''  # protocol fixed: no departure warnings
+    err = capsys.readouterr().err
+    assert 'protocol upstream' not in err   # protocol fixed: no departure warnings
+    # apply_npe names what it replaces, but not batch_size: cfg_options set it again (2, not 16)
+    assert [line.split(':')[1].strip() for line in err.splitlines()] == [
+        'model.auxiliary_head', 'schedule (train_cfg, param_scheduler)', 'default_hooks.checkpoint.interval']
 
 
 def test_upstream_warnings_come_after_the_checks(stare_root, in_tmp, capsys):
