@@ -174,7 +174,9 @@ def train_job(cfg, work_dir: Path, gpus: int = 0, log_file: Path | None = None) 
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, 'a') as log:
             out = train_launched(cfg, gpus, log=log)
-    record = dict(iterations=out['iterations'], wall_time_s=round(out['wall_time_s'], 2),
+    # the whole training's time: a resumed run adds the earlier parts (recorded in its checkpoints)
+    wall = out.get('wall_time_total_s', out['wall_time_s'])
+    record = dict(iterations=out['iterations'], wall_time_s=round(wall, 2),
                   resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=provenance.utc_now(),
                   distributed=out.get('distributed'), device=out.get('device'))
     write_json_atomic(marker, record)

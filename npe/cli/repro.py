@@ -90,7 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from npe.driver_options import DriverOptions
     from npe.run import run_recipe
 
-    failures = run_recipe(recipe, DriverOptions.from_namespace(args))
+    from npe.cli.progress import showing_progress
+
+    # --verbose: MMEngine's own lines on the console would cut into a redrawn line; plain lines then
+    with showing_progress(live=not args.verbose):
+        failures = run_recipe(recipe, DriverOptions.from_namespace(args))
     status = 1 if failures else 0
     if args.compare and not args.dry_run and args.slurm is None and args.task is None:
         from npe import paths
