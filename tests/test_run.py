@@ -197,3 +197,27 @@ def test_run_recipe_in_a_notebook_prints_nothing_and_logs_its_progress(tmp_path,
     assert npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs) == 0
     assert [r.getMessage() for r in caplog.records] == ['[1/1] baseline seed 0: done, skipped']
     assert capsys.readouterr() == ('', '')
+
+
+def test_finished_recipe_prints_the_compact_summary_and_prepares_no_data(tmp_path):
+    """What scripts/repro.sh does in a clone: the committed longtail_synth results count as finished
+    runs, so nothing is generated (no data folder) and the end is the compact summary, at most 100
+    columns, naming where the result files, tables and figures are."""
+    shutil.copytree(Path(__file__).resolve().parents[1] / 'results' / 'longtail_synth',
+                    tmp_path / 'results' / 'longtail_synth')
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'longtail_synth'], env=env_for(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert out.count('done, skipped') == len(plan_runs(load_recipe('longtail_synth')))
+    assert not (tmp_path / 'data').exists()   # the old driver generated the set before skipping
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    assert '|' not in out   # not the Markdown table (that one is in the .md file)
+    head = next(i for i, line in enumerate(lines) if line.startswith('longtail_synth: mIoU'))
+    assert lines[head + 1].split() == ['row', 'method', 's', 'mIoU', 'Δ', 'mIoU', 'tail', 'mIoU', 'n']
+    assert any(line.startswith('baseline ') and '—' in line for line in lines)
+    assert 'result files: results/longtail_synth/ (51 files)' in out
+    for name in ('longtail_synth.md', 'longtail_synth.tex', 'longtail_synth.csv', 'longtail_synth_paired.csv',
+                 'longtail_synth_loss.png', 'longtail_synth_examples.png'):
+        assert f'results/tables/{name}' in out, name
