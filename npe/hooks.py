@@ -126,7 +126,9 @@ def duration_text(seconds: float) -> str:
         return f'{seconds} s'
     if seconds < 3600:
         return f'{seconds // 60} min {seconds % 60:02d} s'
-    return f'{seconds // 3600} h {seconds % 3600 // 60:02d} min'
+    if seconds < 10 * 3600:
+        return f'{seconds // 3600} h {seconds % 3600 // 60:02d} min'
+    return f'{seconds / 3600:.0f} h'   # a long estimate: its minutes say nothing
 
 
 def progress_text(iteration: int, total: int, loss: float | None, eta_s: float | None) -> str:

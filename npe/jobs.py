@@ -106,12 +106,9 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
                      f'protocol={v.protocol} -> {len(expected)} result files ({done} done)')
     lines.append(f'  cost: {len(jobs) * iters} training iterations ({len(jobs) * iters * batch} images), '
                  f'{n_eval} result files ({n_done} already done), results in {results_dir / recipe.name}')
-    if recipe.seconds_per_iteration:
-        total = len(jobs) * iters * recipe.seconds_per_iteration
-        lines.append(f'  expected training time: {len(jobs)} runs x {iters} iterations x '
-                     f'{recipe.seconds_per_iteration:g} s = about {total / 60:.0f} min (the recipe\'s '
-                     'seconds_per_iteration, measured on 2 CPU cores), plus one holdout and one validation '
-                     'pass per run')
+    if cfg is not None:   # time on this machine's device and disk (npe.estimates), marked as estimates
+        from npe.estimates import describe_cost
+        lines += describe_cost(recipe, cfg, len(jobs), data_root, gpus)
     return '\n'.join(lines)
 
 

@@ -98,4 +98,4 @@ def test_live_line_on_a_terminal_plain_lines_elsewhere(tmp_path):
 def test_progress_text():
     assert progress_text(120, 600, 0.87312, 92) == 'iteration 120/600 (20%), loss 0.8731, ETA 1 min 32 s'
     assert progress_text(600, 600, None, 0) == 'iteration 600/600 (100%), done'
-    assert duration_text(7500) == '2 h 05 min' and duration_text(4.4) == '4 s'
+    assert duration_text(7500) == '2 h 05 min' and duration_text(4467600) == '1241 h' and duration_text(4.4) == '4 s'
