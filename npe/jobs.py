@@ -174,6 +174,7 @@ def train_job(cfg, work_dir: Path, gpus: int = 0, log_file: Path | None = None) 
     # the whole training's time: a resumed run adds the earlier parts (recorded in its checkpoints)
     wall = out.get('wall_time_total_s', out['wall_time_s'])
     record = dict(iterations=out['iterations'], wall_time_s=round(wall, 2),
+                  wall_time_this_part_s=round(out['wall_time_s'], 2),
                   resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=provenance.utc_now(),
                   distributed=out.get('distributed'), device=out.get('device'))
     write_json_atomic(marker, record)

@@ -101,6 +101,12 @@ def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
         'baseline__seed0__s1.json', 'counted_la__seed0__s1.json', 'counted_la__seed0__s2.json']
     assert not list(results.glob('npe1__*.json'))
     stamps = {p.name: p.stat().st_mtime_ns for p in baseline_files}
+    # progress while it trained: plain lines (not a terminal), the baseline's run to its end
+    assert 'iteration 20/20 (100%)' in out and 'ETA ' in out and 'loss ' in out
+    assert not list(work.glob('.*.lock'))   # the baseline's lock file went with its release
+    import torch
+    part_one = max(torch.load(p, weights_only=False)['npe_resume']['wall_time_s']
+                   for p in (work / 'npe1__seed0').glob('iter_*.pth'))
 
     # Second run: finishes, skips the baseline, resumes npe1 from its checkpoint.
     done = repro(tmp_path, 'smoke')
@@ -110,6 +116,12 @@ def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
     marker = json.loads((work / 'npe1__seed0' / 'npe_train_done.json').read_text())
     assert marker['resumed_from'] and 'iter_' in marker['resumed_from']
     assert marker['iterations'] == load_recipe('smoke').max_iters
+    resumed_at = int(marker['resumed_from'].rsplit('iter_', 1)[1].split('.')[0])
+    assert f'resuming from iteration {resumed_at} of {marker["iterations"]}' in done.stdout
+    # the training's time is both parts: the first to its checkpoint, and the resumed one
+    assert marker['wall_time_s'] == pytest.approx(part_one + marker['wall_time_this_part_s'], abs=0.02)
+    assert not list(work.glob('.*.lock'))
+    assert 'result files: ' in done.stdout and 'tables: ' in done.stdout
 
     files = sorted(p.name for p in results.glob('*.json'))
     assert files == ['baseline__seed0__s1.json', 'counted_la__seed0__s1.json',
