@@ -242,10 +242,9 @@ def write_tables(recipe: Recipe, results: Path) -> None:
     from npe.stats import summarize
 
     written = tables.build(results, recipes=[str(recipe.path)])
-    mine = [p for p in written if p.name.startswith(recipe.name) and p.stem.split('_')[0] != 'README']
-    table_files = [p for p in mine if p.suffix in ('.md', '.tex', '.csv')
+    table_files = [p for p in written if p.suffix in ('.md', '.tex', '.csv')
                    and p.stem in (recipe.name, f'{recipe.name}_paired')]
-    figures = sorted(p for p in mine if p.suffix == '.png')
+    figures = sorted(p for p in written if p.suffix == '.png')   # build() drew this recipe's only
     if not table_files:
         return
     summary = summarize(recipe, read_results(results, recipe.name, recipe.dataset))
