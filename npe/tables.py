@@ -150,8 +150,8 @@ def render_summary(summary: Summary, width: int = SUMMARY_WIDTH) -> str:
     # laid out here, not by tabulate: its header padding costs columns a terminal does not have
     widths = [max(len(c) for c in column) for column in zip(headers, *body)]
     table = [headers, ["-" * w for w in widths]] + body
-    lines = [_clip(f"{recipe.name}: {metric} % (mean ± std over seeds), Δ to the baseline, "
-                   "tail: rarest third of classes", width)]
+    lines = [_clip(f"{recipe.name}: {metric} %, mean ± std over seeds; Δ to the baseline; tail: rarest "
+                   "third", width)]
     lines += [_clip("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip(), width) for cells in table]
     return "\n".join(lines)
 
