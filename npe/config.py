@@ -311,8 +311,11 @@ def leaf_datasets(dataset, key: str = 'dataset') -> list[tuple[str, dict]]:
 
 def set_data_root(cfg: Config, dataset_folder: str | Path) -> Config:
     """Point every dataloader's dataset(s) at ``dataset_folder``: MMSeg's ``data_root`` keys, the
-    folder holding ``images/`` and ``annotations/`` (in place; returns ``cfg``)."""
-    for loader in LOADERS:
+    folder holding ``images/`` and ``annotations/`` (in place; returns ``cfg``). Every
+    ``*_dataloader`` counts, not only MMSeg's three: a config's ``holdout_dataloader`` would otherwise
+    keep its relative root in the dumped config."""
+    extra = [key for key in cfg.keys() if key.endswith('_dataloader') and key not in LOADERS]
+    for loader in (*LOADERS, *extra):
         if cfg.get(loader) is not None:
             for _, dataset in leaf_datasets(cfg[loader].get('dataset')):
                 dataset['data_root'] = str(dataset_folder)

@@ -114,6 +114,14 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
         return RunOutcome(records=[])
     check_run_outputs(recipe, results, work_root, root, tables)
     warn_other_drivers(results / recipe.name, work_root)   # a driver with another work dir
+    if opts.slurm is None and not any(_pending(recipe, results, job) for job in jobs):
+        # every result file is there (e.g. the committed ones): no data to generate or fetch
+        for i, job in enumerate(jobs, 1):
+            log.info('[%d/%d] %s seed %s: done, skipped', i, len(jobs),
+                     ', '.join(v.name for v in job.variants), job.seed)
+        if tables:
+            write_tables(recipe, results)
+        return 0
     checkpoint = prepare_inputs(recipe, root, paths.mirror(opts.mirror), paths.offline(opts.offline))
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
         job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=opts.gpus,
@@ -169,9 +177,14 @@ class _Context:
     example_images: list[str]
 
 
+def _pending(recipe: Recipe, results: Path, job: TrainJob) -> set:
+    """The (row, s) of ``job`` whose result file is not written yet."""
+    return {(v, s) for v, s in job.expected(recipe)
+            if not is_done(result_path(results, recipe.name, v, job.seed, s))}
+
+
 def _todo(ctx: _Context, job: TrainJob) -> set:
-    return {(v, s) for v, s in job.expected(ctx.recipe)
-            if not is_done(result_path(ctx.results, ctx.recipe.name, v, job.seed, s))}
+    return _pending(ctx.recipe, ctx.results, job)
 
 
 def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = None,
@@ -249,15 +262,33 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
     return 0
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the summary names it: relative to the current folder when inside it (short)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def write_tables(recipe: Recipe, results: Path) -> None:
-    """Rebuild this recipe's tables and figures and print the Markdown table."""
+    """Rebuild this recipe's tables and figures; print the compact summary (at most 100 columns; the
+    full tables are in the files) and where the result files, tables and figures are."""
     from npe import tables
+    from npe.results import read_results
+    from npe.stats import summarize
 
     written = tables.build(results, recipes=[str(recipe.path)])
-    md = next((p for p in written if p.name == f'{recipe.name}.md'), None)
-    if md is not None:
-        print(md.read_text())
-        figures = sorted(p for p in written if p.suffix == '.png')
-        for fig in figures:
-            print(f'figure: {fig}')
-
+    table_files = [p for p in written if p.suffix in ('.md', '.tex', '.csv')
+                   and p.stem in (recipe.name, f'{recipe.name}_paired')]
+    figures = sorted(p for p in written if p.suffix == '.png')   # build() drew this recipe's only
+    if not table_files:
+        return
+    summary = summarize(recipe, read_results(results, recipe.name, recipe.dataset))
+    folder = results / recipe.name
+    n_files = len(list(folder.glob('*.json'))) if folder.is_dir() else 0
+    print(tables.render_summary(summary))
+    print(f'result files: {_shown(folder)}/ ({n_files} files)')
+    ordered = sorted(table_files, key=lambda p: (len(p.stem), '.md .tex .csv'.find(p.suffix)))
+    for label, files in (('tables:', ordered), ('figures:', figures)):
+        for i, path in enumerate(files):   # one path a line: each can be copied, none is cut
+            print(f'{label if i == 0 else "":14s}{_shown(path)}')

@@ -46,6 +46,7 @@ class TrainInfo(TypedDict):
     checkpoint: str | None  #: the last checkpoint saved
     iterations: int         #: iterations trained in total
     wall_time_s: float      #: wall time of this session
+    wall_time_total_s: float  #: of the whole training: earlier parts (to their last checkpoint) + this session
     config: str             #: the config MMEngine dumped for this run
     log_dir: str            #: this session's timestamped folder
     scalars: str | None     #: its vis_data/scalars.json (loss curve), if written
@@ -349,6 +350,10 @@ def _train(cfg, runner) -> TrainInfo:
     """The rest of :func:`run_training`, with the Runner built."""
     from mmengine.dist import is_main_process
 
+    from npe.hooks import NPEProgressHook
+    from npe.resume import wall_time_before
+
+    runner.register_hook(NPEProgressHook())   # progress lines and "resuming from iteration N"
     # The file name MMEngine's Runner.dump_config() just wrote the config under.
     dumped = Path(runner.work_dir) / (Path(cfg.filename).name if cfg.filename
                                       else f'{runner.timestamp}.py')
@@ -363,7 +368,8 @@ def _train(cfg, runner) -> TrainInfo:
     ckpt = latest_checkpoint(runner.work_dir)
     scalars = Path(runner.log_dir) / 'vis_data' / 'scalars.json'
     return TrainInfo(work_dir=str(runner.work_dir), checkpoint=str(ckpt) if ckpt else None,
-                     iterations=int(runner.iter), wall_time_s=wall, config=str(dumped),
+                     iterations=int(runner.iter), wall_time_s=wall,
+                     wall_time_total_s=wall + wall_time_before(runner), config=str(dumped),
                      log_dir=str(runner.log_dir), scalars=str(scalars) if scalars.is_file() else None,
                      resumed=bool(cfg.get('resume')), distributed=dict(cfg.npe.get('distributed') or {}),
                      device=model_device(runner.model))

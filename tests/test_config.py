@@ -375,3 +375,16 @@ def test_iteration_zero_weights_after_the_runners_init(stare_cfg, stare_root, tm
     assert pooled.std().item() == pytest.approx(0.001, rel=0.05)
     if classifier is not None:
         assert 0.005 < classifier.std().item() < 0.02
+
+
+def test_data_root_reaches_every_dataloader_of_the_dumped_config(tmp_path):
+    """--data-root points the kit config's holdout_dataloader there too (it kept its relative root)."""
+    from npe.training import build_train_config
+
+    cfg = build_train_config('npe::smoke_unet.py', work_dir=tmp_path / 'w', kit_data_root=tmp_path / 'data',
+                             check_data_folders=False)
+    assert cfg.get('holdout_dataloader') is not None
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'holdout_dataloader'):
+        assert cfg[key].dataset.data_root == str(tmp_path / 'data' / 'smoke'), key
+    cfg.dump(str(tmp_path / 'dumped.py'))
+    assert "segmentation/data/smoke" not in (tmp_path / 'dumped.py').read_text()
