@@ -141,7 +141,8 @@ def render_summary(summary: Summary, width: int = SUMMARY_WIDTH) -> str:
     for row in summary.rows:
         s = DASH if base is not None and row.variant == base.name else row.s_label
         if row.s == AUTO and row.chosen_s:
-            s = f"auto ({_chosen_s(row).split(' ')[0]})"   # the mean chosen s; its range is in the files
+            lo, hi = scale_label(row.chosen_s[0]), scale_label(row.chosen_s[-1])
+            s = f"auto ({lo})" if lo == hi else f"auto ({lo}–{hi})"   # the s the seeds chose; means in the files
         tail = row.thirds[-1] if row.thirds else None
         body.append([_clip(row.variant, 18), _clip(row.method, 28), s, _stat_cell(row.stats[metric], row),
                      _signed(row.delta[metric]), f"{_f(tail.mean)} ± {_f(tail.std)}" if tail and tail.n else DASH,
