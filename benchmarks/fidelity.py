@@ -37,9 +37,14 @@ REFERENCE_ROWS = ('baseline_main', 'baseline_counted_la_tau0.5', 'baseline_count
                   'npe_main_only', 'npe_s1', 'npe_s2')
 EXTRA_ROWS = ('baseline_counted_la_auto', 'npe_auto', 'npe_counted_la_tau0.5', 'npe_counted_la_tau1',
               'npe_prior_slope')
-#: |kit - reference| allowed per seed and row (mIoU points), for every row of reference_results.json;
-#: docs/fidelity.md ("Every row, per seed") gives the measurements they come from. TOLERANCE_PLACEHOLDER
-TOLERANCE = {'baseline_main': 1.0, 'baseline_counted_la_tau0.5': 1.0, 'baseline_counted_la_tau1': 1.0,
+#: |kit - reference| allowed per seed and row (mIoU points), for every row of reference_results.json,
+#: on any x86 CPU; docs/fidelity.md ("Every row, per seed") gives the measurements they come from (an
+#: AVX-512 and an AVX2 machine). Rows decided by the bulk of the pixels hold within 1.0. Two rows hang
+#: on the two rarest classes (a few hundred pixels each): whether the adjustment lifts such a class
+#: from IoU 0 to about 30 is a knife edge that float rounding decides, and one class so flipped moves
+#: mIoU by about 30 / 7 = 4.3 points. s = 2 on one class (4.0, measured +3.42 and +2.95), counted LA at
+#: tau 1 on both (9.0, measured +8.61): these bounds catch a broken row, not a rounding difference.
+TOLERANCE = {'baseline_main': 1.0, 'baseline_counted_la_tau0.5': 1.0, 'baseline_counted_la_tau1': 9.0,
              'npe_main_only': 1.0, 'npe_s1': 1.0, 'npe_s2': 4.0}
 #: Wall seconds of each training and evaluation step run by this process (into ``--json``).
 TIMINGS: dict[str, float] = {}
@@ -122,7 +127,8 @@ def training_share(data: Path) -> np.ndarray:
 
 def train(config: Path, data: Path, work: Path, num_pem: int, seed: int, protocol: str,
           init_mode: str | None) -> Path:
-    """One training with the reference's command line; returns the work dir."""
+    """One training with the reference's command line; returns the work dir. Its log is
+    ``<work>.training.log`` (``<work>.train.log`` is the evaluation on the training split's)."""
     if (work / f'iter_{MAX_ITERS}.pth').is_file():
         return work
     work.mkdir(parents=True, exist_ok=True)
@@ -135,7 +141,7 @@ def train(config: Path, data: Path, work: Path, num_pem: int, seed: int, protoco
         options.append(f'model.decode_head.init_mode={init_mode}')
     _run([sys.executable, '-m', 'npe.cli.train', str(config), '--num-pem', str(num_pem), '--protocol',
           protocol, '--work-dir', str(work), '--data-root', str(data), '--cfg-options', *options],
-         work.parent / f'{work.name}.train.log')
+         work.parent / f'{work.name}.training.log')
     return work
 
 

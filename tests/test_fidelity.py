@@ -52,13 +52,13 @@ def test_every_reference_row_is_checked_and_a_departure_is_caught():
     kit = {int(s): dict(rows) for s, rows in reference.items()}
     checks = fidelity.check(sorted(kit), kit, reference)
     assert len(checks) == 3 * 6 and all(c['within'] for c in checks)
-    kit[1]['baseline_counted_la_tau1'] += fidelity.TOLERANCE['baseline_counted_la_tau1'] + 0.01
+    kit[1]['baseline_counted_la_tau0.5'] += fidelity.TOLERANCE['baseline_counted_la_tau0.5'] + 0.01
     del kit[2]['baseline_main']
     bad = [fidelity.describe(c) for c in fidelity.check(sorted(kit), kit, reference) if not c['within']]
-    assert bad == ['seed 1 baseline_counted_la_tau1 +1.01 (bound 1.0)',
+    assert bad == ['seed 1 baseline_counted_la_tau0.5 +1.01 (bound 1.0)',
                    'seed 2 baseline_main not run (bound 1.0)'], bad
     table = fidelity.render(sorted(kit), kit, reference)
-    assert '| 1 | baseline_counted_la_tau1 | 57.20 | 58.21 | +1.01 | 1.0 | **no** |' in table
+    assert '| 1 | baseline_counted_la_tau0.5 | 64.60 | 65.61 | +1.01 | 1.0 | **no** |' in table
     assert '| 2 | baseline_main | 50.07 |  |  | 1.0 | not run |' in table
 
 
