@@ -4,12 +4,13 @@
 Extracts the set of ``benchmarks/fidelity_fixture/`` (checked against its ``PIXELS.sha256``), trains with the reference's
 command line (``unet_longtail_1600.py``, batch 8, backbone lr_mult 1.0, ``randomness.seed=S``), 0 and 1
 PEM per seed, evaluates the rows of ``reference_results.json`` and prints kit vs reference per seed and
-row with the differences. Every step is a real ``npe-train`` / ``npe-test`` process; finished steps are
+row with the differences, each reference row with its bound and verdict. Every step is a real ``npe-train`` / ``npe-test`` process; finished steps are
 kept in ``--out`` and skipped on a second call (delete the folder to start over).
 
     python benchmarks/fidelity.py                          # upstream, the reference file's seeds
     python benchmarks/fidelity.py --protocol fixed --init-mode mmseg --seeds 0 1 2 3 4 --out /tmp/f
     python benchmarks/fidelity.py --curves 700             # loss curves vs reference_losses.json
+    python benchmarks/fidelity.py --seeds 0 --check        # exit 1 if a row leaves its bound (TOLERANCE)
 
 ``--init-mode`` overrides the wrapper's ``init_mode`` (default: the protocol's own). Rows beyond the
 reference's: ``npe_auto`` / ``baseline_counted_la_auto`` (s chosen among AUTO_CANDIDATES by mIoU on the first
