@@ -207,9 +207,19 @@ def plot_prior(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path
 
 
 def plot_loss(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path | None:
-    """Training loss against iteration, one colour per trained model group, one line per seed; one
-    panel per loss the result files hold: the total, the cross-entropy of the main head and the
-    PEMs' one-way logistic loss apart (older result files: the total only)."""
+    """Draw :func:`loss_figure` to ``path`` (or remove a stale copy when there is nothing to draw)."""
+    fig = loss_figure(recipe, results)
+    if fig is None:
+        _skip(path)
+        return None
+    return _save(fig, path)
+
+
+def loss_figure(recipe: Recipe, results: Sequence[RunResult]) -> Figure | None:
+    """Training loss against iteration (None when no result file holds a curve), one colour per
+    trained model group, one line per seed; one panel per loss the result files hold: the total, the
+    cross-entropy of the main head and the PEMs' one-way logistic loss apart (older result files:
+    the total only). Panels are in :data:`LOSS_PARTS` order, each titled ``<recipe>: <axis title>``."""
     variant_key = {v.name: v.train_key for v in recipe.variants}
     label_of: dict[str, str] = {}
     for v in recipe.variants:
@@ -232,7 +242,6 @@ def plot_loss(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path 
                 continue
             curves.setdefault((name, key, r.seed), arr)
     if not curves:
-        _skip(path)
         return None
     keys = sorted({k for _, k, _ in curves}, key=lambda k: (list(label_of).index(k) if k in label_of else 10**6, k))
     parts = [p for p in parts if any(n == p[0] for n, _, _ in curves)]
@@ -251,7 +260,7 @@ def plot_loss(recipe: Recipe, results: Sequence[RunResult], path: Path) -> Path 
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def _colour(label: np.ndarray, n_classes: int) -> np.ndarray:
