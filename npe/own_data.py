@@ -9,7 +9,7 @@ One home for what the driver and ``npe-test`` need from such a dataset:
 - :func:`class_pixel_counts` / :func:`counted_prior`: the class pixel shares of a config's TRAINING
   split, read through MMSeg's own dataset class (its suffixes, ``ann_file``, ``reduce_zero_label``,
   ``label_map``, ``indices``), counted once and cached beside the data under a checksum of the file
-  list, with progress logged.
+  list (names, sizes, modification times), with progress logged.
 
 The held-out part, on which ``auto`` chooses s (never on the validation set), is either a split
 folder of its own (``holdout_split``) or a fraction of the training images drawn with a fixed seed
@@ -231,11 +231,12 @@ def set_holdout(cfg, own: OwnData) -> None:
 
 # ----------------------------------------------------------------------------- counted shares
 def _file_list_checksum(files: Sequence[Path], root: Path, mapping: dict) -> str:
-    """sha256 of the label files' names (relative to ``root``) and sizes plus the label mapping."""
+    """sha256 of the label files' names (relative to ``root``), sizes and modification times plus the
+    label mapping: a relabelled, added or removed file is counted again (a copied folder, once)."""
     digest = hashlib.sha256(json.dumps(mapping, sort_keys=True, default=str).encode())
     for f in files:
-        name = os.path.relpath(f, root)
-        digest.update(f'{name}\0{f.stat().st_size}\n'.encode())
+        stat = f.stat()
+        digest.update(f'{os.path.relpath(f, root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n'.encode())
     return digest.hexdigest()
 
 
@@ -286,6 +287,10 @@ def class_pixel_counts(cfg) -> np.ndarray:
         if not files:
             raise DataError(f'{key}: no training images found under {leaf.get("data_root")}; check '
                             'data_root, data_prefix and img_suffix')
+        missing = [f for f in files if not f.is_file()]
+        if missing:   # MMSeg pairs labels with images by name and only fails when training reads one
+            raise DataError(f'{key}: {len(missing)} of {len(files)} label files are missing, e.g. {missing[0]}; '
+                            'check seg_map_path and seg_map_suffix in the dataset config')
         first = infos[0]
         mapping = dict(num_classes=len(classes), reduce_zero_label=bool(first.get('reduce_zero_label')),
                        label_map=first.get('label_map'))
