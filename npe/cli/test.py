@@ -69,6 +69,10 @@ def _scale(text: str) -> float | str:
 
 def _run(args) -> tuple[str | None, str | None, str | None]:
     """(work_dir, config, checkpoint) of ``npe-test WORK_DIR`` or ``npe-test CONFIG CHECKPOINT``."""
+    if len(args.run) == 1 and args.run[0].endswith('.py'):
+        if not args.checkpoint:
+            raise UserError(f'{args.run[0]} is a config: give its checkpoint too (npe-test CONFIG.py CHECKPOINT)')
+        return args.work_dir, args.run[0], args.checkpoint
     if len(args.run) == 1:
         return args.run[0], args.config, args.checkpoint
     if len(args.run) != 2 or not args.run[0].endswith('.py'):
@@ -88,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         check_output_dir(Path(args.out).parent, '--out folder')
     work_dir, config, checkpoint = _run(args)
-    if len(args.run) == 1 and args.work_dir:
+    if args.work_dir and work_dir != args.work_dir:
         raise UserError('--work-dir goes with CONFIG CHECKPOINT; with a WORK_DIR the test folder is inside it')
     from npe.evaluation import evaluate, find_run_config, format_table, test_parent, write_metrics
 
