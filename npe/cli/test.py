@@ -46,6 +46,8 @@ def build_parser():
                    help="MMEngine's log on the terminal (default: in the test folder's npe-test.log)")
     p.add_argument('--tta', action='store_true', help="test-time augmentation (the config's tta_*)")
     add_launcher(p)
+    p.add_argument('--show-dir', metavar='DIR', help="draw MMSeg's overlays (ground truth | prediction) of "
+                   'every test image at one s (the auto one, if asked) into DIR/vis_image; one extra pass')
     p.add_argument('--out', metavar='FILE', help="write the metrics as one JSON file (not MMSeg's "
                                                  '--out folder of predicted label maps)')
     p.add_argument('--config', metavar='FILE', help="default: the run's own dumped config")
@@ -94,20 +96,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     work_dir, config, checkpoint = _run(args)
     if args.work_dir and work_dir != args.work_dir:
         raise UserError('--work-dir goes with CONFIG CHECKPOINT; with a WORK_DIR the test folder is inside it')
+    if args.show_dir and len(args.scale_factor or [None]) > 1 and AUTO not in args.scale_factor:
+        raise UserError('--show-dir draws one s: give one --scale-factor value, or include auto (its s is drawn)')
     from npe.evaluation import evaluate, find_run_config, format_table, test_parent, write_metrics
 
     scales = args.scale_factor or [None]
-    print(f'npe-test: evaluating {config if work_dir is None else work_dir} at s = '
-          f'{", ".join(str(s) for s in args.scale_factor) if args.scale_factor else "trained value"}'
-          + (' (counted LA)' if args.counted_la else ''), flush=True)
+    what = ', '.join(map(str, args.scale_factor)) if args.scale_factor else 'trained value'
+    print(f'npe-test: evaluating {args.run[0]} at s = {what}' + ' (counted LA)' * args.counted_la, flush=True)
     log_prior = None
     if args.counted_la:
         from npe.own_data import counted_prior
         _, log_prior = counted_prior(config or find_run_config(work_dir), kit_data_root=args.data_root)
-    results = evaluate(work_dir, checkpoint=checkpoint, scale_factors=scales, tta=args.tta,
-                       cfg_options=args.cfg_options, config=config, data_root=args.data_root,
-                       launcher=args.launcher, per_s=args.per_s, quiet=not args.verbose, log_prior=log_prior,
-                       auto_candidates=args.auto_candidates, auto_metric=args.auto_metric)
+    given = dict(work_dir=work_dir, checkpoint=checkpoint, scale_factors=scales, tta=args.tta, config=config,
+                 cfg_options=args.cfg_options, data_root=args.data_root, launcher=args.launcher,
+                 per_s=args.per_s, quiet=not args.verbose, log_prior=log_prior)
+    results = evaluate(**given, auto_candidates=args.auto_candidates, auto_metric=args.auto_metric)
+    if args.show_dir:
+        from npe import overlays
+        print(f'npe-test: overlays in {overlays.draw(evaluate, given, results, args.show_dir)}')
     from mmengine.dist import is_main_process
 
     from npe.launch import finish_distributed

@@ -1,5 +1,6 @@
 """``npe-test CONFIG CHECKPOINT --counted-la --scale-factor 1 2 auto`` on a baseline trained by
-``npe-train --num-pem 0``: the counted-LA rows, with the driver's numbers for that model (issue 19)."""
+``npe-train --num-pem 0``: the counted-LA rows, with the driver's numbers for that model, and
+``--show-dir`` overlays of the chosen s (issue 19)."""
 from __future__ import annotations
 
 import dataclasses
@@ -35,9 +36,11 @@ def test_config_checkpoint_counted_la_and_auto_match_the_driver(tmp_path, script
     (busy / 'other.py').write_text('x = 1\n')
     out = tmp_path / 'metrics.json'
     proc = script('npe-test', str(config), str(checkpoint), '--counted-la', '--scale-factor', '1', '2', 'auto',
-                  '--work-dir', str(busy), '--out', str(out), cwd=tmp_path)
+                  '--work-dir', str(busy), '--out', str(out), '--show-dir', str(tmp_path / 'show'), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'counted LA rows' in proc.stdout and 'auto -> s = ' in proc.stdout
+    # MMSeg's overlays of the chosen s: one image per validation image (8 in smoke)
+    assert len(list((tmp_path / 'show' / 'vis_image').glob('*.png'))) == 8, proc.stdout
     got = json.loads(out.read_text())['results']
     assert [r['adjustment'] for r in got] == ['counted'] * 3
     assert got[2]['auto']['split'] == 'holdout'
@@ -66,6 +69,7 @@ def test_config_checkpoint_counted_la_and_auto_match_the_driver(tmp_path, script
     (['a.py', 'x.pth', '--checkpoint', 'y.pth'], 'CONFIG CHECKPOINT already name them'),
     (['run_dir', '--work-dir', 'w'], '--work-dir goes with CONFIG CHECKPOINT'),
     (['run_dir', '--scale-factor', 'best'], "expected a number > 0, inf or auto, got 'best'"),
+    (['run_dir', '--scale-factor', '1', '2', '--show-dir', 'd'], '--show-dir draws one s'),
 ])
 def test_bad_forms_are_one_line(argv, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
