@@ -192,7 +192,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     check_launcher(launcher)
     work_dir = test_parent(work_dir, config, checkpoint)
     if not work_dir.is_dir():
-        raise RunError(f'work dir {work_dir} does not exist; give the work dir of a training run')
+        raise RunError(f'work dir {work_dir} does not exist; give the --work-dir of a training run')
     config_path = Path(config) if config else find_run_config(work_dir)
     if not config_path.is_file():
         raise ConfigError(f'config {config_path} does not exist')

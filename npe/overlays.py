@@ -1,7 +1,7 @@
 """Prediction overlays of one evaluated s (``npe-test --show-dir DIR``), drawn by MMSeg itself.
 
 MMSeg's ``SegVisualizationHook`` draws, for every test image, the ground truth and the prediction over
-the image with ``SegLocalVisualizer`` (as ``tools/test.py --show-dir``) into ``DIR/vis_image/``. An
+the image with ``SegLocalVisualizer`` (as ``tools/test.py --show-dir``) into ``DIR/vis_data/vis_image/``. An
 evaluation of one adjustment block leaves MMSeg's own prediction path unchanged (:mod:`npe.sweep`), so
 the drawn prediction is the adjusted one; several s in one pass would not be, hence one extra pass at
 the s to draw when more than one was evaluated.
@@ -11,14 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from npe.constants import AUTO
 from npe.errors import ConfigError
+
+_ONE_S = '--show-dir draws one s: give one --scale-factor value, or include auto (the chosen s is drawn)'
 
 
 def overlay_options(show_dir: str | Path) -> dict[str, Any]:
     """``cfg_options`` that make the test loop draw every image into ``show_dir``."""
-    return {'default_hooks.visualization.type': 'SegVisualizationHook',
-            'default_hooks.visualization.draw': True, 'default_hooks.visualization.interval': 1,
-            'visualizer.save_dir': str(Path(show_dir).resolve())}
+    # whole sections, not their leaves: a stock config names neither draw nor save_dir (no unknown-key warning)
+    return {'default_hooks.visualization': dict(type='SegVisualizationHook', draw=True, interval=1),
+            'visualizer': dict(save_dir=str(Path(show_dir).resolve()))}
+
+
+def check_request(values: Sequence[Any]) -> None:
+    """Before any work: overlays are for one s, so several values need ``auto`` among them (drawn)."""
+    if len(values) != 1 and AUTO not in values:
+        raise ConfigError(_ONE_S)
 
 
 def which_row(rows: Sequence[dict]) -> dict:
@@ -29,8 +38,7 @@ def which_row(rows: Sequence[dict]) -> dict:
         return auto[0]
     if len(rows) == 1:
         return rows[0]
-    raise ConfigError('--show-dir draws one s: give one --scale-factor value, or include auto '
-                      '(the chosen s is drawn)')
+    raise ConfigError(_ONE_S)
 
 
 def draw(evaluate: Callable[..., list[dict]], given: dict, rows: Sequence[dict], show_dir: str | Path) -> Path:
@@ -40,4 +48,4 @@ def draw(evaluate: Callable[..., list[dict]], given: dict, rows: Sequence[dict],
     options = {**(given.get('cfg_options') or {}), **overlay_options(show_dir)}
     evaluate(**dict(given, scale_factors=(None,), adjustments=[(row['adjustment'], row['scale_factor'])],
                     cfg_options=options, record_prior=False))
-    return Path(show_dir).resolve() / 'vis_image'
+    return Path(show_dir).resolve() / 'vis_data' / 'vis_image'   # MMEngine's LocalVisBackend layout

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,7 +44,7 @@ HOLDOUT_SEED = 0
 DATA_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator')
 #: Cache of counted class pixels, in the data root (one entry per checksum of the file list).
 COUNTS_FILE = '.npe-class-counts.json'
-_PROGRESS_EVERY = 0.1   # log the counting progress every 10 % of the files
+_PROGRESS_SECONDS = 5.0   # a progress line this often while counting (and one at the end)
 
 
 @dataclass(frozen=True)
@@ -255,12 +256,13 @@ def _count(files: Sequence[Path], num_classes: int, reduce_zero_label: bool, lab
             mapped[lut == int(old)] = int(new)
         lut = mapped
     total = np.zeros(256, dtype=np.int64)
-    step = max(1, int(len(files) * _PROGRESS_EVERY))
+    last = time.monotonic()
     for n, f in enumerate(files, 1):
         arr = read_label(f)
         values = np.bincount(arr.ravel(), minlength=256)
         total += values[:256].astype(np.int64)
-        if n % step == 0 or n == len(files):
+        if n == len(files) or time.monotonic() - last >= _PROGRESS_SECONDS:
+            last = time.monotonic()
             log.info('%s: counted class pixels in %d/%d label files', what, n, len(files))
     counts = np.zeros(num_classes, dtype=np.int64)
     for value, pixels in enumerate(total):

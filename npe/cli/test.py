@@ -47,7 +47,7 @@ def build_parser():
     p.add_argument('--tta', action='store_true', help="test-time augmentation (the config's tta_*)")
     add_launcher(p)
     p.add_argument('--show-dir', metavar='DIR', help="draw MMSeg's overlays (ground truth | prediction) of "
-                   'every test image at one s (the auto one, if asked) into DIR/vis_image; one extra pass')
+                   'every test image at one s (the auto one, if asked) into DIR/vis_data/vis_image; one extra pass')
     p.add_argument('--out', metavar='FILE', help="write the metrics as one JSON file (not MMSeg's "
                                                  '--out folder of predicted label maps)')
     p.add_argument('--config', metavar='FILE', help="default: the run's own dumped config")
@@ -96,10 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     work_dir, config, checkpoint = _run(args)
     if args.work_dir and work_dir != args.work_dir:
         raise UserError('--work-dir goes with CONFIG CHECKPOINT; with a WORK_DIR the test folder is inside it')
-    if args.show_dir and len(args.scale_factor or [None]) > 1 and AUTO not in args.scale_factor:
-        raise UserError('--show-dir draws one s: give one --scale-factor value, or include auto (its s is drawn)')
+    if args.show_dir:
+        from npe.overlays import check_request
+        check_request(args.scale_factor or [None])
     from npe.evaluation import evaluate, find_run_config, format_table, test_parent, write_metrics
-
     scales = args.scale_factor or [None]
     what = ', '.join(map(str, args.scale_factor)) if args.scale_factor else 'trained value'
     print(f'npe-test: evaluating {args.run[0]} at s = {what}' + ' (counted LA)' * args.counted_la, flush=True)

@@ -90,7 +90,7 @@ def test_test_config_of_a_run(config_only_run):
     ('no_checkpoint', 'no checkpoint in'),
     ('missing_checkpoint', 'none.pth does not exist'),
     ('scale_zero', 'scale factor must be a number > 0'),
-    ('scale_text', "argument --scale-factor: invalid float value: 'two'"),
+    ('scale_text', "argument --scale-factor: expected a number > 0, inf or auto, got 'two'"),
     ('out_is_dir', 'is a folder'),
     ('no_tta', 'has no tta_model/tta_pipeline'),
     ('not_npe', 'is not an NPE config'),

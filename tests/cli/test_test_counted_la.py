@@ -40,7 +40,7 @@ def test_config_checkpoint_counted_la_and_auto_match_the_driver(tmp_path, script
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'counted LA rows' in proc.stdout and 'auto -> s = ' in proc.stdout
     # MMSeg's overlays of the chosen s: one image per validation image (8 in smoke)
-    assert len(list((tmp_path / 'show' / 'vis_image').glob('*.png'))) == 8, proc.stdout
+    assert len(list((tmp_path / 'show' / 'vis_data' / 'vis_image').glob('*.png'))) == 8, proc.stdout
     got = json.loads(out.read_text())['results']
     assert [r['adjustment'] for r in got] == ['counted'] * 3
     assert got[2]['auto']['split'] == 'holdout'
