@@ -25,8 +25,8 @@ def build_parser():
                     epilog='usage forms: npe-test WORK_DIR [--checkpoint CKPT] | npe-test CONFIG.py '
                            'CHECKPOINT.pth [--work-dir DIR] (MMSeg order; the test folder goes to DIR, '
                            'default work_dirs/<config stem>, which may hold anything)')
-    p.add_argument('run', nargs='+', metavar='WORK_DIR | CONFIG CHECKPOINT',
-                   help='work dir of an npe-train run, or a config file (.py) and a checkpoint (.pth)')
+    p.add_argument('run', metavar='WORK_DIR|CONFIG', help='work dir of an npe-train run, or a config file (.py)')
+    p.add_argument('ckpt', nargs='?', metavar='CHECKPOINT', help="with CONFIG: the checkpoint (.pth), MMSeg's order")
     p.add_argument('--checkpoint', metavar='CKPT', help='default: the last checkpoint of the run')
     p.add_argument('--work-dir', metavar='DIR', help='with CONFIG CHECKPOINT: where the test folder goes')
     p.add_argument('--scale-factor', type=_scale, nargs='+', metavar='S',
@@ -71,17 +71,15 @@ def _scale(text: str) -> float | str:
 
 def _run(args) -> tuple[str | None, str | None, str | None]:
     """(work_dir, config, checkpoint) of ``npe-test WORK_DIR`` or ``npe-test CONFIG CHECKPOINT``."""
-    if len(args.run) == 1 and args.run[0].endswith('.py'):
-        if not args.checkpoint:
-            raise UserError(f'{args.run[0]} is a config: give its checkpoint too (npe-test CONFIG.py CHECKPOINT)')
-        return args.work_dir, args.run[0], args.checkpoint
-    if len(args.run) == 1:
-        return args.run[0], args.config, args.checkpoint
-    if len(args.run) != 2 or not args.run[0].endswith('.py'):
-        raise UserError(f'expected WORK_DIR or CONFIG.py CHECKPOINT, got {" ".join(args.run)}')
-    if args.config or args.checkpoint:
+    if not args.run.endswith('.py'):
+        if args.ckpt:
+            raise UserError(f'expected WORK_DIR or CONFIG.py CHECKPOINT, got {args.run} {args.ckpt}')
+        return args.run, args.config, args.checkpoint
+    if args.ckpt and (args.config or args.checkpoint):
         raise UserError('CONFIG CHECKPOINT already name them; drop --config / --checkpoint')
-    return args.work_dir, args.run[0], args.run[1]
+    if not (args.ckpt or args.checkpoint):
+        raise UserError(f'{args.run} is a config: give its checkpoint too (npe-test CONFIG.py CHECKPOINT)')
+    return args.work_dir, args.run, args.ckpt or args.checkpoint
 
 
 @cli_entry
@@ -102,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from npe.evaluation import evaluate, find_run_config, format_table, test_parent, write_metrics
     scales = args.scale_factor or [None]
     what = ', '.join(map(str, args.scale_factor)) if args.scale_factor else 'trained value'
-    print(f'npe-test: evaluating {args.run[0]} at s = {what}' + ' (counted LA)' * args.counted_la, flush=True)
+    print(f'npe-test: evaluating {args.run} at s = {what}' + ' (counted LA)' * args.counted_la, flush=True)
     log_prior = None
     if args.counted_la:
         from npe.own_data import counted_prior
