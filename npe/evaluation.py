@@ -49,7 +49,7 @@ from npe.errors import ConfigError, RunError
 from npe.files import write_json_atomic
 from npe.logs import RunnerLog
 from npe.options import DEFAULTS, EVALUATED_SCALE
-from npe.reference import is_reference_config, load_weights, translate_config
+from npe.reference import is_reference_config, load_weights, translate_config, wrap_plain_config
 from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
 from npe.training import checkpoint_choice_note, latest_checkpoint
 
@@ -228,10 +228,8 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     except Exception as exc:
         raise ConfigError(f'config {config_path} cannot be loaded: {type(exc).__name__}: {exc}') from None
 
-    head = (cfg.get('model') or {}).get('decode_head') or {}
-    if head.get('type') != 'MultiHeadWrapper':
-        raise ConfigError(f'{config_path} is not an NPE config (decode_head is {head.get("type")!r}); '
-                        'npe-test evaluates runs trained with npe-train')
+    if ((cfg.get('model') or {}).get('decode_head') or {}).get('type') != 'MultiHeadWrapper':
+        notes.append(wrap_plain_config(cfg, config_path))   # a plain MMSeg model: its head alone, 0 PEMs
     if not cfg.get('test_dataloader') or not cfg.get('test_cfg'):
         raise ConfigError(f'{config_path} has no test_dataloader/test_cfg to evaluate with')
 

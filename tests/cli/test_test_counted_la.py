@@ -1,6 +1,7 @@
 """``npe-test CONFIG CHECKPOINT --counted-la --scale-factor 1 2 auto`` on a baseline trained by
 ``npe-train --num-pem 0``: the counted-LA rows, with the driver's numbers for that model, and
-``--show-dir`` overlays of the chosen s (issue 19)."""
+``--show-dir`` overlays of the chosen s, and the same rows for the same weights as a plain MMSeg
+model (issue 19)."""
 from __future__ import annotations
 
 import dataclasses
@@ -57,6 +58,27 @@ def test_config_checkpoint_counted_la_and_auto_match_the_driver(tmp_path, script
     for mine, driver in zip(got, rows):
         assert mine['metrics'] == driver['metrics']
         assert mine['per_class'] == driver['per_class']
+    # A plain MMSeg model (config without NPE head, checkpoint with MMSeg's keys): the same weights
+    # give the same counted-LA rows.
+    import torch
+    from mmengine.config import Config
+
+    from npe.config import resolve_config_path
+
+    plain_cfg = Config.fromfile(str(resolve_config_path('npe::smoke_unet.py')))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        plain_cfg[loader].dataset.data_root = str(datasets.get('smoke').path(tmp_path / 'data'))
+    plain_cfg.dump(str(tmp_path / 'plain_unet.py'))
+    state = torch.load(checkpoint, map_location='cpu', weights_only=False)['state_dict']
+    torch.save({'state_dict': {k.replace('decode_head.main_head.', 'decode_head.'): v for k, v in state.items()}},
+               tmp_path / 'plain.pth')
+    plain_out = tmp_path / 'plain.json'
+    proc = script('npe-test', str(tmp_path / 'plain_unet.py'), str(tmp_path / 'plain.pth'), '--counted-la',
+                  '--scale-factor', '1', '2', '--out', str(plain_out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'is a plain MMSeg config' in proc.stdout and 'decode_head loaded as decode_head.main_head' in proc.stdout
+    plain = json.loads(plain_out.read_text())['results']
+    assert [r['metrics'] for r in plain] == [got[0]['metrics'], got[1]['metrics']]
     # and the library call takes 'auto' too, with the same numbers
     lib = evaluate(None, config=config, checkpoint=checkpoint, log_prior=log_prior,
                    scale_factors=[1.0, 'auto'], out_dir=tmp_path / 'lib')
