@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from npe.constants import AUTO
-from npe.errors import ConfigError
+from npe.errors import ConfigError, DataError
 
 #: What ``auto`` chooses by, and among, when no recipe says (``npe-test``, ``npe.evaluate``).
 DEFAULT_METRIC = 'mIoU'
@@ -64,7 +64,11 @@ def evaluate_with_auto(evaluate: Callable[..., list[dict]], given: dict,
     holdout_args = dict(given, data_split=HOLDOUT, record_prior=False, keep_predictions=(),
                         scale_factors=(None,), out_dir=None,
                         adjustments=[(kind, c) for kind in kinds for c in candidates])
-    chosen = pick(evaluate(**holdout_args), kinds, candidates, metric)
+    try:
+        held = evaluate(**holdout_args)
+    except DataError as exc:   # e.g. STARE: no held-out split, and s is never chosen on the validation set
+        raise DataError(f"'auto' chooses s on the held-out training split, which this data lacks: {exc}") from None
+    chosen = pick(held, kinds, candidates, metric)
     resolved = [(kind, chosen[kind][0] if isinstance(s, str) and s == AUTO else s) for kind, s in requests]
     rows = evaluate(**dict(given, adjustments=resolved, scale_factors=(None,)))
     for (kind, s), row in zip(requests, rows):

@@ -97,3 +97,23 @@ def test_bad_forms_are_one_line(argv, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     line = expect_one_line_error(main, argv, capsys)
     assert expected in line, line
+
+
+def test_auto_without_a_held_out_split_is_one_line(tmp_path, stare_root, monkeypatch, capsys):
+    """STARE has no held-out split: 'auto' says so (never falls back to the validation set)."""
+    import torch
+
+    from npe.training import RUN_FILE, build_train_config
+
+    run = tmp_path / 'run'
+    cfg = build_train_config('mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py', dataset_folder=stare_root,
+                             work_dir=run)
+    run.mkdir()
+    cfg.dump(str(run / 'unet.py'))
+    (run / RUN_FILE).write_text(json.dumps({'config': 'unet.py'}))
+    torch.save({'state_dict': {}}, run / 'iter_2.pth')
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    line = expect_one_line_error(main, [str(run), '--scale-factor', '1', 'auto'], capsys)
+    assert "'auto' chooses s on the held-out training split, which this data lacks" in line
+    assert 'images/holdout does not exist' in line
