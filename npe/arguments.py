@@ -162,8 +162,10 @@ def check_evaluate_arguments(given: dict) -> None:
     for s in scales:   # values (> 0) are checked where they are used, with the commands' message
         if s != AUTO:
             check.real('scale_factors item', s, f"{EVALUATED_SCALE.expected}, 'auto' or None", optional=True)
-    for name in ('tta', 'record_prior', 'per_s', 'quiet'):
+    for name in ('tta', 'record_prior', 'per_s', 'verbose'):
         check.flag(name, given[name])
+    if given['quiet'] is not None:
+        check.flag('quiet', given['quiet'])
     check.options('cfg_options', given['cfg_options'])
     prior = check.sequence('log_prior', given['log_prior'], 'numbers, one per class', optional=True)
     for value in prior or []:

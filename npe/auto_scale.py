@@ -45,12 +45,14 @@ def asks_auto(scale_factors: Any, adjustments: Any) -> bool:
 
 
 def evaluate_with_auto(evaluate: Callable[..., list[dict]], given: dict,
-                       candidates: Sequence[float] = DEFAULT_CANDIDATES,
-                       metric: str = DEFAULT_METRIC) -> list[dict]:
+                       candidates: Sequence[float] | None = None, metric: str | None = None) -> list[dict]:
     """``evaluate(**given)`` where some s are ``'auto'``: one pass over the held-out split over
-    ``candidates`` picks them, then one pass evaluates every row; an ``auto`` row carries the
-    chosen value as ``scale_factor`` and ``"auto": {"metric", "split", "candidates"}``."""
+    ``candidates`` (None: :data:`DEFAULT_CANDIDATES`) picks them by ``metric`` (None:
+    :data:`DEFAULT_METRIC`), then one pass evaluates every row; an ``auto`` row carries the chosen
+    value as ``scale_factor`` and ``"auto": {"metric", "split", "candidates"}``."""
     from npe.constants import METRICS
+
+    candidates, metric = tuple(candidates or DEFAULT_CANDIDATES), metric or DEFAULT_METRIC
 
     if metric not in METRICS:
         raise ConfigError(f'auto metric {metric!r} is not one of {", ".join(METRICS)}')

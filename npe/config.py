@@ -70,15 +70,28 @@ def resolve_config_path(name: str) -> Path:
                       "'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'")
 
 
-def load_base_config(name: str) -> Config:
-    """Load a config file or an ``mmseg::``/``npe::`` config; :class:`ConfigError` if it cannot be read."""
-    path = resolve_config_path(str(name))
+def load_config(name: str | os.PathLike) -> Config:
+    """Load an MMSeg config: a file, or a config shipped with MMSeg or this kit by name.
+
+    ``npe.load_config('mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py')`` reads the file
+    inside the installed mmseg wheel (MMEngine's own ``Config.fromfile('mmseg::...')`` cannot, for
+    MMSeg's configs); ``npe::smoke_unet.py`` one of ``npe/configs/``; anything else is a path.
+
+    Raises:
+        npe.errors.ConfigError: no such config, or it cannot be loaded (one line naming it).
+    """
+    Checker('npe.load_config', ConfigError).path('name', name)
+    path = resolve_config_path(os.fspath(name))
     try:
         return Config.fromfile(str(path))
     except FileNotFoundError as exc:
         raise ConfigError(f'config {name!r} cannot be resolved ({exc}); check the name') from None
     except Exception as exc:  # syntax errors and the like inside the user's config
         raise ConfigError(f'config {name!r} cannot be loaded: {type(exc).__name__}: {exc}') from None
+
+
+#: The name the kit's modules have always used for :func:`load_config`.
+load_base_config = load_config
 
 
 def _dataset_type(cfg: Config) -> str | None:
@@ -90,14 +103,55 @@ def _dataset_type(cfg: Config) -> str | None:
         return None
 
 
-def _set_schedule(cfg: Config) -> None:
-    schedule = SCHEDULES.get(_dataset_type(cfg) or '')
+def _schedule_text(train_cfg: Any, schedulers: Any) -> str:
+    """``160000 iterations of PolyLR, validation every 16000``: a schedule in one phrase."""
+    train_cfg = train_cfg or {}
+    length = (f'{train_cfg["max_iters"]} iterations' if train_cfg.get('max_iters') is not None
+              else f'{train_cfg.get("max_epochs")} epochs')
+    schedulers = schedulers if isinstance(schedulers, (list, tuple)) else [schedulers] if schedulers else []
+    names = []
+    for sched in schedulers:
+        name = str(sched.get('type', '?')).split('.')[-1]
+        if sched.get('milestones'):
+            name += f' (x{sched.get("gamma", 0.1):g} at {", ".join(str(m) for m in sched["milestones"])})'
+        names.append(name)
+    text = f'{length} of {" + ".join(names) or "a constant learning rate"}'
+    return text + (f', validation every {train_cfg["val_interval"]}' if train_cfg.get('val_interval') else '')
+
+
+def _set_schedule(cfg: Config, protocol: str, keep_schedule: bool, dry: bool = False) -> None:
+    """The reference's dataset-keyed schedule (STARE, ADE20K); other datasets, and ``keep_schedule``
+    under ``fixed``, keep the config's. Replacing it is one warning naming both schedules.
+    ``dry``: only the check that ``keep_schedule`` is allowed, before anything is changed."""
+    dataset = _dataset_type(cfg) or ''
+    schedule = SCHEDULES.get(dataset)
     if schedule is None:
         return  # other datasets keep the base config's schedule
+    if keep_schedule:
+        if protocol == 'upstream':
+            # upstream reproduces the reference, whose schedule is part of what made its numbers
+            raise ConfigError(f'keep_schedule=True needs protocol \'fixed\': protocol \'upstream\' trains '
+                              f'{dataset} with the reference\'s schedule; give protocol=\'fixed\' or drop '
+                              'keep_schedule')
+        return
+    if dry:
+        return
     max_iters, val_interval, milestones = schedule
+    old = _schedule_text(cfg.get('train_cfg'), cfg.get('param_scheduler'))
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
     cfg.param_scheduler = [dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
                                 milestones=milestones, gamma=0.1)]
+    new = _schedule_text(cfg.train_cfg, cfg.param_scheduler)
+    if new != old:
+        where = '' if protocol == 'upstream' else ' (keep_schedule=True keeps the config\'s)'
+        warn(f'schedule (train_cfg, param_scheduler): {old} -> {new}, the reference\'s {dataset} '
+             f'schedule{where}')
+
+
+def _replaced(what: str, old: Any, new: Any, why: str) -> None:
+    """One warning for a setting of the user's config that ``apply_npe`` replaces (none if equal)."""
+    if old != new:
+        warn(f'{what}: {old} -> {new} ({why})')
 
 
 def _lr_mults(cfg: Config, protocol: str, freeze_backbone: bool, freeze_decode: bool) -> dict:
@@ -145,15 +199,22 @@ def apply_npe(cfg: Config,
               freeze_backbone: bool = DEFAULTS.freeze_backbone,
               freeze_decode: bool = DEFAULTS.freeze_decode,
               load_from: str | None = None,
-              protocol: str = DEFAULTS.protocol) -> Config:
+              protocol: str = DEFAULTS.protocol,
+              keep_schedule: bool = False) -> Config:
     """Return a copy of ``cfg`` made into an NPE model with the reference's training protocol.
 
     Wraps the decode head in ``MultiHeadWrapper``, removes the auxiliary head, forces batch size 16,
     applies the dataset-keyed schedule, the optimizer multipliers and hooks of ``protocol``
     (``'upstream'`` = the reference's effective behaviour, ``'fixed'`` = its documented one).
-    The options are checked by :class:`npe.options.NPEOptions`. Apply ``--cfg-options`` after this call.
+    Every setting of ``cfg`` it replaces (batch size, schedule, checkpoint interval, auxiliary head,
+    an optimizer ``lr_mult`` of the config's own) is one logging warning naming the old and the new
+    value. ``keep_schedule=True`` keeps the config's schedule (``train_cfg``, ``param_scheduler``)
+    under ``protocol='fixed'``; ``'upstream'`` refuses it where the reference imposes a schedule
+    (STARE, ADE20K). The options are checked by :class:`npe.options.NPEOptions`. Apply
+    ``cfg_options`` after this call.
     """
     cfg = _config_argument(cfg)
+    Checker('npe.apply_npe', ConfigError).flag('keep_schedule', keep_schedule)
     check_npe_options('npe.apply_npe', num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
                       freeze_backbone=freeze_backbone, freeze_decode=freeze_decode, load_from=load_from,
                       protocol=protocol)
@@ -171,26 +232,42 @@ def apply_npe(cfg: Config,
     if head.get('type') == 'MultiHeadWrapper':
         raise ConfigError('the config is already an NPE config (decode_head is MultiHeadWrapper)')
     check_head(head)
+    _set_schedule(cfg, protocol, keep_schedule, dry=True)   # refused before any warning
 
     cfg = copy.deepcopy(cfg)
     cfg.model.decode_head = dict(type='MultiHeadWrapper', main_head=head.to_dict()
                                  if isinstance(head, ConfigDict) else dict(head),
                                  num_pem=num_pem, pem_type=pem_type,
                                  scale_factor=scale_factor, init_mode=INIT_MODE[protocol])
-    cfg.model.pop('auxiliary_head', None)
+    auxiliary = cfg.model.pop('auxiliary_head', None)
+    if auxiliary:
+        kinds = ([a.get('type') for a in auxiliary] if isinstance(auxiliary, (list, tuple))
+                 else auxiliary.get('type'))
+        _replaced('model.auxiliary_head', kinds, None, 'removed: NPE trains the decode head and its PEMs alone')
     cfg.model.decode_head.pem_loss = dict(arithmetic=PEM_LOSS_ARITHMETIC[protocol])
 
+    _replaced('train_dataloader.batch_size', cfg.train_dataloader.get('batch_size'), BATCH_SIZE,
+              "the reference's total batch of 16 images")
     cfg.train_dataloader.batch_size = BATCH_SIZE
-    _set_schedule(cfg)
+    _set_schedule(cfg, protocol, keep_schedule)
     if 'train_cfg' in cfg and cfg.train_cfg.get('val_interval') and 'default_hooks' in cfg \
             and 'checkpoint' in cfg.default_hooks:
         # Checkpoint at every validation so an interrupted run resumes close to where it stopped.
-        cfg.default_hooks.checkpoint.interval = cfg.train_cfg.val_interval
-        cfg.default_hooks.checkpoint.by_epoch = False
+        hook = cfg.default_hooks.checkpoint
+        _replaced('default_hooks.checkpoint.interval', hook.get('interval'), cfg.train_cfg.val_interval,
+                  'a checkpoint at every validation, so an interrupted run resumes close to where it stopped')
+        hook.interval = cfg.train_cfg.val_interval
+        hook.by_epoch = False
 
     paramwise = dict(cfg.optim_wrapper.get('paramwise_cfg') or {})
     custom_keys = dict(paramwise.get('custom_keys') or {})
-    custom_keys.update(_lr_mults(cfg, protocol, freeze_backbone, freeze_decode))
+    for key, new in _lr_mults(cfg, protocol, freeze_backbone, freeze_decode).items():
+        # only multipliers the config sets itself: a protocol's own are warned about with the protocol
+        old = (custom_keys.get(key) or {}).get('lr_mult')
+        if old is not None:
+            _replaced(f"optim_wrapper.paramwise_cfg.custom_keys['{key}'].lr_mult", old, new['lr_mult'],
+                      f'protocol {protocol}')
+        custom_keys[key] = new
     paramwise['custom_keys'] = custom_keys
     cfg.optim_wrapper.paramwise_cfg = paramwise
 
@@ -234,8 +311,11 @@ def leaf_datasets(dataset, key: str = 'dataset') -> list[tuple[str, dict]]:
 
 def set_data_root(cfg: Config, dataset_folder: str | Path) -> Config:
     """Point every dataloader's dataset(s) at ``dataset_folder``: MMSeg's ``data_root`` keys, the
-    folder holding ``images/`` and ``annotations/`` (in place; returns ``cfg``)."""
-    for loader in LOADERS:
+    folder holding ``images/`` and ``annotations/`` (in place; returns ``cfg``). Every
+    ``*_dataloader`` counts, not only MMSeg's three: a config's ``holdout_dataloader`` would otherwise
+    keep its relative root in the dumped config."""
+    extra = [key for key in cfg.keys() if key.endswith('_dataloader') and key not in LOADERS]
+    for loader in (*LOADERS, *extra):
         if cfg.get(loader) is not None:
             for _, dataset in leaf_datasets(cfg[loader].get('dataset')):
                 dataset['data_root'] = str(dataset_folder)
@@ -300,7 +380,7 @@ def merge_cfg_options(cfg: Config, options: dict | None) -> None:
     try:
         cfg.merge_from_dict(dict(options))
     except Exception as exc:  # e.g. indexing into a value that is not a list
-        raise ConfigError(f'--cfg-options cannot be applied: {type(exc).__name__}: {exc}') from None
+        raise ConfigError(f'cfg_options (--cfg-options) cannot be applied: {type(exc).__name__}: {exc}') from None
 
 
 def fix_dataloaders(cfg: Config, loaders: Sequence[str] = LOADERS) -> None:
@@ -352,7 +432,7 @@ def check_data(cfg: Config, loaders: Sequence[str] = LOADERS) -> None:
             root = Path(dataset.get('data_root', '') or '')
             prefix = dataset.get('data_prefix') or {}
             fix = (f'prepare the data with `{_dataset_hint(dataset.get("type"))}` or set '
-                   f'--cfg-options {key}.data_root=DIR')
+                   f'{key}.data_root=DIR in cfg_options (--cfg-options)')
             for name in ('img_path', 'seg_map_path'):
                 if not prefix.get(name):
                     continue
@@ -396,5 +476,5 @@ def check_schedule(cfg: Config) -> None:
                                              else isinstance(node, (int, float)) and math.isfinite(node))
         if not ok or node < minimum:
             what = 'an integer' if kind is int else 'a number'
-            raise ConfigError(f'{key} = {node!r} is not {what} >= {minimum}; fix it in --cfg-options '
-                              "(or the recipe's cfg_options / the config)")
+            raise ConfigError(f'{key} = {node!r} is not {what} >= {minimum}; fix it in cfg_options '
+                              "(--cfg-options, the recipe's cfg_options) or in the config")

@@ -69,10 +69,11 @@ def find_run_config(work_dir: str | Path) -> Path:
         try:
             name = json.loads(record.read_text())['config']
         except (ValueError, KeyError, TypeError):
-            raise RunError(f'{record} is damaged; give the config with --config') from None
+            raise RunError(f'{record} is damaged; name the config explicitly (config=, --config)') from None
         path = work_dir / name
         if not path.is_file():
-            raise RunError(f'{record} names {name}, which is not in {work_dir}; give --config')
+            raise RunError(f'{record} names {name}, which is not in {work_dir}; name the config explicitly '
+                           '(config=, --config)')
         return path
     runs = sorted(p for p in work_dir.iterdir() if p.is_dir() and _RUN_FOLDER.match(p.name)
                   and (p / 'vis_data' / 'config.py').is_file())
@@ -83,9 +84,9 @@ def find_run_config(work_dir: str | Path) -> Path:
         return candidates[0]
     if not candidates:
         raise RunError(f'no training config in {work_dir} (no {RUN_FILE}, no run folder, no .py); '
-                        'is it a work dir of npe-train? Give --config otherwise')
+                        'is it a work dir of npe-train? Name the config explicitly otherwise (config=, --config)')
     raise RunError(f'{work_dir} holds several configs ({", ".join(p.name for p in candidates)}) and '
-                    f'no {RUN_FILE}; choose one with --config')
+                    f'no {RUN_FILE}; choose one (config=, --config)')
 
 
 def _decode_head(model):
@@ -293,11 +294,11 @@ def evaluate(work_dir: str | Path | None,
              data_root: str | Path | None = None,
              adjustments: Sequence[tuple[str, float | None]] | None = None,
              per_s: bool = False,
-             quiet: bool = True,
+             verbose: bool = False,
+             quiet: bool | None = None,
              keep_predictions: Sequence[str] = (),
              log_file: str | Path | None = None,
-             auto_candidates: Sequence[float] | None = None,
-             auto_metric: str | None = None) -> list[dict[str, Any]]:
+             auto_candidates: Sequence[float] | None = None, auto_metric: str | None = None) -> list[dict[str, Any]]:
     """Evaluate a training run's checkpoint at every scale factor in one pass; one dict per s.
 
     Args:
@@ -324,9 +325,10 @@ def evaluate(work_dir: str | Path | None,
             (:mod:`npe.sweep`; identical confusion counts, so identical metrics).
         keep_predictions: names of images (file name up to the first dot) whose predicted label
             maps each row keeps as ``"predictions": {name: uint8 array}`` (examples figure).
-        quiet: MMEngine's console output (environment, config, progress) and Python's warnings go
-            to ``<test work dir>/npe-test.log`` instead of the terminal (named in each row's
-            ``log_file``); False: on the console, as MMEngine prints them.
+        verbose: MMEngine's console output (environment, config, progress) and Python's warnings
+            on the console, as MMEngine prints them; by default (False) they go to
+            ``<test work dir>/npe-test.log`` only (named in each row's ``log_file``).
+        quiet: the older name of the same choice: ``quiet=False`` is ``verbose=True``.
         log_file: MMEngine's log appended to this file instead (``npe-repro`` keeps one per run).
 
     Returns:
@@ -346,11 +348,11 @@ def evaluate(work_dir: str | Path | None,
         npe.errors.DataError: the test data folder is missing or empty.
     """
     check_evaluate_arguments(locals())
+    quiet = not verbose if quiet is None else quiet
     from npe import auto_scale
     if auto_scale.asks_auto(scale_factors, adjustments):
         given = {k: v for k, v in locals().items() if k not in ('auto_candidates', 'auto_metric', 'auto_scale')}
-        return auto_scale.evaluate_with_auto(evaluate, given, auto_candidates or auto_scale.DEFAULT_CANDIDATES,
-                                             auto_metric or auto_scale.DEFAULT_METRIC)
+        return auto_scale.evaluate_with_auto(evaluate, given, auto_candidates, auto_metric)
     requests = _requests(scale_factors, adjustments, log_prior)
     work_dir = test_parent(work_dir, config, checkpoint)
     cfg, ckpt = prepare_test_config(work_dir, checkpoint=checkpoint, tta=tta,

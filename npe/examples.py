@@ -7,12 +7,16 @@ files with copies of the image and its ground truth, so the figure is rebuilt fr
 alone (:func:`npe.plots.plot_examples`):
 
     <results>/<recipe>/examples/index.json                  {"images": [...], "rows": {...}}
-    <results>/<recipe>/examples/image/<name>.png, gt/<name>.png, <row>/<name>.png   (class indices)
+    <results>/<recipe>/examples/image/<name>.png, gt/<name>.png, <row folder>/<name>.png   (class indices)
+
+A row's label (``npe1, s=2 (auto)``, what the figure shows) is kept in the index; its folder has a name
+safe in any shell or path (``npe1__s2_auto``, :func:`folder_name`).
 """
 from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -26,6 +30,15 @@ from npe.locking import folder_lock
 NUM_IMAGES = 4
 MAX_SCANNED = 400
 FOLDER = 'examples'
+
+
+def folder_name(label: str) -> str:
+    """The folder of a row's maps: ``npe1, s=2 (auto)`` -> ``npe1__s2_auto``, ``baseline`` stays; no
+    commas, spaces or brackets (safe unquoted in a shell, a URL, a Makefile)."""
+    match = re.fullmatch(r'(.+), s=(\S+)( \(auto\))?', label)
+    if match:
+        label = f'{match[1]}__s{match[2]}' + ('_auto' if match[3] else '')
+    return re.sub(r'[^A-Za-z0-9._-]+', '_', label)
 
 
 def _key(path: Path) -> str:
@@ -96,7 +109,7 @@ def save(results_dir: Path, recipe, spec, data_root: Path, names: Sequence[str],
                 else:
                     _png(out / sub / f'{name}.png', np.asarray(Image.open(src).convert('RGB')))
         for label, maps in rows.items():
-            target = out / label.replace('/', '_')
+            target = out / folder_name(label)
             for stale in (set(target.iterdir()) if target.is_dir() else set()) - {
                     target / f'{name}.png' for name in maps}:
                 stale.unlink()  # a map of an image no longer picked
@@ -104,7 +117,7 @@ def save(results_dir: Path, recipe, spec, data_root: Path, names: Sequence[str],
                 _png(target / f'{name}.png', pred)
         before = load(results_dir, recipe.name) or {}
         kept = before.get('rows', {}) if before.get('images') == list(names) else {}
-        index = dict(images=list(names), rows={**kept, **{label: label.replace('/', '_') for label in rows}},
+        index = dict(images=list(names), rows={**kept, **{label: folder_name(label) for label in rows}},
                      classes=list(spec.class_names))
         return write_json_atomic(out / 'index.json', index, indent=1)
 

@@ -110,12 +110,9 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
                      f'protocol={v.protocol} -> {len(expected)} result files ({done} done)')
     lines.append(f'  cost: {len(jobs) * iters} training iterations ({len(jobs) * iters * batch} images), '
                  f'{n_eval} result files ({n_done} already done), results in {results_dir / recipe.name}')
-    if recipe.seconds_per_iteration:
-        total = len(jobs) * iters * recipe.seconds_per_iteration
-        lines.append(f'  expected training time: {len(jobs)} runs x {iters} iterations x '
-                     f'{recipe.seconds_per_iteration:g} s = about {total / 60:.0f} min (the recipe\'s '
-                     'seconds_per_iteration, measured on 2 CPU cores), plus one holdout and one validation '
-                     'pass per run')
+    if cfg is not None:   # time on this machine's device and disk (npe.estimates), marked as estimates
+        from npe.estimates import describe_cost
+        lines += describe_cost(recipe, cfg, len(jobs), data_root, gpus)
     return '\n'.join(lines)
 
 
@@ -180,7 +177,10 @@ def train_job(cfg, work_dir: Path, gpus: int = 0, log_file: Path | None = None) 
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, 'a') as log:
             out = train_launched(cfg, gpus, log=log)
-    record = dict(iterations=out['iterations'], wall_time_s=round(out['wall_time_s'], 2),
+    # the whole training's time: a resumed run adds the earlier parts (recorded in its checkpoints)
+    wall = out.get('wall_time_total_s', out['wall_time_s'])
+    record = dict(iterations=out['iterations'], wall_time_s=round(wall, 2),
+                  wall_time_this_part_s=round(out['wall_time_s'], 2),
                   resumed_from=resumed_from, checkpoint=out['checkpoint'], finished=provenance.utc_now(),
                   distributed=out.get('distributed'), device=out.get('device'))
     write_json_atomic(marker, record)

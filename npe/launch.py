@@ -28,7 +28,8 @@ from typing import Sequence
 from npe.errors import ConfigError, RunError
 
 __all__ = ['check_launcher_environment', 'world_size', 'rank', 'ddp_settings', 'distribute', 'init_distributed',
-           'finish_distributed', 'loader_defaults', 'apply_amp', 'torchrun_command', 'write_sbatch_scripts', 'submit_slurm']
+           'finish_distributed', 'loader_defaults', 'check_visible_gpus', 'apply_amp', 'torchrun_command',
+           'array_spec', 'write_sbatch_scripts', 'submit_slurm']
 
 #: What each launcher reads from the environment its starter sets.
 LAUNCHER_ENV = {'pytorch': ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
@@ -69,6 +70,23 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def check_visible_gpus(processes: int, what: str, fix: str) -> None:
+    """On a CUDA machine, refuse more processes on this node than it has GPUs, in one line.
+
+    Without the check, two ranks share GPU 0 and NCCL stops deep inside the first collective. On a
+    machine without CUDA, N processes are N CPU (gloo) processes and any N is fine.
+    """
+    if processes < 1 or not _cuda():
+        return
+    import torch
+
+    visible = torch.cuda.device_count()
+    if processes > visible:
+        shown = os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')
+        raise ConfigError(f'{what} needs {processes} GPUs, one per process, but this machine has '
+                          f'{visible} visible (CUDA_VISIBLE_DEVICES={shown}); {fix}')
 
 
 def _replace_syncbn(node) -> None:
@@ -154,6 +172,11 @@ def init_distributed(launcher: str, expected_world: int | None = None, command: 
         return
     if _cuda():
         from mmengine.dist import init_dist
+
+        # the processes this node runs, each on a GPU of its own (torchrun / srun say how many)
+        local = int(os.environ.get('LOCAL_WORLD_SIZE') or os.environ.get('SLURM_NTASKS_PER_NODE') or 1)
+        check_visible_gpus(local, f'{command} under {launcher}',
+                           'start at most that many processes per node')
 
         init_dist(launcher, **dict(dist_cfg or {}))
         return
@@ -258,13 +281,28 @@ def _script(lines: Sequence[str], directives: Sequence[str]) -> str:
     return '\n'.join(head + ['set -euo pipefail', *lines]) + '\n'
 
 
-def write_sbatch_scripts(folder: Path, *, recipe_name: str, tasks: int, task_command: Sequence[str],
-                         tables_command: Sequence[str], gpus: int = 0) -> tuple[Path, Path]:
-    """Write ``train.sbatch`` (a job array, one task per training; each task runs ``task_command``
-    with ``--task $SLURM_ARRAY_TASK_ID`` appended) and ``tables.sbatch`` into ``folder``."""
+def array_spec(tasks: int | Sequence[int]) -> str:
+    """Slurm's ``--array`` value: ``0-(N-1)`` for N tasks, else the plan indices given (``3`` or
+    ``1,4``): an array task's id is the index of the training it runs in the whole plan."""
+    indices = list(range(tasks)) if isinstance(tasks, int) else sorted({int(i) for i in tasks})
+    runs: list[list[int]] = []
+    for i in indices:  # consecutive indices as one range: 0,1,2,5 -> 0-2,5
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ','.join(f'{a}-{b}' if b > a else str(a) for a, b in runs)
+
+
+def write_sbatch_scripts(folder: Path, *, recipe_name: str, tasks: int | Sequence[int],
+                         task_command: Sequence[str], tables_command: Sequence[str],
+                         gpus: int = 0) -> tuple[Path, Path]:
+    """Write ``train.sbatch`` (a job array, one task per training: ``tasks`` trainings, or those plan
+    indices; each task runs ``task_command`` with ``--task $SLURM_ARRAY_TASK_ID`` appended) and
+    ``tables.sbatch`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     cwd = shlex.quote(os.getcwd())
-    train_directives = [f'--job-name=npe-{recipe_name}', f'--array=0-{tasks - 1}',
+    train_directives = [f'--job-name=npe-{recipe_name}', f'--array={array_spec(tasks)}',
                         f'--output={folder}/train-%A_%a.out', '--ntasks=1']
     if gpus:
         train_directives.append(f'--gres=gpu:{gpus}')
@@ -305,7 +343,8 @@ def submit_slurm(train_script: Path, tables_script: Path | None, sbatch_options:
     return array_id, tables_id
 
 
-def submit_recipe(recipe_path: Path, recipe_name: str, tasks: int, task_flags: Sequence[str], results: Path,
+def submit_recipe(recipe_path: Path, recipe_name: str, tasks: int | Sequence[int], task_flags: Sequence[str],
+                  results: Path,
                   work_root: Path, sbatch_options: Sequence[str], *, gpus: int = 0, tables: bool = True) -> int:
     """Submit the recipe's trainings as one Slurm job array (task i = ``npe-repro RECIPE TASK_FLAGS
     --task i``, each writing its own result files) and, with ``tables``, the tables as a job
@@ -325,7 +364,9 @@ def submit_recipe(recipe_path: Path, recipe_name: str, tasks: int, task_flags: S
         folder, recipe_name=recipe_name, tasks=tasks, task_command=command,
         tables_command=table_command, gpus=gpus)
     array_id, tables_id = submit_slurm(train_script, tables_script if tables else None, sbatch_options)
-    log.info('submitted %s: job array %s (%d trainings, %s), tables job %s after it; output in %s',
-             recipe_name, array_id, tasks, train_script, tables_id or '-', folder)
+    count = tasks if isinstance(tasks, int) else len(set(tasks))
+    log.info('submitted %s: job array %s (%d training(s): plan index %s; %s), tables job %s after it; '
+             'output in %s', recipe_name, array_id, count, array_spec(tasks), train_script, tables_id or '-',
+             folder)
     log.info('follow with: squeue -j %s%s', array_id, ',' + tables_id if tables_id else '')
     return 0

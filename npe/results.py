@@ -31,7 +31,7 @@ TABLES_DIRNAME = "tables"
 
 __all__ = ["RESULT_SCHEMA", "ResultFile", "RunResult", "ForeignResultError", "result_stem", "result_path",
            "is_done", "write_result", "write_failure", "parse_result", "read_results", "check_recipe_folder",
-           "group_results", "discover", "load_results", "number", "utc_now"]
+           "group_results", "discover", "load_results", "as_record", "number", "utc_now"]
 
 
 class ForeignResultError(ResultFileError):
@@ -296,7 +296,7 @@ def load_results(recipe: str | None = None, results_dir: str | os.PathLike | Non
     Returns:
         One dict per file, sorted by recipe and file name: the file's JSON content (``variant``,
         ``seed``, ``scale_factor``, ``status``, ``metrics``, ``per_class``, ``environment``, ... as in
-        docs/internals.md) plus ``"path"``. ``pandas.json_normalize(records)`` makes it a table.
+        docs/internals.md) plus ``"path"``.
 
     Raises:
         npe.errors.ResultFileError: a file is not a readable result file; ``results_dir`` is missing or
@@ -312,8 +312,13 @@ def load_results(recipe: str | None = None, results_dir: str | os.PathLike | Non
     for name in names:
         for r in read_results(root, name):
             if r.ok or not only_ok:
-                records.append({**r.data, "path": str(root / name / r.file)})
+                records.append(as_record(r, root / name / r.file))
     return records
+
+
+def as_record(result: RunResult, path: str | Path) -> dict[str, Any]:
+    """One result file as a plain record: its JSON content plus ``"path"`` (:func:`load_results`)."""
+    return {**result.data, "path": str(path)}
 
 
 def _check_results_root(root: Path, recipe: str | None) -> None:

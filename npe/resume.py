@@ -4,7 +4,8 @@
   ``last_checkpoint`` are written to a temporary file and renamed, so a kill never leaves a
   half-written ``iter_N.pth`` behind.
 - :class:`NPEResumeStateHook` stores the random number generators' states (python, numpy, torch,
-  CUDA) in every checkpoint; :class:`NPEIterBasedTrainLoop` puts them back once MMEngine has moved
+  CUDA) and the training's wall time so far in every checkpoint (a resumed run adds its own part:
+  :func:`wall_time_before`); :class:`NPEIterBasedTrainLoop` puts them back once MMEngine has moved
   the sampler to where the run stopped, and replays a validation that was due right after the
   checkpoint (it draws from the same generators). A run killed after a checkpoint and resumed then
   trains on the same batches with the same random draws as an uninterrupted one.
@@ -15,6 +16,7 @@ through ``custom_imports`` (switched on by ``npe.training.fault_tolerant``).
 from __future__ import annotations
 
 import random
+import time
 
 import numpy as np
 import torch
@@ -77,16 +79,34 @@ def _val_due(loop, n: int) -> bool:
     return n >= loop.val_begin and (n % loop.val_interval == 0 or n == loop.max_iters)
 
 
+def wall_time_before(runner) -> float:
+    """Seconds the earlier parts of a resumed training took up to the checkpoint it resumed from
+    (0 for a fresh run, or a checkpoint saved before the kit recorded it)."""
+    return float(getattr(runner, '_npe_wall_time_before', 0.0))
+
+
 @HOOKS.register_module()
 class NPEResumeStateHook(Hook):
-    """Save the generators' states with every checkpoint; hand them to the loop on resume."""
+    """Save the generators' states and the wall time so far with every checkpoint; hand them to the
+    loop on resume."""
 
     priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+
+    def before_train(self, runner) -> None:
+        # after MMEngine's resume (it loads the checkpoint before the loop calls before_train)
+        state = getattr(runner, '_npe_resume_state', None) or {}
+        resumed = state.get('iter') == runner.iter and runner.iter > 0   # not a fine-tune's load_from
+        runner._npe_wall_time_before = float(state.get('wall_time_s', 0.0)) if resumed else 0.0
+        self._start = time.perf_counter()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         loop = runner.train_loop
         n = runner.iter + 1  # what MMEngine records as the iteration of an iteration-based run
-        checkpoint[STATE_KEY] = dict(rng=rng_state(), iter=int(n),
+        wall = wall_time_before(runner) + time.perf_counter() - self._start
+        checkpoint[STATE_KEY] = dict(rng=rng_state(), iter=int(n), wall_time_s=round(wall, 3),
                                      val_due=bool(isinstance(loop, IterBasedTrainLoop) and _val_due(loop, n)))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:

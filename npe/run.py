@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from npe import datasets, examples, paths, provenance
+from npe import datasets, examples, launch, paths, provenance
 from npe.driver_options import DriverOptions
 from npe.errors import NO_SPACE, RecipeError, UserError
 from npe.files import clean_stale_temps
@@ -26,7 +26,7 @@ from npe.jobs import (TrainJob, choose_scales, describe_plan, evaluate_job, job_
 from npe.preflight import check_run_outputs, register_driver, warn_other_drivers
 from npe.recipe_inputs import counted_log_prior, prepare_inputs
 from npe.recipes import Recipe, load_recipe
-from npe.results import is_done, result_path, write_failure, write_result
+from npe.results import as_record, is_done, parse_result, result_path, write_failure, write_result
 from npe.training import training_losses
 
 #: Progress lines of a run (npe.logs: the commands show them; a notebook's logging configuration decides).
@@ -34,8 +34,35 @@ log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- the whole run
+@dataclass(frozen=True)
+class RunOutcome:
+    """What :func:`run_recipe` did: the result records of the runs it covered, and its failures."""
+
+    #: One record per result file of the planned runs (finished now or before, failed ones too), as
+    #: :func:`npe.load_results` gives them; empty for a plan (``dry_run``) or a Slurm submission.
+    records: list[dict[str, Any]]
+    #: Training jobs that failed in this call (each recorded as ``failed`` result files).
+    failures: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """No training job failed."""
+        return self.failures == 0
+
+
+def _records(recipe: Recipe, jobs: list[TrainJob], results: Path) -> list[dict[str, Any]]:
+    """The result records of every (variant, seed, s) the jobs produce, where a file is there."""
+    records = []
+    for job in jobs:
+        for variant, s in job.expected(recipe):
+            path = result_path(results, recipe.name, variant, job.seed, s)
+            if path.is_file():
+                records.append(as_record(parse_result(path), path))
+    return records
+
+
 def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None = None,
-               **keywords: Any) -> int:
+               **keywords: Any) -> RunOutcome:
     """Run a recipe end to end, what ``npe-repro`` does: data, trainings, evaluations, result files.
 
     Args:
@@ -46,7 +73,10 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
             top of ``options`` when both are given.
 
     Returns:
-        The number of training jobs that failed (each recorded as ``failed`` result files).
+        :class:`RunOutcome`: ``.records``, the result files of the runs it covered as plain records
+        (:func:`npe.load_results`'s), and ``.failures``, the training jobs that failed (each
+        recorded as ``failed`` result files). MMEngine's log goes to each work dir's
+        ``npe-repro.log`` unless ``verbose=True``.
 
     Raises:
         npe.errors.RecipeError: the recipe is invalid or names an unknown variant.
@@ -63,6 +93,8 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
     jobs = plan_runs(recipe, opts.variants, opts.seeds, opts.work_dir)
     if opts.gpus < 0:
         raise UserError(f'--gpus must be >= 0, got {opts.gpus}')
+    if opts.gpus and opts.slurm is None and not opts.dry_run:  # Slurm's nodes have GPUs of their own
+        launch.check_visible_gpus(opts.gpus, f'--gpus {opts.gpus}', 'give a smaller --gpus')
     seen = set()
     for job in jobs:  # every distinct configuration builds (typed options, seeds) before any work
         if job.train_key not in seen:
@@ -79,9 +111,17 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
         jobs, tables = [jobs[opts.task]], False
     if opts.dry_run:
         print(describe_plan(recipe, jobs, root, results, opts.gpus, opts.batch_per_process))
-        return 0
+        return RunOutcome(records=[])
     check_run_outputs(recipe, results, work_root, root, tables)
     warn_other_drivers(results / recipe.name, work_root)   # a driver with another work dir
+    if opts.slurm is None and not any(_pending(recipe, results, job) for job in jobs):
+        # every result file is there (e.g. the committed ones): no data to generate or fetch
+        for i, job in enumerate(jobs, 1):
+            log.info('[%d/%d] %s seed %s: done, skipped', i, len(jobs),
+                     ', '.join(v.name for v in job.variants), job.seed)
+        if tables:
+            write_tables(recipe, results)
+        return 0
     checkpoint = prepare_inputs(recipe, root, paths.mirror(opts.mirror), paths.offline(opts.offline))
     first_cfg = None
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
@@ -89,7 +129,10 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
                                      **dict(opts.launch_options, amp=opts.amp and opts.slurm is None))
     register_driver(results / recipe.name, work_root)   # after every check: a refused run leaves nothing
     if opts.slurm is not None:
-        return _submit(recipe, len(jobs), opts.replace(tables=tables), root, results, work_root)
+        # the array's task ids are plan indices: with --task I only training I is submitted (and run)
+        indices = [opts.task] if opts.task is not None else list(range(len(jobs)))
+        _submit(recipe, indices, opts.replace(tables=tables), root, results, work_root)
+        return RunOutcome(records=[])   # the job array writes the result files later
     share, log_prior = counted_log_prior(recipe, root, first_cfg)
     failures = 0
     # A job another driver is training is put off, then waited for at the end (each job's lock).
@@ -103,14 +146,15 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
         failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]', put_off=True)
     if tables:
         write_tables(recipe, results)
-    return failures
+    return RunOutcome(records=_records(recipe, jobs, results), failures=failures)
 
 
-def _submit(recipe: Recipe, tasks: int, opts: DriverOptions, root: Path, results: Path,
+def _submit(recipe: Recipe, tasks: list[int], opts: DriverOptions, root: Path, results: Path,
             work_root: Path) -> int:
-    """Submit the plan to Slurm (:func:`npe.launch.submit_recipe`): task i runs ``npe-repro RECIPE``
-    with the driver's own options (``to_argv``), the folders resolved here, the inputs prepared here
-    (so ``--offline``) and the tables left to the job after the array. Returns 0."""
+    """Submit the plan's trainings ``tasks`` (plan indices) to Slurm (:func:`npe.launch.submit_recipe`):
+    array task i runs ``npe-repro RECIPE --task i`` with the driver's own options (``to_argv``), the
+    folders resolved here, the inputs prepared here (so ``--offline``) and the tables left to the job
+    after the array. Returns 0."""
     from npe import launch
 
     if not tasks:
@@ -135,9 +179,14 @@ class _Context:
     example_images: list[str]
 
 
+def _pending(recipe: Recipe, results: Path, job: TrainJob) -> set:
+    """The (row, s) of ``job`` whose result file is not written yet."""
+    return {(v, s) for v, s in job.expected(recipe)
+            if not is_done(result_path(results, recipe.name, v, job.seed, s))}
+
+
 def _todo(ctx: _Context, job: TrainJob) -> set:
-    return {(v, s) for v, s in job.expected(ctx.recipe)
-            if not is_done(result_path(ctx.results, ctx.recipe.name, v, job.seed, s))}
+    return _pending(ctx.recipe, ctx.results, job)
 
 
 def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = None,
@@ -215,15 +264,33 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
     return 0
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the summary names it: relative to the current folder when inside it (short)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def write_tables(recipe: Recipe, results: Path) -> None:
-    """Rebuild this recipe's tables and figures and print the Markdown table."""
+    """Rebuild this recipe's tables and figures; print the compact summary (at most 100 columns; the
+    full tables are in the files) and where the result files, tables and figures are."""
     from npe import tables
+    from npe.results import read_results
+    from npe.stats import summarize
 
     written = tables.build(results, recipes=[str(recipe.path)])
-    md = next((p for p in written if p.name == f'{recipe.name}.md'), None)
-    if md is not None:
-        print(md.read_text())
-        figures = sorted(p for p in written if p.suffix == '.png')
-        for fig in figures:
-            print(f'figure: {fig}')
-
+    table_files = [p for p in written if p.suffix in ('.md', '.tex', '.csv')
+                   and p.stem in (recipe.name, f'{recipe.name}_paired')]
+    figures = sorted(p for p in written if p.suffix == '.png')   # build() drew this recipe's only
+    if not table_files:
+        return
+    summary = summarize(recipe, read_results(results, recipe.name, recipe.dataset))
+    folder = results / recipe.name
+    n_files = len(list(folder.glob('*.json'))) if folder.is_dir() else 0
+    print(tables.render_summary(summary))
+    print(f'result files: {_shown(folder)}/ ({n_files} files)')
+    ordered = sorted(table_files, key=lambda p: (len(p.stem), '.md .tex .csv'.find(p.suffix)))
+    for label, files in (('tables:', ordered), ('figures:', figures)):
+        for i, path in enumerate(files):   # one path a line: each can be copied, none is cut
+            print(f'{label if i == 0 else "":14s}{_shown(path)}')

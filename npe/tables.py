@@ -122,6 +122,40 @@ def table_rows(summary: Summary) -> tuple[list[str], list[list[str]]]:
     return headers, body
 
 
+#: The widest line :func:`render_summary` prints (a terminal's 100 columns).
+SUMMARY_WIDTH = 100
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def render_summary(summary: Summary, width: int = SUMMARY_WIDTH) -> str:
+    """The compact summary ``npe-repro`` prints at the end (the full tables stay in the files): per
+    row method, s (the chosen s of ``auto``), the first metric's mean ± std, its Δ to the baseline,
+    tail-third mIoU and n; every line at most ``width`` columns."""
+    recipe = summary.recipe
+    metric = recipe.metrics[0]
+    base = recipe.baseline
+    body = []
+    for row in summary.rows:
+        s = DASH if base is not None and row.variant == base.name else row.s_label
+        if row.s == AUTO and row.chosen_s:
+            s = f"auto ({_chosen_s(row).split(' ')[0]})"   # the mean chosen s; its range is in the files
+        tail = row.thirds[-1] if row.thirds else None
+        body.append([_clip(row.variant, 18), _clip(row.method, 28), s, _stat_cell(row.stats[metric], row),
+                     _signed(row.delta[metric]), f"{_f(tail.mean)} ± {_f(tail.std)}" if tail and tail.n else DASH,
+                     str(row.n)])
+    headers = ["row", "method", "s", metric, f"Δ {metric}", "tail mIoU", "n"]
+    # laid out here, not by tabulate: its header padding costs columns a terminal does not have
+    widths = [max(len(c) for c in column) for column in zip(headers, *body)]
+    table = [headers, ["-" * w for w in widths]] + body
+    lines = [_clip(f"{recipe.name}: {metric} %, mean ± std over seeds; Δ to the baseline; tail: rarest "
+                   "third", width)]
+    lines += [_clip("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip(), width) for cells in table]
+    return "\n".join(lines)
+
+
 def _needed(p: Paired) -> str:
     if p.needed is None:
         return DASH

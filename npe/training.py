@@ -31,6 +31,7 @@ from npe.errors import ConfigError, RunError
 from npe.files import check_output_dir, write_json_atomic
 from npe.logs import NOTE, RunnerLog, held_messages, showing_messages
 from npe.options import DEFAULTS, TRAINING_OPTIONS
+from npe.own_data import apply_own_data
 from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class TrainInfo(TypedDict):
     checkpoint: str | None  #: the last checkpoint saved
     iterations: int         #: iterations trained in total
     wall_time_s: float      #: wall time of this session
+    wall_time_total_s: float  #: of the whole training: earlier parts (to their last checkpoint) + this session
     config: str             #: the config MMEngine dumped for this run
     log_dir: str            #: this session's timestamped folder
     scalars: str | None     #: its vis_data/scalars.json (loss curve), if written
@@ -185,6 +187,7 @@ def build_train_config(base_config: str | Path, *,
                        pem_type: str = DEFAULTS.pem_type,
                        scale_factor: float = DEFAULTS.scale_factor,
                        protocol: str = DEFAULTS.protocol,
+                       keep_schedule: bool = False,
                        cfg_options: dict[str, Any] | None = None,
                        seed: int | None = None,
                        deterministic: bool = False,
@@ -196,20 +199,19 @@ def build_train_config(base_config: str | Path, *,
                        batch_per_process: int | None = None,
                        dataset_folder: str | Path | None = None,
                        kit_data_root: str | Path | None = None,
-                       check_data_folders: bool = True,
-                       own_data=None):
+                       check_data_folders: bool = True, own_data=None):
     """The full training config of ``npe-train``, validated; writes nothing.
 
     Order: base config -> :func:`npe.apply_npe` (wrapper, protocol, batch size 16, schedule) ->
     dataset folder -> loader defaults -> ``cfg_options`` (like the reference) -> batch split, launcher
-    -> work dir, seed, AMP, resume. ``launcher`` ``pytorch`` / ``slurm`` (see :mod:`npe.launch`): the world size is the
+    -> work dir, seed, AMP, resume. ``keep_schedule``: see :func:`npe.apply_npe`. ``launcher`` ``pytorch`` / ``slurm`` (see :mod:`npe.launch`): the world size is the
     launcher's (under torchrun / srun) unless ``world_size`` is given (a config built now and launched
     later); the total batch is split over the processes unless ``batch_per_process`` is given.
     ``amp``: MMEngine's AmpOptimWrapper in ``amp_dtype`` (``auto`` = bf16 where the GPU has it,
     else fp16 with dynamic loss scaling). ``dataset_folder`` is a folder every dataset is pointed at;
     without it the dataset's folder follows :func:`npe.config.kit_dataset_folder` with the kit's data
-    root ``kit_data_root`` (``--data-root``). ``own_data`` (:class:`npe.own_data.OwnData`): its dataset
-    config replaces the base config's data (:func:`npe.own_data.apply_own_data`). The runtime edits are :func:`npe.runtime.apply_runtime`'s.
+    root ``kit_data_root`` (``--data-root``); ``own_data`` (:class:`npe.own_data.OwnData`) replaces the
+    base config's data (:func:`npe.own_data.apply_own_data`). The runtime edits are :func:`npe.runtime.apply_runtime`'s.
     ``resume=True`` resumes from the work dir's latest checkpoint if there is one (``cfg.load_from``
     is then that checkpoint, so MMEngine does not "resume" from the initial ``load_from``
     checkpoint), else trains from the start. Protocol warnings are logged only once every check
@@ -217,17 +219,17 @@ def build_train_config(base_config: str | Path, *,
     """
     check_launcher(launcher)
     if seed is not None:
-        check_seed(seed, '--seed')
+        check_seed(seed, 'seed (--seed)')
     if load_from and not _is_url(load_from):
         if not Path(load_from).is_file():
-            raise ConfigError(f'--load-from {load_from}: no such checkpoint file')
+            raise ConfigError(f'load_from (--load-from) {load_from}: no such checkpoint file')
         from npe.checkpoint import unreadable_reason
         reason = unreadable_reason(load_from)
         if reason:
-            raise ConfigError(f'--load-from {load_from}: {reason}; download it again (npe-data '
+            raise ConfigError(f'load_from (--load-from) {load_from}: {reason}; download it again (npe-data '
                               'checkpoint URL) or give another file')
     if work_dir is not None and Path(work_dir).exists() and not Path(work_dir).is_dir():
-        raise ConfigError(f'--work-dir {work_dir} exists and is not a folder')
+        raise ConfigError(f'work_dir (--work-dir) {work_dir} exists and is not a folder')
     if launcher != 'none' and world_size is None:
         launch.check_launcher_environment(launcher)
         world_size = launch.world_size(launcher)
@@ -238,7 +240,6 @@ def build_train_config(base_config: str | Path, *,
 
     cfg = load_base_config(str(base_config))
     if own_data is not None:
-        from npe.own_data import apply_own_data
         apply_own_data(cfg, own_data)
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper'):
         if not cfg.get(key):
@@ -249,7 +250,7 @@ def build_train_config(base_config: str | Path, *,
     with held_messages() as held:
         cfg = apply_npe(cfg, num_pem=num_pem, pem_type=pem_type, scale_factor=scale_factor,
                         freeze_backbone=freeze_backbone, freeze_decode=freeze_decode,
-                        load_from=load_from, protocol=protocol)
+                        load_from=load_from, protocol=protocol, keep_schedule=keep_schedule)
         world = world_size or 1
         # inside the block: an unknown --cfg-options key's warning is shown only if no error follows
         apply_runtime(cfg, launcher=launcher, cfg_options=cfg_options,
@@ -262,7 +263,7 @@ def build_train_config(base_config: str | Path, *,
             work_dir = cfg.get('work_dir') or Path('work_dirs') / Path(cfg.filename or 'npe').stem
         if Path(work_dir).resolve().exists() and not Path(work_dir).resolve().is_dir():
             raise ConfigError(f'work dir {Path(work_dir).resolve()} exists and is not a folder')
-        check_output_dir(work_dir, '--work-dir')   # as given: a link to a missing folder is refused
+        check_output_dir(work_dir, 'work_dir (--work-dir)')   # as given: a link to a missing folder is refused
         cfg.work_dir = str(Path(work_dir).resolve())
         if seed is not None or deterministic:
             cfg.randomness = dict(seed=seed, deterministic=bool(deterministic))
@@ -290,6 +291,10 @@ def build_train_config(base_config: str | Path, *,
         if check_data_folders:
             check_data(cfg)
         held.drop = launch.rank() != 0  # one copy of the warnings, not one per process
+        # apply_npe's "key: old -> new" about a key cfg_options sets again would name a value not used
+        again = tuple(f'{key}:' for key in (cfg_options or {}))
+        held.records = [r for r in held.records if not (again and r.name == 'npe.config'
+                                                        and r.getMessage().startswith(again))]
     return cfg
 
 
@@ -303,11 +308,11 @@ def _check_same_options(cfg) -> None:
         before = {k: before[k] for k in TRAINING_OPTIONS}
     except (OSError, ValueError, KeyError, TypeError):
         raise RunError(f'{record_file} is damaged; resume cannot check the options the run was trained '
-                       'with. Delete the work dir to start over, or give another --work-dir') from None
+                       'with. Delete the work dir to start over, or give another work_dir (--work-dir)') from None
     changed = [f'{k} {before[k]!r} -> {cfg.npe[k]!r}' for k in TRAINING_OPTIONS if before[k] != cfg.npe[k]]
     if changed:
         raise RunError(f'--resume: {cfg.work_dir} was trained with other NPE options '
-                       f'({", ".join(changed)}); resume with the same options, or give another --work-dir')
+                       f'({", ".join(changed)}); resume with the same options, or give another work_dir (--work-dir)')
 
 
 def fault_tolerant(cfg) -> None:
@@ -349,6 +354,10 @@ def _train(cfg, runner) -> TrainInfo:
     """The rest of :func:`run_training`, with the Runner built."""
     from mmengine.dist import is_main_process
 
+    from npe.hooks import NPEProgressHook
+    from npe.resume import wall_time_before
+
+    runner.register_hook(NPEProgressHook())   # progress lines and "resuming from iteration N"
     # The file name MMEngine's Runner.dump_config() just wrote the config under.
     dumped = Path(runner.work_dir) / (Path(cfg.filename).name if cfg.filename
                                       else f'{runner.timestamp}.py')
@@ -363,7 +372,8 @@ def _train(cfg, runner) -> TrainInfo:
     ckpt = latest_checkpoint(runner.work_dir)
     scalars = Path(runner.log_dir) / 'vis_data' / 'scalars.json'
     return TrainInfo(work_dir=str(runner.work_dir), checkpoint=str(ckpt) if ckpt else None,
-                     iterations=int(runner.iter), wall_time_s=wall, config=str(dumped),
+                     iterations=int(runner.iter), wall_time_s=wall,
+                     wall_time_total_s=wall + wall_time_before(runner), config=str(dumped),
                      log_dir=str(runner.log_dir), scalars=str(scalars) if scalars.is_file() else None,
                      resumed=bool(cfg.get('resume')), distributed=dict(cfg.npe.get('distributed') or {}),
                      device=model_device(runner.model))
@@ -441,8 +451,8 @@ def train(base_config: str | Path, *,
             ``<data_root>/<dataset folder>``); see :func:`npe.config.kit_dataset_folder`.
         verbose: MMEngine's log also on the console, as ``npe-train`` shows it (by default only in
             the run's ``<work_dir>/<timestamp>/<timestamp>.log``; Python's warnings there too).
-        **options: ``deterministic``, ``resume``, ``amp``, ``amp_dtype``, ``launcher``, ``world_size``,
-            ``batch_per_process``, ``check_data_folders`` of
+        **options: ``keep_schedule`` (:func:`npe.apply_npe`), ``deterministic``, ``resume``, ``amp``,
+            ``amp_dtype``, ``launcher``, ``world_size``, ``batch_per_process``, ``check_data_folders`` of
             :func:`build_train_config`.
 
     Returns:
@@ -464,7 +474,7 @@ def train(base_config: str | Path, *,
     check.path('data_root', data_root, optional=True)
     check.keywords('options', options, _TRAIN_OPTIONS)
     check.flag('verbose', verbose)
-    for name in ('deterministic', 'resume', 'amp', 'check_data_folders'):
+    for name in ('keep_schedule', 'deterministic', 'resume', 'amp', 'check_data_folders'):
         if name in options:
             check.flag(name, options[name])
     if 'amp_dtype' in options:
@@ -482,7 +492,7 @@ def train(base_config: str | Path, *,
 
 
 #: ``npe.train``'s ``**options`` (passed on to :func:`build_train_config`).
-_TRAIN_OPTIONS = ('deterministic', 'resume', 'amp', 'amp_dtype', 'launcher', 'world_size',
+_TRAIN_OPTIONS = ('keep_schedule', 'deterministic', 'resume', 'amp', 'amp_dtype', 'launcher', 'world_size',
                   'batch_per_process', 'check_data_folders')
 
 

@@ -14,7 +14,7 @@ import pytest
 import npe
 from npe.paths import repo_root
 
-API = ("apply_npe", "train", "evaluate", "run_recipe", "load_results")
+API = ("load_config", "apply_npe", "train", "evaluate", "run_recipe", "load_results", "init_model", "inference")
 
 
 def _python_block(page: str, heading: str) -> str:
@@ -91,7 +91,7 @@ def test_load_results_reads_the_committed_results():
 def test_run_recipe_dry_run_takes_a_name(tmp_path, monkeypatch, capsys):
     for key in ("NPE_DATA_ROOT", "NPE_RESULTS_DIR", "NPE_WORK_DIR"):
         monkeypatch.setenv(key, str(tmp_path / key))
-    assert npe.run_recipe("smoke", dry_run=True) == 0
+    assert npe.run_recipe("smoke", dry_run=True) == npe.RunOutcome(records=[], failures=0)
     assert "recipe smoke:" in capsys.readouterr().out
     with pytest.raises(npe.errors.RecipeError, match="no variant named nope"):
         npe.run_recipe("smoke", variants=["nope"], dry_run=True)
@@ -108,6 +108,7 @@ def test_readme_example_runs_on_smoke(tmp_path):
     assert [r[0] for r in rows] == ["1.0", "2.0"] and all(float(r[1]) >= 0 for r in rows)
     assert any(line.startswith("error: config") and "no_such_config.py" in line for line in lines)
     assert re.match(r"\d+ \w+ \d", lines[-1])
+    assert "8 torch.Size([1, 64, 64])" in lines   # npe.inference over the 8 validation images
     assert (tmp_path / "work_dirs" / "api_demo" / "last_checkpoint").is_file()
 
 
@@ -224,7 +225,7 @@ def _api_cases(tmp: Path) -> dict:
                           st.text(max_size=2), min_size=1, max_size=1)),
                       "config": _BAD_OPTIONAL_PATH, "out_dir": _BAD_OPTIONAL_PATH,
                       "launcher": _wrong_choice(("none", "pytorch", "slurm")), "data_root": _BAD_OPTIONAL_PATH,
-                      "adjustments": _BAD_PAIRS, "per_s": _BAD_FLAG, "quiet": _BAD_FLAG,
+                      "adjustments": _BAD_PAIRS, "per_s": _BAD_FLAG, "verbose": _BAD_FLAG, "quiet": _not_none(_BAD_FLAG),
                       "keep_predictions": st.one_of(st.none(), _BAD_NAMES)}),
         "run_recipe": (lambda **kw: npe.run_recipe(kw.pop("recipe", "smoke"), **{"dry_run": True, **dirs, **kw}),
                        {"recipe": st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.just(""),
@@ -250,6 +251,13 @@ def _api_cases(tmp: Path) -> dict:
                                                   lambda t: t.strip() and t.strip() not in ("smoke", "empty"))),
                           "results_dir": st.one_of(_BAD_OPTIONAL_PATH, st.just(str(tmp / "missing"))),
                           "only_ok": _BAD_FLAG}),
+        "load_config": (lambda **kw: npe.load_config(kw.pop("name")),
+                        {"name": st.one_of(_BAD_PATH, st.just(str(tmp)), st.just("mmseg::no/such.py"))}),
+        "init_model": (lambda **kw: npe.init_model(kw.pop("config_or_work_dir", empty), **kw),
+                       {"config_or_work_dir": st.one_of(_BAD_PATH, st.just(str(tmp / "missing.py"))),
+                        "checkpoint": st.one_of(_BAD_OPTIONAL_PATH, st.just(str(tmp / "missing.pth"))),
+                        "device": st.one_of(st.integers(), st.just(""), st.just("gpu"), st.just("cpu:0"),
+                                            st.just("cuda:x"))}),
         "load_recipe": (lambda **kw: npe.load_recipe(kw.pop("name_or_path")),
                         {"name_or_path": st.one_of(_BAD_PATH, st.just(str(tmp)), st.text(min_size=1, max_size=8).filter(
                             lambda t: t.strip() not in __import__("npe.recipes").recipes.list_recipes()))}),
@@ -257,7 +265,7 @@ def _api_cases(tmp: Path) -> dict:
 
 
 @pytest.mark.parametrize("function", ["apply_npe", "train", "evaluate", "run_recipe", "load_results",
-                                      "load_recipe"])
+                                      "load_recipe", "load_config", "init_model"])
 def test_every_public_function_raises_only_user_errors_for_wrong_arguments(function, tmp_path_factory):
     """Property: whichever argument of a public function gets a wrong type or value, the only
     exception that escapes is a UserError subclass, with a one-line message (never a TypeError,

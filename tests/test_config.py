@@ -64,7 +64,86 @@ def test_ade20k_transform():
 def test_fixed_protocol_prints_no_departure_warning(stare_cfg, capsys):
     with showing_messages():
         apply_npe(stare_cfg, protocol='fixed')
-    assert capsys.readouterr().err == ''
+    err = capsys.readouterr().err
+    assert 'protocol upstream' not in err and '--protocol fixed' not in err
+    # what remains are the settings apply_npe replaces, each named once
+    assert sorted(line.split(':')[1].strip() for line in err.splitlines()) == [
+        'default_hooks.checkpoint.interval', 'model.auxiliary_head', 'schedule (train_cfg, param_scheduler)',
+        'train_dataloader.batch_size']
+
+
+PSP_160K = 'mmseg::pspnet/pspnet_r50-d8_4xb4-160k_ade20k-512x512.py'
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == 'WARNING' and r.name.startswith('npe')]
+
+
+def test_apply_npe_names_each_setting_it_replaces(caplog):
+    """Issue 19: 160k PolyLR at batch 4 silently became 2,500 iterations of MultiStepLR at batch 16."""
+    import npe
+
+    caplog.set_level('WARNING', logger='npe')
+    cfg = npe.apply_npe(npe.load_config(PSP_160K), num_pem=1, protocol='fixed')
+    assert cfg.train_cfg.max_iters == 2500 and cfg.train_dataloader.batch_size == 16
+    assert _warnings(caplog) == [
+        'model.auxiliary_head: FCNHead -> None (removed: NPE trains the decode head and its PEMs alone)',
+        "train_dataloader.batch_size: 4 -> 16 (the reference's total batch of 16 images)",
+        'schedule (train_cfg, param_scheduler): 160000 iterations of PolyLR, validation every 16000 -> 2500 '
+        "iterations of MultiStepLR (x0.1 at 1250), validation every 1250, the reference's ADE20KDataset "
+        "schedule (keep_schedule=True keeps the config's)",
+        'default_hooks.checkpoint.interval: 16000 -> 1250 (a checkpoint at every validation, so an '
+        'interrupted run resumes close to where it stopped)']
+
+
+def test_keep_schedule_keeps_the_configs_schedule_under_fixed_only(caplog):
+    import npe
+    from npe.errors import ConfigError
+
+    base = npe.load_config(PSP_160K)
+    caplog.set_level('WARNING', logger='npe')
+    cfg = npe.apply_npe(base, num_pem=1, protocol='fixed', keep_schedule=True)
+    assert cfg.train_cfg.to_dict() == base.train_cfg.to_dict()
+    assert [s.type for s in cfg.param_scheduler] == ['PolyLR'] and cfg.param_scheduler[0].end == 160000
+    assert cfg.default_hooks.checkpoint.interval == 16000
+    assert not any(w.startswith(('schedule', 'default_hooks')) for w in _warnings(caplog))
+    caplog.clear()
+    with pytest.raises(ConfigError, match="keep_schedule=True needs protocol 'fixed'"):
+        npe.apply_npe(base, num_pem=1, keep_schedule=True)
+    assert _warnings(caplog) == []   # refused before any warning
+    # a dataset without a reference schedule keeps its own under both protocols: nothing to refuse
+    assert npe.apply_npe('npe::smoke_unet.py', keep_schedule=True).train_cfg.max_iters == 20
+
+
+def test_a_configs_own_lr_multiplier_replaced_is_named(stare_cfg, caplog):
+    cfg = copy.deepcopy(stare_cfg)
+    cfg.optim_wrapper.paramwise_cfg = dict(custom_keys={'backbone': dict(lr_mult=0.1), 'head': dict(lr_mult=10.0)})
+    caplog.set_level('WARNING', logger='npe')
+    out = apply_npe(cfg, protocol='fixed')
+    assert out.optim_wrapper.paramwise_cfg.custom_keys['head'].lr_mult == 10.0   # not NPE's: kept
+    assert [w for w in _warnings(caplog) if 'lr_mult' in w] == [
+        "optim_wrapper.paramwise_cfg.custom_keys['backbone'].lr_mult: 0.1 -> 1.0 (protocol fixed)"]
+
+
+def test_npe_train_keep_schedule_flag(tmp_path, capsys):
+    """``npe-train --keep-schedule`` reaches apply_npe (refused under upstream for ADE20K: one line)."""
+    from npe.cli.train import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([PSP_160K, '--keep-schedule', '--work-dir', str(tmp_path / 'w')])
+    assert exc.value.code == 2
+    assert "error: keep_schedule=True needs protocol 'fixed'" in capsys.readouterr().err
+    assert not (tmp_path / 'w').exists()
+
+
+def test_load_config_reads_mmseg_names_and_refuses_what_is_not_there():
+    import npe
+    from npe.errors import ConfigError
+
+    cfg = npe.load_config('mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py')
+    assert cfg.model.decode_head.type == 'FCNHead'
+    with pytest.raises(ConfigError, match="npe.load_config: name"):
+        npe.load_config(None)
 
 
 def test_dumped_config_round_trips(stare_cfg, tmp_path):
@@ -296,3 +375,16 @@ def test_iteration_zero_weights_after_the_runners_init(stare_cfg, stare_root, tm
     assert pooled.std().item() == pytest.approx(0.001, rel=0.05)
     if classifier is not None:
         assert 0.005 < classifier.std().item() < 0.02
+
+
+def test_data_root_reaches_every_dataloader_of_the_dumped_config(tmp_path):
+    """--data-root points the kit config's holdout_dataloader there too (it kept its relative root)."""
+    from npe.training import build_train_config
+
+    cfg = build_train_config('npe::smoke_unet.py', work_dir=tmp_path / 'w', kit_data_root=tmp_path / 'data',
+                             check_data_folders=False)
+    assert cfg.get('holdout_dataloader') is not None
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'holdout_dataloader'):
+        assert cfg[key].dataset.data_root == str(tmp_path / 'data' / 'smoke'), key
+    cfg.dump(str(tmp_path / 'dumped.py'))
+    assert "segmentation/data/smoke" not in (tmp_path / 'dumped.py').read_text()

@@ -63,7 +63,7 @@ def test_keywords_and_options_object_meet_in_run_recipe(tmp_path, capsys):
     dirs = dict(data_root=tmp_path / 'data', results_dir=tmp_path / 'res', work_dir=tmp_path / 'work')
     opts = DriverOptions(dry_run=True, **dirs)
     assert opts.data_root == str(tmp_path / 'data')  # folders kept as strings: equal flags, equal objects
-    assert npe.run_recipe('smoke', opts, variants=['npe1']) == 0
+    assert npe.run_recipe('smoke', opts, variants=['npe1']).failures == 0
     assert 'npe1' in capsys.readouterr().out
     with pytest.raises(ConfigError, match="npe.run_recipe: unknown argument 'per_ss' \\(did you mean per_s\\?\\)"):
         npe.run_recipe('smoke', opts, per_ss=True)

@@ -62,3 +62,16 @@ def test_rows_saved_at_the_same_time_by_two_processes_are_all_kept(tmp_path):
             assert sorted(p.name for p in (results / 'r' / examples.FOLDER / folder).iterdir()) == \
                 [f'{n}.png' for n in NAMES]
     assert not lost, f'rows lost by concurrent saves: {lost}'
+
+
+def test_row_folders_have_safe_names(tmp_path):
+    """A row's label stays what the figure shows; its folder has no comma, space or bracket."""
+    assert examples.folder_name('npe1, s=2 (auto)') == 'npe1__s2_auto'
+    assert examples.folder_name('npe2, s=1.5') == 'npe2__s1.5'
+    assert examples.folder_name('baseline') == 'baseline'
+    root = Path(__file__).resolve().parents[1] / 'results'
+    for index in root.glob('*/examples/index.json'):   # the committed ones too
+        rows = json.loads(index.read_text())['rows']
+        for label, folder in rows.items():
+            assert folder == examples.folder_name(label) and (index.parent / folder).is_dir(), (index, label)
+    assert not [p for p in root.rglob('*') if any(c in p.name for c in ', ()=')]

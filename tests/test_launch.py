@@ -1,5 +1,8 @@
-"""Scale-out (npe/launch.py): launcher environment checks, the batch split, DDP on CPU through a real
-``torchrun --nproc-per-node 2`` (gloo, BN), evaluation after and under DDP."""
+"""Scale-out (npe/launch.py): launcher environment checks, the batch split, DDP through a real
+``torchrun``: on CPU 2 processes (gloo, BN); on a CUDA machine one process per GPU, at most 2 (NCCL,
+SyncBN), so a one-GPU machine runs DDP with NCCL on one process. Evaluation after and under DDP.
+Nothing here skips on either kind of machine: each device-dependent test asserts what that device
+must do (docs: tests/README.md, "Skips")."""
 from __future__ import annotations
 
 import json
@@ -14,6 +17,10 @@ from npe import launch
 from npe.errors import ConfigError
 
 BIN = Path(sys.executable).parent
+CUDA = launch._cuda()
+#: torchrun's process count: CPU processes here; GPUs (one each, NCCL) on a CUDA machine
+NPROC = min(2, __import__('torch').cuda.device_count()) if CUDA else 2
+DEVICE = 'cuda' if CUDA else 'cpu'
 LAUNCH_VARS = [v for names in launch.LAUNCHER_ENV.values() for v in names]
 
 
@@ -106,13 +113,37 @@ def test_repro_bad_scale_out_input_is_one_line(tmp_path):
     assert '--task 7 is out of range: the plan has 2 trainings (0..1)' in proc.stderr
 
 
-@pytest.mark.skipif(launch._cuda(), reason='a GPU is present')
-def test_amp_on_cpu_is_one_line(tmp_path):
-    proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--amp'], env=clean_env(tmp_path),
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
-    assert proc.stderr.startswith('error: --amp needs a GPU')
-    assert not (tmp_path / 'work').exists() and not (tmp_path / 'results').exists()
+def test_more_processes_than_gpus_is_one_line_on_cuda_any_count_on_cpu():
+    """Two ranks on one GPU would stop inside NCCL's first collective: refused in one line on a CUDA
+    machine; without CUDA any count is a count of CPU processes."""
+    if not CUDA:
+        assert launch.check_visible_gpus(64, '--gpus 64', 'give a smaller --gpus') is None
+        return
+    n = __import__('torch').cuda.device_count()
+    with pytest.raises(ConfigError, match=f'--gpus {n + 1} needs {n + 1} GPUs, .* has {n} visible'):
+        launch.check_visible_gpus(n + 1, f'--gpus {n + 1}', 'give a smaller --gpus')
+    assert launch.check_visible_gpus(n, f'--gpus {n}', 'give a smaller --gpus') is None
+
+
+def test_amp_is_one_line_on_cpu_and_mixed_precision_on_cuda(tmp_path):
+    """``npe-repro --amp``: without CUDA one line before any work; with CUDA a real AMP training whose
+    result file records the GPU (no silent CPU fallback) and the AMP dtype."""
+    recipe = tmp_path / 'smoke_amp.yaml'
+    recipe.write_text(DDP_RECIPE.replace('name: smoke_ddp', 'name: smoke_amp').replace('max_iters: 8', 'max_iters: 4')
+                      .replace('[1, 2, auto]', '[1]'))
+    proc = subprocess.run([str(BIN / 'npe-repro'), str(recipe), '--amp'], env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=600)
+    if not CUDA:
+        assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+        assert proc.stderr.startswith('error: --amp needs a GPU')
+        assert not (tmp_path / 'work').exists() and not (tmp_path / 'results').exists()
+        return
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / 'results' / 'smoke_amp' / 'npe1__seed0__s1.json').read_text())
+    assert data['training_device'].startswith('cuda') and data['status'] == 'ok'
+    run = json.loads((tmp_path / 'work' / 'smoke_amp' / 'npe1__seed0' / 'npe_train.json').read_text())
+    assert run['npe']['amp'] in ('float16', 'bfloat16'), run['npe']
+    assert all(v == v for _, v in data['log']['loss'])  # no NaN loss under mixed precision
 
 
 # --------------------------------------------------------------------------- real torchrun
@@ -136,12 +167,13 @@ variants:
 
 
 @pytest.mark.integration
-def test_repro_gpus_2_trains_under_torchrun_and_evaluates_every_s(tmp_path):
-    """``npe-repro --gpus 2``: torchrun, MMEngine's pytorch launcher, gloo on CPU; result files at
-    s = 1, 2 and auto record world size 2 and 8 images per process."""
+def test_repro_gpus_trains_under_torchrun_and_evaluates_every_s(tmp_path):
+    """``npe-repro --gpus N``: torchrun, MMEngine's pytorch launcher (N = 2 gloo processes on CPU, one
+    NCCL process per GPU on a CUDA machine); result files at s = 1, 2 and auto record the world size,
+    the images per process and the device the training really used."""
     recipe = tmp_path / 'smoke_ddp.yaml'
     recipe.write_text(DDP_RECIPE)
-    proc = subprocess.run([str(BIN / 'npe-repro'), str(recipe), '--gpus', '2'], env=clean_env(tmp_path),
+    proc = subprocess.run([str(BIN / 'npe-repro'), str(recipe), '--gpus', str(NPROC)], env=clean_env(tmp_path),
                           capture_output=True, text=True, timeout=600)
     log = tmp_path / 'work' / 'smoke_ddp' / 'npe1__seed0' / 'npe-repro.log'
     assert proc.returncode == 0, proc.stderr + (log.read_text()[-3000:] if log.is_file() else '')
@@ -153,8 +185,9 @@ def test_repro_gpus_2_trains_under_torchrun_and_evaluates_every_s(tmp_path):
     for f in files:
         data = json.loads(f.read_text())
         assert data['status'] == 'ok' and data['protocol'] == 'fixed'
-        assert data['distributed'] == dict(launcher='pytorch', world_size=2, batch_per_process=8,
+        assert data['distributed'] == dict(launcher='pytorch', world_size=NPROC, batch_per_process=16 // NPROC,
                                            total_batch=16)
+        assert data['training_device'].startswith(DEVICE)
         assert data['iterations'] == 8 and 0 <= data['metrics']['mIoU'] <= 100
         assert data['learned_prior'] and len(data['learned_prior']) == 3  # the PEM was trained
     auto = json.loads(files[-1].read_text())
@@ -164,13 +197,13 @@ def test_repro_gpus_2_trains_under_torchrun_and_evaluates_every_s(tmp_path):
 
 @pytest.mark.integration
 def test_npe_train_under_torchrun_upstream_then_npe_test_under_ddp(tmp_path):
-    """``torchrun --nproc-per-node 2 npe-train --launcher pytorch`` (upstream protocol, frozen
+    """``torchrun --nproc-per-node N npe-train --launcher pytorch`` (upstream protocol, frozen
     backbone), then ``npe-test`` of the DDP checkpoint in one process and under torchrun."""
     env = clean_env(tmp_path)
     subprocess.run([str(BIN / 'npe-data'), 'prepare', 'smoke'], env=env, check=True,
                    capture_output=True, timeout=300)
     work = tmp_path / 'w'
-    torchrun = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2']
+    torchrun = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', str(NPROC)]
     proc = subprocess.run([*torchrun, str(BIN / 'npe-train'), 'npe::smoke_unet.py', '--launcher', 'pytorch',
                            '--work-dir', str(work), '--freeze-backbone', '--seed', '0',
                            '--cfg-options', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4'],
@@ -178,7 +211,7 @@ def test_npe_train_under_torchrun_upstream_then_npe_test_under_ddp(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count('npe-train: 4 iterations') == 1  # rank 0 reports
     run = json.loads((work / 'npe_train.json').read_text())
-    assert run['npe']['distributed'] == dict(launcher='pytorch', world_size=2, batch_per_process=8,
+    assert run['npe']['distributed'] == dict(launcher='pytorch', world_size=NPROC, batch_per_process=16 // NPROC,
                                              total_batch=16)
     assert run['npe']['protocol'] == 'upstream' and (work / 'iter_4.pth').is_file()
 
@@ -203,6 +236,8 @@ def test_sbatch_scripts_are_one_array_and_a_tables_job(tmp_path):
         tables_command=['python', '-m', 'npe.cli.tables', '--recipe', 'smoke'], gpus=2)
     text = train.read_text()
     assert text.startswith('#!/bin/bash\n') and '#SBATCH --array=0-2' in text
+    assert launch.array_spec([4, 1, 4]) == '1,4' and launch.array_spec(3) == launch.array_spec([2, 0, 1]) == '0-2'
+    assert launch.array_spec([0, 1, 2, 5, 7, 8]) == '0-2,5,7-8' and launch.array_spec([3]) == '3'
     assert '#SBATCH --gres=gpu:2' in text and f'#SBATCH --output={tmp_path / "s"}/train-%A_%a.out' in text
     assert "exec python -m npe 'my recipe.yaml' --task \"$SLURM_ARRAY_TASK_ID\"" in text
     assert 'exec python -m npe.cli.tables --recipe smoke' in tables.read_text()
@@ -246,7 +281,8 @@ def test_repro_slurm_on_a_real_one_node_cluster(tmp_path, local_smoke):
         assert DriverOptions.from_namespace(build_parser().parse_args(task)) == DriverOptions(
             per_s=True, offline=True, tables=False, data_root=str(tmp_path / 'data'),
             results_dir=str(tmp_path / 'results'), work_dir=str(tmp_path / 'work')), script
-        found = re.search(r'job array (\d+) \((\d+) trainings.*tables job (\d+) after it', proc.stdout)
+        said = ' '.join(proc.stdout.split())  # the console may wrap a long line
+        found = re.search(r'job array (\d+) \((\d+) training\(s\): plan index 0-1;.*tables job (\d+) after it', said)
         assert found, proc.stdout
         array_id, n, tables_id = found.group(1), int(found.group(2)), found.group(3)
         assert n == len(jobs) == 2
@@ -274,6 +310,40 @@ def test_repro_slurm_on_a_real_one_node_cluster(tmp_path, local_smoke):
         assert ours.keys() == theirs.keys() and ours
         for key in ours:
             assert ours[key] == pytest.approx(theirs[key], abs=1e-4), (path.name, key, ours[key], theirs[key])
+
+
+def test_repro_slurm_task_submits_that_training_alone(tmp_path, local_smoke):
+    """``npe-repro smoke --slurm --task 1``: an array of the one index 1, whose task trains plan entry
+    1 (not entry 0, as an array numbered from 0 would) and writes only its result files, with the
+    local run's metrics; no tables job."""
+    import re
+
+    from npe.recipes import load_recipe
+    from npe.run import plan_runs
+    from slurm_cluster import OneNodeCluster
+
+    recipe = load_recipe('smoke')
+    job = plan_runs(recipe)[1]
+    expected = sorted(f'{v}__seed{job.seed}__s{s:g}.json' for v, s in job.expected(recipe))
+    with OneNodeCluster() as cluster:
+        env = dict(clean_env(tmp_path), SLURM_CONF=cluster.env['SLURM_CONF'])
+        proc = subprocess.run([str(BIN / 'npe-repro'), 'smoke', '--task', '1', '--slurm', '--time', '20'],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        script = next((tmp_path / 'work' / 'smoke' / 'slurm').glob('*/train.sbatch')).read_text()
+        assert '#SBATCH --array=1\n' in script, script
+        said = ' '.join(proc.stdout.split())  # the console may wrap a long line
+        found = re.search(r'job array (\d+) \(1 training\(s\): plan index 1;.*tables job - after it', said)
+        assert found, proc.stdout
+        cluster.wait_for([found.group(1)])
+        assert cluster.job_states(found.group(1)) == {f'{found.group(1)}_1': 'COMPLETED'}
+    results = tmp_path / 'results' / 'smoke'
+    assert sorted(p.name for p in results.glob('*.json')) == expected and expected
+    assert not (tmp_path / 'results' / 'tables').exists()
+    for path in results.glob('*.json'):
+        ours = json.loads(path.read_text())['metrics']
+        theirs = json.loads((local_smoke / 'results' / 'smoke' / path.name).read_text())['metrics']
+        assert ours == pytest.approx(theirs, abs=1e-4), path.name
 
 
 @pytest.mark.integration

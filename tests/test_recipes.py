@@ -165,7 +165,7 @@ def test_longtail_synth_long_shape_and_dry_run_cost(tmp_path, capsys):
     assert r.variant("npe1").scale_factors == (1.0, 1.5, 2.0, 3.0, 4.0, "auto")
     assert r.counted_la_scales()[-1] == "auto" and r.scales_of("npe_counted_la")[-1] == "auto"
     assert ("npe_main_only", math.inf) in r.row_keys()
-    assert run_recipe(r, dry_run=True, results_dir=tmp_path / "res", data_root=tmp_path / "data") == 0
+    assert run_recipe(r, dry_run=True, results_dir=tmp_path / "res", data_root=tmp_path / "data").failures == 0
     out = capsys.readouterr().out
     assert "10 runs x 1600 iterations x 0.125 s = about 33 min" in out
     assert "100 result files (0 already done)" in out

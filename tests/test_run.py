@@ -101,6 +101,12 @@ def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
         'baseline__seed0__s1.json', 'counted_la__seed0__s1.json', 'counted_la__seed0__s2.json']
     assert not list(results.glob('npe1__*.json'))
     stamps = {p.name: p.stat().st_mtime_ns for p in baseline_files}
+    # progress while it trained: plain lines (not a terminal), the baseline's run to its end
+    assert 'iteration 20/20 (100%)' in out and 'ETA ' in out and 'loss ' in out
+    assert not list(work.glob('.*.lock'))   # the baseline's lock file went with its release
+    import torch
+    part_one = max(torch.load(p, weights_only=False)['npe_resume']['wall_time_s']
+                   for p in (work / 'npe1__seed0').glob('iter_*.pth'))
 
     # Second run: finishes, skips the baseline, resumes npe1 from its checkpoint.
     done = repro(tmp_path, 'smoke')
@@ -110,6 +116,12 @@ def test_smoke_end_to_end_interrupted_and_resumed(tmp_path):
     marker = json.loads((work / 'npe1__seed0' / 'npe_train_done.json').read_text())
     assert marker['resumed_from'] and 'iter_' in marker['resumed_from']
     assert marker['iterations'] == load_recipe('smoke').max_iters
+    resumed_at = int(marker['resumed_from'].rsplit('iter_', 1)[1].split('.')[0])
+    assert f'resuming from iteration {resumed_at} of {marker["iterations"]}' in done.stdout
+    # the training's time is both parts: the first to its checkpoint, and the resumed one
+    assert marker['wall_time_s'] == pytest.approx(part_one + marker['wall_time_this_part_s'], abs=0.02)
+    assert not list(work.glob('.*.lock'))
+    assert 'result files: ' in done.stdout and 'tables: ' in done.stdout
 
     files = sorted(p.name for p in results.glob('*.json'))
     assert files == ['baseline__seed0__s1.json', 'counted_la__seed0__s1.json',
@@ -185,7 +197,12 @@ def test_run_recipe_in_a_notebook_prints_nothing_and_logs_its_progress(tmp_path,
 
     dirs = dict(data_root=tmp_path / 'data', results_dir=tmp_path / 'results', work_dir=tmp_path / 'work')
     caplog.set_level(logging.INFO, logger='npe')
-    assert npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs) == 0
+    outcome = npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs)
+    assert outcome.failures == 0 and outcome.ok
+    # the records of what it ran: baseline s=1, counted LA s=1 and 2, as npe.load_results gives them
+    assert sorted((r['variant'], r['scale_factor']) for r in outcome.records) == \
+        [('baseline', 1.0), ('counted_la', 1.0), ('counted_la', 2.0)]
+    assert outcome.records == npe.load_results('smoke', dirs['results_dir'])
     out, err = capsys.readouterr()
     assert (out, err) == ('', ''), (out, err)
     lines = [r.getMessage() for r in caplog.records if r.name == 'npe.run']
@@ -194,6 +211,30 @@ def test_run_recipe_in_a_notebook_prints_nothing_and_logs_its_progress(tmp_path,
     assert lines[-1].startswith('[1/1] baseline seed 0: 3 result files written (training ')
     assert 'Iter(train)' in (tmp_path / 'work' / 'smoke' / 'baseline__seed0' / 'npe-repro.log').read_text()
     caplog.clear()
-    assert npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs) == 0
+    assert npe.run_recipe('smoke', variants=['baseline'], tables=False, **dirs).records == outcome.records
     assert [r.getMessage() for r in caplog.records] == ['[1/1] baseline seed 0: done, skipped']
     assert capsys.readouterr() == ('', '')
+
+
+def test_finished_recipe_prints_the_compact_summary_and_prepares_no_data(tmp_path):
+    """What scripts/repro.sh does in a clone: the committed longtail_synth results count as finished
+    runs, so nothing is generated (no data folder) and the end is the compact summary, at most 100
+    columns, naming where the result files, tables and figures are."""
+    shutil.copytree(Path(__file__).resolve().parents[1] / 'results' / 'longtail_synth',
+                    tmp_path / 'results' / 'longtail_synth')
+    proc = subprocess.run([str(BIN / 'npe-repro'), 'longtail_synth'], env=env_for(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert out.count('done, skipped') == len(plan_runs(load_recipe('longtail_synth')))
+    assert not (tmp_path / 'data').exists()   # the old driver generated the set before skipping
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    assert '|' not in out   # not the Markdown table (that one is in the .md file)
+    head = next(i for i, line in enumerate(lines) if line.startswith('longtail_synth: mIoU'))
+    assert lines[head + 1].split() == ['row', 'method', 's', 'mIoU', 'Δ', 'mIoU', 'tail', 'mIoU', 'n']
+    assert any(line.startswith('baseline ') and '—' in line for line in lines)
+    assert 'result files: results/longtail_synth/ (51 files)' in out
+    for name in ('longtail_synth.md', 'longtail_synth.tex', 'longtail_synth.csv', 'longtail_synth_paired.csv',
+                 'longtail_synth_loss.png', 'longtail_synth_examples.png'):
+        assert f'results/tables/{name}' in out, name

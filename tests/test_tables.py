@@ -450,3 +450,22 @@ def test_results_dir_that_is_a_file_is_one_line(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: --results-dir") and "a_file" in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+@pytest.mark.parametrize("name", ["longtail_synth", "longtail_synth_long"])
+def test_compact_summary_fits_100_columns(name):
+    """What npe-repro prints at the end, over the committed results: every row, at most 100 columns."""
+    from npe.results import read_results
+    from npe.stats import summarize
+
+    recipe = recipes.load_recipe(name, resolve=False)
+    summary = summarize(recipe, read_results(Path(__file__).resolve().parents[1] / "results", name,
+                                             recipe.dataset))
+    text = tables.render_summary(summary)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100 and not any(line.endswith("…") for line in lines)
+    assert len(lines) == 3 + len(summary.rows)
+    auto = next(line for line in lines if line.startswith("npe1 ") and "auto (" in line)
+    row = next(r for r in summary.rows if r.variant == "npe1" and r.s == "auto")
+    assert f"{row.stats['mIoU'].mean:.2f} ± {row.stats['mIoU'].std:.2f}" in auto
+    assert f"{row.delta['mIoU']:+.2f}" in auto and f"{row.thirds[-1].mean:.2f}" in auto

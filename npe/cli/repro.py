@@ -33,10 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--offline', action='store_true',
                         help='never use the network; use verified files placed by hand')
     parser.add_argument('--dry-run', action='store_true',
-                        help='print the plan (runs, iterations, data and checkpoints, cost) and exit')
+                        help='print the plan (runs, iterations, data and checkpoints) with an estimate '
+                             'of training time on this machine and of disk, and exit')
     parser.add_argument('--verbose', action='store_true',
                         help="show MMEngine's training log on the console (default: in each work dir's "
-                             'npe-repro.log)')
+                             'npe-repro.log; a progress line per training is shown either way)')
     parser.add_argument('--no-tables', action='store_true', help='do not rebuild tables at the end')
     parser.add_argument('--gpus', type=int, default=0, metavar='N',
                         help='train each run on N processes through torchrun and MMEngine\'s pytorch '
@@ -90,8 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from npe.driver_options import DriverOptions
     from npe.run import run_recipe
 
-    failures = run_recipe(recipe, DriverOptions.from_namespace(args))
-    status = 1 if failures else 0
+    from npe.cli.progress import showing_progress
+
+    # --verbose: MMEngine's own lines on the console would cut into a redrawn line; plain lines then
+    with showing_progress(live=not args.verbose):
+        outcome = run_recipe(recipe, DriverOptions.from_namespace(args))
+    status = 0 if outcome.ok else 1
     if args.compare and not args.dry_run and args.slurm is None and args.task is None:
         from npe import paths
         from npe.compare import compare_and_report

@@ -46,6 +46,10 @@ def build_parser():
     p.add_argument('--protocol', default=DEFAULTS.protocol, choices=PROTOCOL.choices,
                    help="upstream = the reference's effective behaviour, fixed = its documented one "
                         f'(default {DEFAULTS.protocol})')
+    p.add_argument('--keep-schedule', action='store_true',
+                   help="keep the config's schedule (train_cfg, param_scheduler) instead of the "
+                        "reference's STARE / ADE20K one; --protocol fixed only (upstream refuses it where "
+                        'the reference imposes a schedule; other datasets keep theirs anyway)')
     p.add_argument('--seed', type=int, help='random seed')
     p.add_argument('--deterministic', action='store_true', help='deterministic cuDNN/algorithms')
     p.add_argument('--resume', action='store_true',
@@ -71,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.config, load_from=args.load_from, work_dir=args.work_dir,
         freeze_backbone=args.freeze_backbone, freeze_decode=args.freeze_decode,
         num_pem=args.num_pem, pem_type=args.pem_type, scale_factor=args.scale_factor,
-        protocol=args.protocol, cfg_options=args.cfg_options, seed=args.seed,
+        protocol=args.protocol, keep_schedule=args.keep_schedule, cfg_options=args.cfg_options, seed=args.seed,
         deterministic=args.deterministic, resume=args.resume, amp=args.amp, amp_dtype=args.amp_dtype,
         launcher=args.launcher, batch_per_process=args.batch_per_process, kit_data_root=args.data_root)
     fresh = not Path(cfg.work_dir).exists()

@@ -117,11 +117,19 @@ def test_default_work_dir_not_created_on_error(in_tmp, capsys):
     _nothing_written(in_tmp, set())
 
 
-@pytest.mark.skipif(__import__('torch').cuda.is_available(), reason='a GPU is present')
-def test_amp_without_gpu_is_a_user_error(in_tmp, capsys):
-    line = run_main_expect_error([STARE_UNET, '--amp'], capsys)
-    assert '--amp needs a GPU' in line
-    _nothing_written(in_tmp, set())
+def test_amp_is_a_user_error_on_cpu_and_mixed_precision_on_cuda(in_tmp, capsys):
+    """``--amp`` without CUDA: one line, nothing written. With CUDA the same flags build MMEngine's
+    AmpOptimWrapper (a real AMP training step: tests/test_launch.py, on the same kind of machine)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        line = run_main_expect_error([STARE_UNET, '--amp'], capsys)
+        assert '--amp needs a GPU' in line
+        _nothing_written(in_tmp, set())
+        return
+    cfg = build_train_config(STARE_UNET, amp=True, amp_dtype='float16', check_data_folders=False)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'float16'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic' and cfg.npe['amp'] == 'float16'
 
 
 def test_bad_input_in_a_real_process(tmp_path):
@@ -170,7 +178,11 @@ def test_config_defaults_and_overrides(stare_root, in_tmp, capsys):
     assert cfg.launcher == 'pytorch'
     assert cfg.resume is False
     assert cfg.npe.protocol == 'fixed'
-    assert capsys.readouterr().err == ''  # protocol fixed: no departure warnings
+    err = capsys.readouterr().err
+    assert 'protocol upstream' not in err   # protocol fixed: no departure warnings
+    # apply_npe names what it replaces, but not batch_size: cfg_options set it again (2, not 16)
+    assert [line.split(':')[1].strip() for line in err.splitlines()] == [
+        'model.auxiliary_head', 'schedule (train_cfg, param_scheduler)', 'default_hooks.checkpoint.interval']
 
 
 def test_upstream_warnings_come_after_the_checks(stare_root, in_tmp, capsys):
