@@ -121,7 +121,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
                      ', '.join(v.name for v in job.variants), job.seed)
         if tables:
             write_tables(recipe, results)
-        return 0
+        return RunOutcome(records=_records(recipe, jobs, results))   # not 0: callers read .ok / .records
     checkpoint = prepare_inputs(recipe, root, paths.mirror(opts.mirror), paths.offline(opts.offline))
     first_cfg = None
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
