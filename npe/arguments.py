@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Iterable, Sequence
 
-from npe.constants import LAUNCHERS
+from npe.constants import AUTO, LAUNCHERS
 from npe.errors import ConfigError, RunError, UserError
 from npe.options import EVALUATED_SCALE
 
@@ -152,14 +152,16 @@ def check_npe_options(function: str, *, load_from: Any, **options: Any) -> None:
 def check_evaluate_arguments(given: dict) -> None:
     """``npe.evaluate``'s arguments: types and values, before anything is read (:class:`RunError` for
     where the run is, :class:`ConfigError` for the rest)."""
-    Checker('npe.evaluate', RunError).path('work_dir', given['work_dir'])
+    Checker('npe.evaluate', RunError).path('work_dir', given['work_dir'], optional=True)
     Checker('npe.evaluate', RunError).path('checkpoint', given['checkpoint'], optional=True)
     Checker('npe.evaluate', ConfigError).path('log_file', given['log_file'], optional=True)
     check = Checker('npe.evaluate', ConfigError)
-    scales = check.sequence('scale_factors', given['scale_factors'], 'numbers > 0 (None = the trained '
-                            's, inf = no adjustment)', example=f'[{given["scale_factors"]!r}]')
+    scales = check.sequence('scale_factors', given['scale_factors'], "numbers > 0 (None = the trained "
+                            "s, inf = no adjustment, 'auto' = chosen on the held-out split)",
+                            example=f'[{given["scale_factors"]!r}]')
     for s in scales:   # values (> 0) are checked where they are used, with the commands' message
-        check.real('scale_factors item', s, f'{EVALUATED_SCALE.expected} or None', optional=True)
+        if s != AUTO:
+            check.real('scale_factors item', s, f"{EVALUATED_SCALE.expected}, 'auto' or None", optional=True)
     for name in ('tta', 'record_prior', 'per_s', 'verbose'):
         check.flag(name, given[name])
     if given['quiet'] is not None:
@@ -180,7 +182,8 @@ def check_evaluate_arguments(given: dict) -> None:
             raise check.fail('adjustments item', "a (kind, s) pair, e.g. ('npe', 2.0)", pair)
         if not isinstance(pair[0], str):
             raise check.fail('adjustments kind', "'npe', 'counted' or 'none'", pair[0])
-        check.real('adjustments s', pair[1], f'{EVALUATED_SCALE.expected} or None', optional=True)
+        if pair[1] != AUTO:
+            check.real('adjustments s', pair[1], f"{EVALUATED_SCALE.expected}, 'auto' or None", optional=True)
     check.names('keep_predictions', given['keep_predictions'], 'image names', optional=False,
                 example="['im0001']")
 

@@ -25,8 +25,7 @@ window and argmaxed apart, with the same confusion counts as one evaluation per 
 Nothing in the training run is modified (row 10): the test Runner works in a fresh
 ``WORK_DIR/test_<timestamp>/`` (its logs and a copy of the test config go there).
 
-Library use: :func:`evaluate` returns the result dicts; :func:`write_metrics` writes them as JSON
-(``npe-test --out FILE``).
+Library use: :func:`evaluate` returns the result dicts; :func:`write_metrics` writes them as JSON.
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ from npe.errors import ConfigError, RunError
 from npe.files import write_json_atomic
 from npe.logs import RunnerLog
 from npe.options import DEFAULTS, EVALUATED_SCALE
-from npe.reference import is_reference_config, load_weights, translate_config
+from npe.reference import is_reference_config, load_weights, translate_config, wrap_plain_config
 from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
 from npe.training import checkpoint_choice_note, latest_checkpoint
 
@@ -140,7 +139,14 @@ def _fresh_dir(parent: Path, launcher: str) -> Path:
 
 
 def _test_split(cfg, split: str) -> None:
-    """Test on ``images/<split>`` + ``annotations/<split>`` (e.g. the held-out training split)."""
+    """Test on ``images/<split>`` + ``annotations/<split>`` (e.g. the held-out training split); for
+    ``'holdout'`` of an own dataset: the training config's ``npe_holdout`` (:mod:`npe.own_data`)."""
+    held = cfg.get('npe_holdout')
+    if split == 'holdout' and held:
+        test = leaf_datasets(cfg.test_dataloader.dataset)[0][1]
+        cfg.test_dataloader.dataset = dict(copy.deepcopy(held), data_root=test.get('data_root'),
+                                           pipeline=copy.deepcopy(test.get('pipeline')))
+        return
     for _, dataset in leaf_datasets(cfg.test_dataloader.dataset):
         dataset['data_prefix'] = dict(img_path=f'images/{split}', seg_map_path=f'annotations/{split}')
 
@@ -159,6 +165,16 @@ def _test_time_augmentation(cfg, config_path: Path) -> None:
     cfg.model = tta_model
 
 
+def test_parent(work_dir: str | Path | None, config: str | Path | None, checkpoint: str | Path | None) -> Path:
+    """``work_dir``, or for MMSeg's order (config and checkpoint, no work dir) ``work_dirs/<config stem>``."""
+    if work_dir is None:
+        if config is None or checkpoint is None:
+            raise RunError('no training run given: pass its work_dir, or both config and checkpoint')
+        work_dir = Path('work_dirs') / Path(config).stem
+        work_dir.mkdir(parents=True, exist_ok=True)
+    return Path(work_dir)
+
+
 def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = None,
                         tta: bool = False, cfg_options: dict | None = None,
                         data_split: str | None = None, config: str | Path | None = None,
@@ -175,7 +191,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     from mmengine.config import Config
 
     check_launcher(launcher)
-    work_dir = Path(work_dir)
+    work_dir = test_parent(work_dir, config, checkpoint)
     if not work_dir.is_dir():
         raise RunError(f'work dir {work_dir} does not exist; give the --work-dir of a training run')
     config_path = Path(config) if config else find_run_config(work_dir)
@@ -213,10 +229,8 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     except Exception as exc:
         raise ConfigError(f'config {config_path} cannot be loaded: {type(exc).__name__}: {exc}') from None
 
-    head = (cfg.get('model') or {}).get('decode_head') or {}
-    if head.get('type') != 'MultiHeadWrapper':
-        raise ConfigError(f'{config_path} is not an NPE config (decode_head is {head.get("type")!r}); '
-                        'npe-test evaluates runs trained with npe-train')
+    if ((cfg.get('model') or {}).get('decode_head') or {}).get('type') != 'MultiHeadWrapper':
+        notes.append(wrap_plain_config(cfg, config_path))   # a plain MMSeg model: its head alone, 0 PEMs
     if not cfg.get('test_dataloader') or not cfg.get('test_cfg'):
         raise ConfigError(f'{config_path} has no test_dataloader/test_cfg to evaluate with')
 
@@ -266,7 +280,7 @@ def _requests(scale_factors, adjustments, log_prior) -> list[tuple[str, float | 
     return out
 
 
-def evaluate(work_dir: str | Path,
+def evaluate(work_dir: str | Path | None,
              checkpoint: str | Path | None = None,
              scale_factors: Sequence[float | None] = (None,),
              tta: bool = False,
@@ -283,14 +297,18 @@ def evaluate(work_dir: str | Path,
              verbose: bool = False,
              quiet: bool | None = None,
              keep_predictions: Sequence[str] = (),
-             log_file: str | Path | None = None) -> list[dict[str, Any]]:
+             log_file: str | Path | None = None,
+             auto_candidates: Sequence[float] | None = None, auto_metric: str | None = None) -> list[dict[str, Any]]:
     """Evaluate a training run's checkpoint at every scale factor in one pass; one dict per s.
 
     Args:
-        work_dir: the training run's work dir (its files are only read).
+        work_dir: the training run's work dir (its files are only read); None with ``config`` and
+            ``checkpoint`` (MMSeg's order): the test folders go under ``work_dirs/<config stem>/``.
         checkpoint: default: the run's last checkpoint.
         scale_factors: s values; ``None`` = the trained value from the config; ``inf`` = no
-            adjustment (the main head alone).
+            adjustment (the main head alone); ``'auto'`` = the best of ``auto_candidates`` (default
+            0.5 ... 4) by ``auto_metric`` (default mIoU) on the held-out split (:mod:`npe.auto_scale`;
+            the row then has ``"auto"``: metric, split, candidates' scores).
         tta: test-time augmentation with the config's ``tta_model`` / ``tta_pipeline``.
         cfg_options: config overrides for the test (e.g. another ``test_dataloader`` data root).
         record_prior: record the learned prior (per-class mean of the centred PEM output).
@@ -331,7 +349,12 @@ def evaluate(work_dir: str | Path,
     """
     check_evaluate_arguments(locals())
     quiet = not verbose if quiet is None else quiet
+    from npe import auto_scale
+    if auto_scale.asks_auto(scale_factors, adjustments):
+        given = {k: v for k, v in locals().items() if k not in ('auto_candidates', 'auto_metric', 'auto_scale')}
+        return auto_scale.evaluate_with_auto(evaluate, given, auto_candidates, auto_metric)
     requests = _requests(scale_factors, adjustments, log_prior)
+    work_dir = test_parent(work_dir, config, checkpoint)
     cfg, ckpt = prepare_test_config(work_dir, checkpoint=checkpoint, tta=tta,
                                     cfg_options=cfg_options, data_split=data_split, config=config,
                                     launcher=launcher, kit_data_root=data_root)
@@ -458,8 +481,8 @@ def write_metrics(path: str | Path, work_dir: str | Path, results: Sequence[dict
                    checkpoint=first['checkpoint'], config=first['config'],
                    protocol=first['protocol'], npe=first['npe'], tta=bool(tta),
                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'),
-                   results=[{k: r[k] for k in ('scale_factor', 'metrics', 'per_class',
-                                                'learned_prior', 'num_images', 'wall_time_s')}
+                   results=[{k: r.get(k) for k in ('scale_factor', 'adjustment', 'auto', 'metrics', 'per_class',
+                                                    'learned_prior', 'num_images', 'wall_time_s')}
                             for r in results])
     return write_json_atomic(path, payload)
 

@@ -18,7 +18,7 @@ from npe.constants import AUTO, COUNTED_LA, MAIN_ONLY, TRAIN_MARKER
 from npe.errors import RecipeError, UserError
 from npe.files import write_json_atomic
 from npe.logs import held_messages
-from npe.recipes import Recipe, Variant, scale_label
+from npe.recipes import Recipe, Variant
 from npe.results import is_done, result_path
 
 
@@ -73,7 +73,6 @@ def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequ
 def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results_dir: Path,
                   gpus: int = 0, batch_per_process: int | None = None) -> str:
     """Human-readable plan: runs, iterations, evaluations, data and checkpoints to fetch, cost."""
-    spec = datasets.get(recipe.dataset)
     cfg = job_train_config(recipe, jobs[0], data_root, None, quiet=True, gpus=gpus,
                            batch_per_process=batch_per_process) if jobs else None
     iters = int(cfg.train_cfg.max_iters) if cfg is not None else 0
@@ -82,12 +81,17 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
     lines = [f'recipe {recipe.name}: {recipe.title}',
              f'  file {recipe.path} (sha256 {recipe.sha256[:12]}), protocol {recipe.protocol}, '
              f'base config {recipe.base_config}']
-    prepared = spec.is_prepared(data_root)
-    lines.append(f'  data: {recipe.dataset} -> {spec.path(data_root)} '
-                 f'({"prepared" if prepared else "to prepare"})')
-    if not prepared:
-        for src in spec.files_to_fetch():
-            lines.append(f'    fetch {src.url}')
+    if recipe.own_data is not None:
+        own = recipe.own_data
+        lines.append(f'  data: {recipe.dataset} ({own.config}) -> {own.data_root} (your own; not prepared by the kit)')
+    else:
+        spec = datasets.get(recipe.dataset)
+        prepared = spec.is_prepared(data_root)
+        lines.append(f'  data: {recipe.dataset} -> {spec.path(data_root)} '
+                     f'({"prepared" if prepared else "to prepare"})')
+        if not prepared:
+            for src in spec.files_to_fetch():
+                lines.append(f'    fetch {src.url}')
     if recipe.load_from:
         lines.append(f'  initial checkpoint: {recipe.load_from.url}')
     n_done = n_eval = 0
@@ -134,7 +138,9 @@ def job_train_config(recipe: Recipe, job: TrainJob, data_root: Path, checkpoint:
             work_dir=job.work_dir, freeze_backbone=variant.freeze_backbone,
             freeze_decode=variant.freeze_decode, num_pem=variant.num_pem, pem_type=variant.pem_type,
             protocol=variant.protocol, cfg_options=options, seed=int(job.seed), resume=True,
-            dataset_folder=datasets.get(recipe.dataset).path(data_root), check_data_folders=False,
+            dataset_folder=(recipe.own_data.data_root if recipe.own_data is not None
+                            else datasets.get(recipe.dataset).path(data_root)),
+            own_data=recipe.own_data, check_data_folders=False,
             launcher='pytorch' if gpus else 'none', world_size=gpus or None, **launch_options)
     max_iters = int(cfg.train_cfg.max_iters)
     # A recipe that shortens the run keeps the LR schedule inside it.
@@ -183,7 +189,9 @@ def train_job(cfg, work_dir: Path, gpus: int = 0, log_file: Path | None = None) 
 
 # ----------------------------------------------------------------------------- evaluation
 def _holdout_split(recipe: Recipe) -> str:
-    split = datasets.get(recipe.dataset).holdout_split
+    if recipe.own_data is not None and recipe.own_data.has_holdout:
+        return 'holdout'   # the training config's npe_holdout (npe.own_data.set_holdout)
+    split = None if recipe.own_data is not None else datasets.get(recipe.dataset).holdout_split
     if split is None:
         raise UserError(f'{recipe.path}: auto_scale needs a dataset with a holdout split; '
                         f'{recipe.dataset} has none')
@@ -233,13 +241,8 @@ def choose_scales(recipe: Recipe, work_dir: Path, checkpoint: str, log_prior, ki
     rows = evaluate(work_dir, checkpoint=checkpoint, data_split=split, record_prior=False,
                     log_prior=log_prior, per_s=per_s, quiet=log_file is not None, log_file=log_file,
                     adjustments=[(kind, c) for kind in kinds for c in auto.candidates])
-    chosen = {}
-    for kind in kinds:
-        scores = {scale_label(r['scale_factor']): r['metrics'][auto.metric] for r in rows
-                  if r['adjustment'] == kind}
-        best = max(auto.candidates, key=lambda c: (scores[scale_label(c)], -c))
-        chosen[kind] = (float(best), dict(metric=auto.metric, split=split, candidates=scores))
-    return chosen
+    from npe.auto_scale import pick
+    return pick(rows, kinds, auto.candidates, auto.metric, split)
 
 
 def evaluate_job(recipe: Recipe, job: TrainJob, record: dict, log_prior: list[float],

@@ -1,11 +1,11 @@
 """A recipe's inputs: its dataset, its initial checkpoint, and the counted class prior."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from npe import datasets
 from npe.errors import UserError
+from npe.own_data import check_data_root, shares_and_logs
 from npe.recipes import Recipe
 
 
@@ -17,7 +17,10 @@ def prepare_inputs(recipe: Recipe, data_root: Path, mirror: str | None = None,
     """
     problems = []
     try:
-        datasets.get(recipe.dataset).prepare(data_root, mirror=mirror, offline=offline)
+        if recipe.own_data is not None:   # the user's data: nothing to download, it must be there
+            check_data_root(recipe.own_data)
+        else:
+            datasets.get(recipe.dataset).prepare(data_root, mirror=mirror, offline=offline)
     except UserError as exc:
         problems.append(str(exc))
     checkpoint = None
@@ -32,9 +35,13 @@ def prepare_inputs(recipe: Recipe, data_root: Path, mirror: str | None = None,
     return checkpoint
 
 
-def counted_log_prior(recipe: Recipe, data_root: Path) -> tuple[list[float], list[float]]:
-    """Training-set pixel shares and their logs (the counted prior of classic logit adjustment)."""
-    counts = [int(c) for c in datasets.get(recipe.dataset).class_pixel_counts(data_root, 'training')]
-    total = sum(counts)
-    share = [c / total for c in counts]
-    return share, [math.log(max(p, 1e-12)) for p in share]
+def counted_log_prior(recipe: Recipe, data_root: Path, train_cfg=None) -> tuple[list[float], list[float]]:
+    """Training-set pixel shares and their logs (the counted prior of classic logit adjustment).
+
+    A built-in dataset: its prepared training split; an own dataset: the training split of
+    ``train_cfg`` (a job's training config, held-out images left out), :mod:`npe.own_data`.
+    """
+    if recipe.own_data is not None:
+        from npe.own_data import class_pixel_counts
+        return shares_and_logs(class_pixel_counts(train_cfg))
+    return shares_and_logs(datasets.get(recipe.dataset).class_pixel_counts(data_root, 'training'))

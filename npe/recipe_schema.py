@@ -134,6 +134,25 @@ class AutoScaleFile(_Strict):
         return tuple(value) if isinstance(value, list) else value
 
 
+class HoldoutSplitFile(_Strict):
+    """A held-out split of an own dataset: its image and label folders under the data root."""
+
+    img_path: Text
+    seg_map_path: Text
+
+
+class OwnDatasetFile(_Strict):
+    """A dataset the kit does not prepare: an MMSeg dataset ``config`` (path relative to the recipe or
+    ``mmseg::`` name), the ``data_root`` its folders are under (relative to the recipe), and the
+    held-out part ``auto`` chooses s on: a split (``holdout_split``) or a drawn ``holdout_fraction``."""
+
+    config: Text
+    data_root: Text
+    holdout_split: Optional[HoldoutSplitFile] = None
+    holdout_fraction: Annotated[Optional[Annotated[float, Field(gt=0, lt=1)]],
+                                _message("expected null or a number between 0 and 1 (exclusive)")] = None
+
+
 class VariantFile(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$"), _message("expected lowercase letters, digits and _")]
     num_pem: Annotated[int, _rule(NUM_PEM)]
@@ -169,17 +188,29 @@ class RecipeFile(_Strict):
 
     @field_validator("dataset", mode="plain")
     @classmethod
-    def _known_dataset(cls, value: Any) -> str:
+    def _known_dataset(cls, value: Any) -> Union[str, OwnDatasetFile]:
         from npe import datasets
 
+        if isinstance(value, Mapping):   # an own dataset: its keys reported as dataset.<key>
+            try:
+                own = OwnDatasetFile.model_validate(dict(value))
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                raise PydanticCustomError("recipe", "{key}: {message}", {
+                    "key": _key(first["loc"]), "message": _explain(first, OwnDatasetFile)}) from None
+            if own.holdout_split is not None and own.holdout_fraction is not None:
+                raise PydanticCustomError("recipe", "give holdout_split or holdout_fraction, not both", {})
+            return own
         known = sorted(datasets.names())
         if not isinstance(value, str) or value not in known:
-            raise PydanticCustomError("recipe", "unknown dataset {value} (known: {known})",
+            raise PydanticCustomError("recipe", "unknown dataset {value} (known: {known}; or a mapping "
+                                      "with config and data_root for a dataset of your own)",
                                       {"value": show(value), "known": ", ".join(known)})
         return value
 
 
-_MODELS = {"load_from": LoadFromFile, "auto_scale": AutoScaleFile, "variants": VariantFile}
+_MODELS = {"load_from": LoadFromFile, "auto_scale": AutoScaleFile, "variants": VariantFile,
+           "holdout_split": HoldoutSplitFile}
 
 
 def _key(loc: tuple) -> str:
@@ -191,10 +222,11 @@ def _key(loc: tuple) -> str:
     return out
 
 
-def _explain(error: dict) -> str:
+def _explain(error: dict, top: type[BaseModel] | None = None) -> str:
     kind, value, loc = error["type"], error.get("input"), error["loc"]
     if kind == "extra_forbidden":
-        model = _MODELS.get(loc[0], RecipeFile) if len(loc) > 1 else RecipeFile
+        top = top or RecipeFile
+        model = _MODELS.get(loc[0], top) if len(loc) > 1 else top
         return f"unknown key (allowed: {', '.join(model.model_fields)})"
     if kind == "missing":
         return "missing key"

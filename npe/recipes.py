@@ -5,7 +5,8 @@ the rules that relate several keys are checked here. A recipe that breaks one ra
 :class:`~npe.errors.RecipeError` whose single line names the file and the key, e.g.
 ``recipes/foo.yaml: variants[2].num_pem: expected an integer >= 0, got 'two'``.
 
-Keys (top level): ``name`` (= file stem), ``title``, ``paper_table``, ``dataset``, ``base_config``,
+Keys (top level): ``name`` (= file stem), ``title``, ``paper_table``, ``dataset`` (a built-in name, or
+a mapping ``config`` / ``data_root`` / ``holdout_split`` | ``holdout_fraction``: :mod:`npe.own_data`), ``base_config``,
 ``load_from``, ``protocol``, ``metrics``, ``seeds``, ``max_iters``, ``cfg_options``, ``counted_la``,
 ``decomposition`` (default true: the rows ``npe_main_only`` / ``npe_counted_la``, see
 :meth:`Recipe.derived_rows`), ``seconds_per_iteration`` (measured training cost, for ``--dry-run``),
@@ -30,15 +31,17 @@ from typing import Any, Mapping, Sequence, Union
 
 import yaml
 
-from npe import config_names
 import math
+
+from npe import config_names
 
 from npe.constants import AUTO, COUNTED_LA, INF, MAIN_ONLY, NPE_COUNTED
 from npe.errors import RecipeError, UserError
 from npe.options import NPEOptions, OptionError
+from npe.own_data import OwnData, own_data_from_recipe
 from npe.paths import PACKAGE_DIR, repo_root
-from npe.recipe_schema import (AutoScaleFile, LoadFromFile, RecipeFile, VariantFile, fail, is_number, parse,
-                               show)
+from npe.recipe_schema import (AutoScaleFile, LoadFromFile, OwnDatasetFile, RecipeFile, VariantFile, fail,
+                               is_number, parse, show)
 
 ScaleFactor = Union[float, str]  # a positive float, or the string 'auto'
 
@@ -73,7 +76,8 @@ class Variant:
 class Recipe:
     """A validated recipe. ``paper`` maps a row key (``variant`` or ``variant@s``) to
     ``{metric: number | None}``; ``base_config_path`` is the resolved file (None only when loaded with
-    ``resolve=False`` and it did not resolve)."""
+    ``resolve=False`` and it did not resolve); ``own_data``: the dataset of a ``dataset:`` mapping
+    (None for a built-in one; ``dataset`` is then its config's stem)."""
 
     name: str
     title: str
@@ -97,6 +101,7 @@ class Recipe:
     variants: list[Variant]
     path: Path
     sha256: str
+    own_data: OwnData | None = None
 
     @property
     def primary_metric(self) -> str:
@@ -416,6 +421,10 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
     for key, values in (("metrics", f.metrics), ("seeds", f.seeds)):
         if len(set(values)) != len(values):
             raise fail(where, key, f"lists a {key[:-1]} twice")
+    own = own_data_from_recipe(f.dataset, path) if isinstance(f.dataset, OwnDatasetFile) else None
+    if own is not None and resolve and not own.config_path.is_file():
+        raise fail(where, "dataset.config", f"{own.config!r} not found (looked for {own.config_path})")
+    dataset = own.name if own is not None else f.dataset
     auto_scale = None
     if f.auto_scale is not None:
         candidates = f.auto_scale.candidates
@@ -423,12 +432,15 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
             raise fail(where, "auto_scale.candidates", "contains a value twice")
         from npe import datasets
 
-        if datasets.get(f.dataset).holdout_split is None:
-            raise fail(where, "auto_scale", f"dataset {f.dataset!r} has no held-out training split to choose s "
-                                            "on (s must never be chosen on the validation set); remove auto_scale")
+        no_holdout = (not own.has_holdout) if own is not None else datasets.get(f.dataset).holdout_split is None
+        if no_holdout:
+            fix = "add holdout_split or holdout_fraction to dataset" if own is not None else "remove auto_scale"
+            raise fail(where, "auto_scale", f"dataset {dataset!r} has no held-out training split to choose s "
+                                            f"on (s must never be chosen on the validation set); {fix}")
         auto_scale = f.auto_scale
     load_from = f.load_from
-    recipe_part = {"dataset": f.dataset, "base_config": f.base_config,
+    recipe_part = {"dataset": f.dataset.model_dump() if own is not None else f.dataset,
+                   "base_config": f.base_config,
                    "load_from": load_from.url if load_from else None, "max_iters": f.max_iters}
     variants: list[Variant] = []
     for i, raw in enumerate(f.variants):
@@ -442,12 +454,12 @@ def validate_recipe(data: Any, path: str | os.PathLike, *, sha256: str = "", res
         raise fail(where, "variants", f"counted_la needs exactly one baseline (num_pem: 0), found {found}; "
                                       "add or remove one, or set counted_la: false")
     recipe = Recipe(
-        name=f.name, title=f.title, paper_table=f.paper_table, dataset=f.dataset, base_config=f.base_config,
+        name=f.name, title=f.title, paper_table=f.paper_table, dataset=dataset, base_config=f.base_config,
         base_config_path=base_path, load_from=load_from, protocol=f.protocol, metrics=tuple(f.metrics),
         seeds=tuple(f.seeds), max_iters=f.max_iters, cfg_options=dict(f.cfg_options or {}),
         counted_la=f.counted_la, decomposition=f.decomposition,
         seconds_per_iteration=f.seconds_per_iteration, auto_scale=auto_scale, paper={}, paper_source=None,
-        tolerance=float(f.tolerance), variants=variants, path=path, sha256=sha256,
+        tolerance=float(f.tolerance), variants=variants, path=path, sha256=sha256, own_data=own,
     )
     # The paper block is checked against the finished variants (their s lists), hence this order.
     paper, source = _paper(where, f.paper, recipe.metrics, recipe.variants, recipe.counted_la_scales())

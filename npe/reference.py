@@ -81,6 +81,28 @@ def translate_config(cfg, path: str | Path) -> str:
             'the reference dropped)')
 
 
+def wrap_plain_config(cfg, path: str | Path) -> str:
+    """Make a plain MMSeg config (no NPE head) evaluable in place: its decode head inside a
+    ``MultiHeadWrapper`` with no PEM, so it predicts exactly as before and counted LA (``'counted'``
+    blocks) can adjust it; the auxiliary head (training only) is dropped. Returns a note."""
+    from npe.config import CUSTOM_IMPORTS, register
+    from npe.models.wrapper import check_head
+
+    register()
+    head = (cfg.get('model') or {}).get('decode_head')
+    if not isinstance(head, dict):
+        raise ConfigError(f'{path}: model.decode_head is {type(head).__name__}; npe-test evaluates one decode head')
+    check_head(head)
+    cfg.model.decode_head = dict(type='MultiHeadWrapper', main_head=dict(head), num_pem=0,
+                                 pem_type=DEFAULTS.pem_type, scale_factor=DEFAULTS.scale_factor)
+    cfg.model.pop('auxiliary_head', None)
+    imports = list((cfg.get('custom_imports') or {}).get('imports', []))
+    cfg.custom_imports = dict(imports=imports + [m for m in CUSTOM_IMPORTS if m not in imports],
+                              allow_failed_imports=False)
+    return (f'{Path(path).name} is a plain MMSeg config (decode head {head.get("type")}): its head evaluated '
+            'alone, with no PEM (s changes nothing; --counted-la adjusts it)')
+
+
 def _bare(model):
     """The model whose ``state_dict`` keys a checkpoint holds (inside DDP and TTA wrappers)."""
     while hasattr(model, 'module'):
@@ -109,6 +131,16 @@ def load_weights(model, checkpoint: str | Path) -> list[str]:
             any(k.startswith('decode_head.base_head.') for k in state):
         state = {k.replace('decode_head.base_head.', 'decode_head.main_head.', 1): v for k, v in state.items()}
         notes.append('its original head is stored as decode_head.base_head: loaded as decode_head.main_head')
+    if any(k.startswith('decode_head.main_head.') for k in expected) and \
+            not any(k.startswith(('decode_head.main_head.', 'decode_head.pems.')) for k in state):
+        # a plain MMSeg checkpoint: its decode head is the wrapper's main head
+        state = {('decode_head.main_head.' + k[len('decode_head.'):] if k.startswith('decode_head.') else k): v
+                 for k, v in state.items()}
+        notes.append('a plain MMSeg checkpoint: decode_head loaded as decode_head.main_head')
+    aux = [k for k in state if k.startswith('auxiliary_head.') and k not in expected]
+    if aux:
+        notes.append(f'the checkpoint\'s auxiliary head ({len(aux)} weights, training only) is not used')
+        state = {k: v for k, v in state.items() if k not in aux}
     unused = [k for k in state if k.startswith(UNUSED_PREFIX) and k not in expected]
     if unused:
         count = sum(int(state[k].numel()) for k in unused)

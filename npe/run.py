@@ -121,23 +121,25 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
                      ', '.join(v.name for v in job.variants), job.seed)
         if tables:
             write_tables(recipe, results)
-        return RunOutcome(records=_records(recipe, jobs, results))
+        return RunOutcome(records=_records(recipe, jobs, results))   # not 0: callers read .ok / .records
     checkpoint = prepare_inputs(recipe, root, paths.mirror(opts.mirror), paths.offline(opts.offline))
+    first_cfg = None
     if jobs:  # every option checked before anything runs or is submitted (AMP on the GPU nodes)
-        job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=opts.gpus,
-                         **dict(opts.launch_options, amp=opts.amp and opts.slurm is None))
+        first_cfg = job_train_config(recipe, jobs[0], root, checkpoint, quiet=True, gpus=opts.gpus,
+                                     **dict(opts.launch_options, amp=opts.amp and opts.slurm is None))
     register_driver(results / recipe.name, work_root)   # after every check: a refused run leaves nothing
     if opts.slurm is not None:
         # the array's task ids are plan indices: with --task I only training I is submitted (and run)
         indices = [opts.task] if opts.task is not None else list(range(len(jobs)))
         _submit(recipe, indices, opts.replace(tables=tables), root, results, work_root)
         return RunOutcome(records=[])   # the job array writes the result files later
-    share, log_prior = counted_log_prior(recipe, root)
+    share, log_prior = counted_log_prior(recipe, root, first_cfg)
     failures = 0
     # A job another driver is training is put off, then waited for at the end (each job's lock).
     waiting: list[tuple[int, TrainJob]] = []
     ctx = _Context(recipe, opts, root, results, checkpoint, share, log_prior, provenance.environment(),
-                   examples.pick_images(datasets.get(recipe.dataset), root, share))
+                   # examples figure: built-in datasets only (it reads their prepared layout)
+                   [] if recipe.own_data is not None else examples.pick_images(datasets.get(recipe.dataset), root, share))
     for i, job in enumerate(jobs, 1):
         failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]', waiting=waiting, index=i)
     for i, job in waiting:

@@ -31,6 +31,7 @@ from npe.errors import ConfigError, RunError
 from npe.files import check_output_dir, write_json_atomic
 from npe.logs import NOTE, RunnerLog, held_messages, showing_messages
 from npe.options import DEFAULTS, TRAINING_OPTIONS
+from npe.own_data import apply_own_data
 from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ def build_train_config(base_config: str | Path, *,
                        batch_per_process: int | None = None,
                        dataset_folder: str | Path | None = None,
                        kit_data_root: str | Path | None = None,
-                       check_data_folders: bool = True):
+                       check_data_folders: bool = True, own_data=None):
     """The full training config of ``npe-train``, validated; writes nothing.
 
     Order: base config -> :func:`npe.apply_npe` (wrapper, protocol, batch size 16, schedule) ->
@@ -209,7 +210,8 @@ def build_train_config(base_config: str | Path, *,
     ``amp``: MMEngine's AmpOptimWrapper in ``amp_dtype`` (``auto`` = bf16 where the GPU has it,
     else fp16 with dynamic loss scaling). ``dataset_folder`` is a folder every dataset is pointed at;
     without it the dataset's folder follows :func:`npe.config.kit_dataset_folder` with the kit's data
-    root ``kit_data_root`` (``--data-root``). The runtime edits are :func:`npe.runtime.apply_runtime`'s.
+    root ``kit_data_root`` (``--data-root``); ``own_data`` (:class:`npe.own_data.OwnData`) replaces the
+    base config's data (:func:`npe.own_data.apply_own_data`). The runtime edits are :func:`npe.runtime.apply_runtime`'s.
     ``resume=True`` resumes from the work dir's latest checkpoint if there is one (``cfg.load_from``
     is then that checkpoint, so MMEngine does not "resume" from the initial ``load_from``
     checkpoint), else trains from the start. Protocol warnings are logged only once every check
@@ -237,6 +239,8 @@ def build_train_config(base_config: str | Path, *,
                           'drop --amp')
 
     cfg = load_base_config(str(base_config))
+    if own_data is not None:
+        apply_own_data(cfg, own_data)
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper'):
         if not cfg.get(key):
             raise ConfigError(f'config {str(base_config)!r} has no {key}; npe-train needs a complete '

@@ -90,10 +90,10 @@ def test_test_config_of_a_run(config_only_run):
     ('no_checkpoint', 'no checkpoint in'),
     ('missing_checkpoint', 'none.pth does not exist'),
     ('scale_zero', 'scale factor must be a number > 0'),
-    ('scale_text', "argument --scale-factor: invalid float value: 'two'"),
+    ('scale_text', "argument --scale-factor: expected a number > 0, inf or auto, got 'two'"),
     ('out_is_dir', 'is a folder'),
     ('no_tta', 'has no tta_model/tta_pipeline'),
-    ('not_npe', 'is not an NPE config'),
+    ('plain_mmseg', 'test_dataloader: data folder data/STARE'),   # accepted (issue 19): on to the data
     ('missing_test_data', 'test_dataloader: data folder'),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(case, expected, config_only_run, tmp_path, capsys,
@@ -116,7 +116,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, expected, config_onl
         text = (config_only_run / f'{STEM}.py').read_text()
         (config_only_run / f'{STEM}.py').write_text(text + '\ntta_model = None\n')
         args += ['--tta']
-    elif case == 'not_npe':
+    elif case == 'plain_mmseg':
         from npe.config import load_base_config
 
         load_base_config(STARE_UNET).dump(str(config_only_run / f'{STEM}.py'))
