@@ -167,7 +167,7 @@ def test_longtail_synth_long_shape_and_dry_run_cost(tmp_path, capsys):
     assert ("npe_main_only", math.inf) in r.row_keys()
     assert run_recipe(r, dry_run=True, results_dir=tmp_path / "res", data_root=tmp_path / "data").failures == 0
     out = capsys.readouterr().out
-    assert "10 runs x 1600 iterations x 0.125 s = about 33 min" in out
+    assert "about 33 min 20 s = 10 runs x 1600 iterations x 0.125 s" in out
     assert "100 result files (0 already done)" in out
 
 
