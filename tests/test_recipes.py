@@ -21,7 +21,7 @@ STARE_CKPT = ("https://download.openmmlab.com/mmsegmentation/v0.5/unet/fcn_unet_
               "fcn_unet_s5-d16_128x128_40k_stare_20201223_191051-7d77e78b.pth")
 PAPER_RECIPES = ["stare_unet", "stare_unet_pspnet", "stare_unet_deeplabv3", "ade20k_pspnet_r50",
                  "ade20k_deeplabv3_r50", "ade20k_upernet_r50", "stare_ablations"]
-ALL_RECIPES = PAPER_RECIPES + ["smoke", "longtail_synth", "longtail_synth_long"]
+ALL_RECIPES = PAPER_RECIPES + ["smoke", "quick", "longtail_synth", "longtail_synth_long"]
 
 
 def valid_recipe(name: str = "t") -> dict:
@@ -111,7 +111,7 @@ def test_release_checkpoints_match_datasets_md(name):
     assert r.load_from.url == f"https://download.openmmlab.com/mmsegmentation/v0.5/{checkpoint}"
 
 
-@pytest.mark.parametrize("name", ["smoke", "longtail_synth", "longtail_synth_long"])
+@pytest.mark.parametrize("name", ["smoke", "quick", "longtail_synth", "longtail_synth_long"])
 def test_builtin_recipes_validate(name):
     # npe:: base configs are written by the driver's owner; every other rule is checked here.
     r = recipes.load_recipe(name, resolve=False)
