@@ -12,16 +12,12 @@ from typing import Any, Callable, Sequence
 
 from npe.constants import AUTO
 from npe.errors import ConfigError, DataError
+from npe.recipes import scale_label
 
 #: What ``auto`` chooses by, and among, when no recipe says (``npe-test``, ``npe.evaluate``).
 DEFAULT_METRIC = 'mIoU'
 DEFAULT_CANDIDATES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 HOLDOUT = 'holdout'
-
-
-def _label(s: float) -> str:
-    value = float(s)
-    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def pick(rows: Sequence[dict], kinds: Sequence[str], candidates: Sequence[float], metric: str,
@@ -32,8 +28,8 @@ def pick(rows: Sequence[dict], kinds: Sequence[str], candidates: Sequence[float]
     """
     chosen = {}
     for kind in kinds:
-        scores = {_label(r['scale_factor']): r['metrics'][metric] for r in rows if r['adjustment'] == kind}
-        best = max(candidates, key=lambda c: (scores[_label(c)], -c))
+        scores = {scale_label(r['scale_factor']): r['metrics'][metric] for r in rows if r['adjustment'] == kind}
+        best = max(candidates, key=lambda c: (scores[scale_label(c)], -c))
         chosen[kind] = (float(best), dict(metric=metric, split=split, candidates=scores))
     return chosen
 

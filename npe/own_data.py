@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from npe import config_names
+from npe.datasets.base import COUNTS_FILE, count_labels
 from npe.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 HOLDOUT_SEED = 0
 #: Config keys a dataset config brings (they replace the base config's, never merge into them).
 DATA_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator')
-#: Cache of counted class pixels, in the data root (one entry per checksum of the file list).
-COUNTS_FILE = '.npe-class-counts.json'
-_PROGRESS_SECONDS = 5.0   # a progress line this often while counting (and one at the end)
 
 
 @dataclass(frozen=True)
@@ -241,37 +238,6 @@ def _file_list_checksum(files: Sequence[Path], root: Path, mapping: dict) -> str
     return digest.hexdigest()
 
 
-def _count(files: Sequence[Path], num_classes: int, reduce_zero_label: bool, label_map: dict | None,
-           what: str) -> np.ndarray:
-    """Pixels per class over ``files`` after MMSeg's ``LoadAnnotations`` mapping (reduce_zero_label,
-    then label_map); 255 and values past the classes are ignored."""
-    from npe.datasets.base import read_label
-
-    lut = np.arange(256)
-    if reduce_zero_label:
-        lut = np.where(lut == 0, 255, lut - 1)
-    if label_map:
-        mapped = lut.copy()
-        for old, new in label_map.items():
-            mapped[lut == int(old)] = int(new)
-        lut = mapped
-    total = np.zeros(256, dtype=np.int64)
-    last = time.monotonic()
-    for n, f in enumerate(files, 1):
-        arr = read_label(f)
-        values = np.bincount(arr.ravel(), minlength=256)
-        total += values[:256].astype(np.int64)
-        if n == len(files) or time.monotonic() - last >= _PROGRESS_SECONDS:
-            last = time.monotonic()
-            log.info('%s: counted class pixels in %d/%d label files', what, n, len(files))
-    counts = np.zeros(num_classes, dtype=np.int64)
-    for value, pixels in enumerate(total):
-        target = int(lut[value])
-        if 0 <= target < num_classes and pixels:
-            counts[target] += pixels
-    return counts
-
-
 def class_pixel_counts(cfg) -> np.ndarray:
     """Pixels per class in the config's training split (all its datasets, as training reads them).
 
@@ -298,6 +264,7 @@ def class_pixel_counts(cfg) -> np.ndarray:
                        label_map=first.get('label_map'))
         root = Path(str(leaf.get('data_root') or '.'))
         checksum = _file_list_checksum(files, root, mapping)
+        # the same file as a built-in set's cache (npe.datasets.base): its keys are never a checksum
         cache_file = root / COUNTS_FILE
         try:
             cache = json.loads(cache_file.read_text())
@@ -308,7 +275,9 @@ def class_pixel_counts(cfg) -> np.ndarray:
             counts = np.asarray(cached, dtype=np.int64)
             log.info('%s: class pixel counts of %d label files from %s', key, len(files), cache_file)
         else:
-            counts = _count(files, len(classes), mapping['reduce_zero_label'], mapping['label_map'], key)
+            counts = count_labels(files, len(classes), mapping['reduce_zero_label'], mapping['label_map'],
+                                  progress=lambda n, of, key=key: log.info(
+                                      '%s: counted class pixels in %d/%d label files', key, n, of))
             cache[checksum] = dict(counts=[int(c) for c in counts], classes=list(classes), files=len(files))
             with contextlib.suppress(OSError):
                 write_json_atomic(cache_file, cache)

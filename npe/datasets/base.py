@@ -12,8 +12,9 @@ import dataclasses
 import json
 import os
 import shutil
+import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from npe.paths import mirror as _mirror
 from npe.provenance import utc_now
 
 from .download import Source
+
+_PROGRESS_SECONDS = 5.0   # a counting progress line this often (and one at the end)
 
 MARKER = ".npe-prepared.json"
 COUNTS_FILE = ".npe-class-counts.json"
@@ -116,17 +119,34 @@ def read_label(path: Path) -> np.ndarray:
     return arr
 
 
-def count_labels(label_files: Sequence[Path], num_classes: int, reduce_zero_label: bool) -> np.ndarray:
-    """Pixels per class over ``label_files`` (ignore 255 excluded; reduce_zero_label: 0 -> ignore, k -> k-1)."""
-    total = np.zeros(256, dtype=np.int64)
-    for f in label_files:
-        arr = read_label(f)
-        total += np.bincount(arr.ravel(), minlength=256)[:256].astype(np.int64)
+def count_labels(label_files: Sequence[Path], num_classes: int, reduce_zero_label: bool,
+                 label_map: dict | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Pixels per class over ``label_files`` after MMSeg's ``LoadAnnotations`` mapping
+    (``reduce_zero_label``: 0 -> ignore, k -> k-1; then ``label_map``); 255 and values past the
+    classes are ignored. ``progress(n, total)`` is called every few seconds and after the last file
+    (a large own dataset takes minutes)."""
+    lut = np.arange(256)
     if reduce_zero_label:
-        counts = total[1:num_classes + 1]
-    else:
-        counts = total[:num_classes]
-    return counts.astype(np.int64).copy()
+        lut = np.where(lut == 0, 255, lut - 1)
+    if label_map:
+        mapped = lut.copy()
+        for old, new in label_map.items():
+            mapped[lut == int(old)] = int(new)
+        lut = mapped
+    total = np.zeros(256, dtype=np.int64)
+    last = time.monotonic()
+    for n, f in enumerate(label_files, 1):
+        total += np.bincount(read_label(f).ravel(), minlength=256)[:256].astype(np.int64)
+        if progress and (n == len(label_files) or time.monotonic() - last >= _PROGRESS_SECONDS):
+            last = time.monotonic()
+            progress(n, len(label_files))
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for value, pixels in enumerate(total):
+        target = int(lut[value])
+        if 0 <= target < num_classes and pixels:
+            counts[target] += pixels
+    return counts
 
 
 @dataclasses.dataclass
