@@ -185,10 +185,6 @@ def _pending(recipe: Recipe, results: Path, job: TrainJob) -> set:
             if not is_done(result_path(results, recipe.name, v, job.seed, s))}
 
 
-def _todo(ctx: _Context, job: TrainJob) -> set:
-    return _pending(ctx.recipe, ctx.results, job)
-
-
 def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = None,
                 index: int = 0, put_off: bool = False) -> int:
     """One job under its lock: skipped when done, put off into ``waiting`` (when given) or waited
@@ -197,7 +193,7 @@ def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = N
     from npe.locking import job_lock, try_acquire
 
     names = ', '.join(v.name for v in job.variants)
-    if not _todo(ctx, job):
+    if not _pending(ctx.recipe, ctx.results, job):
         log.info('%s %s seed %s: %s', tag, names, job.seed,
                  'done by another npe-repro, skipped' if put_off else 'done, skipped')
         return 0
@@ -211,7 +207,7 @@ def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = N
         log.info('%s %s seed %s: waiting for the other npe-repro to finish it', tag, names, job.seed)
         lock.acquire()
     try:
-        todo = _todo(ctx, job)
+        todo = _pending(ctx.recipe, ctx.results, job)
         if not todo:
             log.info('%s %s seed %s: done by another npe-repro, skipped', tag, names, job.seed)
             return 0
