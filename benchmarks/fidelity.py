@@ -135,9 +135,9 @@ def train(config: Path, data: Path, work: Path, num_pem: int, seed: int, protoco
     work.mkdir(parents=True, exist_ok=True)
     options = ['train_dataloader.batch_size=8', f'randomness.seed={seed}',
                'optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0',
-               # logging only (no effect on training): the loss at iteration 50 shows whether the
-               # random draws match the reference's
-               'default_hooks.logger.interval=50']
+               # logging only (draws no random numbers): every iteration's own loss terms, as
+               # reference_losses.json has them, so that a training's curve can be compared too
+               'default_hooks.logger.interval=1', 'log_processor.window_size=1']
     if init_mode:
         options.append(f'model.decode_head.init_mode={init_mode}')
     _run([sys.executable, '-m', 'npe.cli.train', str(config), '--num-pem', str(num_pem), '--protocol',
