@@ -51,7 +51,7 @@ from npe.logs import RunnerLog
 from npe.options import DEFAULTS, EVALUATED_SCALE
 from npe.reference import is_reference_config, load_weights, translate_config, wrap_plain_config
 from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
-from npe.training import checkpoint_choice_note, latest_checkpoint
+from npe.work_dir import checkpoint_choice_note, latest_checkpoint
 
 log = logging.getLogger(__name__)
 

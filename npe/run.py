@@ -27,7 +27,7 @@ from npe.preflight import check_run_outputs, register_driver, warn_other_drivers
 from npe.recipe_inputs import counted_log_prior, prepare_inputs
 from npe.recipes import Recipe, load_recipe
 from npe.results import as_record, is_done, parse_result, result_path, write_failure, write_result
-from npe.training import training_losses
+from npe.work_dir import readable_checkpoint, set_aside, training_losses
 
 #: Progress lines of a run (npe.logs: the commands show them; a notebook's logging configuration decides).
 log = logging.getLogger(__name__)
@@ -218,8 +218,6 @@ def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = N
 
 def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> int:
     """Train (or resume) one job, evaluate it, write its result files; 1 if it failed, else 0."""
-    from npe.training import readable_checkpoint, set_aside
-
     recipe, results, env = ctx.recipe, ctx.results, ctx.env
     keep = ctx.example_images if job.seed == recipe.seeds[0] else []
     log.info('%s %s seed %s: training in %s', tag, names, job.seed, job.work_dir)

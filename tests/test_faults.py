@@ -94,7 +94,7 @@ def test_sigkill_mid_training_then_resume_gives_the_same_model(tmp_path, smoke_d
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     # Same batches, same random draws: the final weights are bit-identical, hence so are the metrics.
     assert same_weights(work / 'iter_6.pth', uninterrupted / 'iter_6.pth')
-    from npe.training import training_loss
+    from npe.work_dir import training_loss
 
     assert training_loss(work) == training_loss(uninterrupted)
 

@@ -8,7 +8,7 @@ import json
 
 from npe import plots, recipes
 from npe import results as result_files
-from npe.training import training_losses
+from npe.work_dir import training_losses
 
 
 def test_the_pem_and_cross_entropy_curves_are_read_apart(local_smoke):

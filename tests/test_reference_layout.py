@@ -17,7 +17,7 @@ import npe
 from npe.checkpoint import allow_mmengine_checkpoints
 from npe.cli.test import main
 from npe.evaluation import find_run_config
-from npe.training import latest_checkpoint
+from npe.work_dir import latest_checkpoint
 
 STAMP = '20260102_030405'
 

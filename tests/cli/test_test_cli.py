@@ -216,7 +216,7 @@ def _stale_marker_copy(trained_run: Path, target: Path, marker: str | None) -> P
 def test_latest_checkpoint_is_the_highest_iteration_never_the_newest_file(tmp_path):
     import os
 
-    from npe.training import checkpoint_choice_note, latest_checkpoint
+    from npe.work_dir import checkpoint_choice_note, latest_checkpoint
 
     for name, age in (('iter_20.pth', 100), ('iter_10.pth', 0), ('iter_9.pth', 50)):
         (tmp_path / name).write_bytes(b'x')

@@ -12,7 +12,8 @@ import pytest
 from conftest import expect_one_line_error
 
 from npe.cli.train import main
-from npe.training import build_train_config, latest_checkpoint
+from npe.training import build_train_config
+from npe.work_dir import latest_checkpoint
 from npe.errors import UserError
 from npe.logs import showing_messages
 
