@@ -55,7 +55,7 @@ def _device(device: Any) -> str:
 
 def _work_dir_files(work_dir: Path, checkpoint: Any) -> tuple[Path, Path]:
     """The config a training run in ``work_dir`` used and its last readable checkpoint."""
-    from npe.evaluation import find_run_config
+    from npe.eval_config import find_run_config
     from npe.work_dir import readable_checkpoint
 
     try:

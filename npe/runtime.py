@@ -1,5 +1,5 @@
 """The runtime edits every run makes to its config, training (:func:`npe.training.build_train_config`)
-and evaluation (:func:`npe.evaluation.prepare_test_config`) alike, in one order.
+and evaluation (:func:`npe.eval_config.prepare_test_config`) alike, in one order.
 
 What is run (model, NPE options, schedule) comes from the config and :func:`npe.apply_npe`; how and
 where it runs is set here: the launcher (checked before anything is read), the dataset folder, the

@@ -144,7 +144,7 @@ def test_held_out_fraction_is_left_out_of_training_and_of_the_counts(own, caplog
 
 
 def test_held_out_split_folder(own):
-    from npe.evaluation import _test_split
+    from npe.eval_config import _test_split
 
     holdout = '  holdout_split: {img_path: pics/val, seg_map_path: masks/val}\n'
     write_recipe(own, 'own', holdout=holdout)

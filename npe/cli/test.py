@@ -1,8 +1,8 @@
 """``npe-test``: evaluate a training run's checkpoint at one or several scale factors s.
 
 ``npe-test WORK_DIR`` (a run of npe-train) or ``npe-test CONFIG CHECKPOINT`` (MMSeg's order). Parses
-the flags and calls :func:`npe.evaluation.evaluate` (which config, checkpoint and s are used is
-documented there); ``--counted-la`` counts the prior on the config's training split
+the flags and calls :func:`npe.evaluation.evaluate` (which s: documented there; which config and
+checkpoint: :mod:`npe.eval_config`); ``--counted-la`` counts the prior on the config's training split
 (:func:`npe.own_data.counted_prior`); bad input is one ``error:`` line and exit status 2.
 """
 from __future__ import annotations
@@ -97,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.show_dir:
         from npe.overlays import check_request
         check_request(args.scale_factor or [None])
-    from npe.evaluation import evaluate, find_run_config, format_table, test_parent, write_metrics
+    from npe.eval_config import find_run_config, test_parent
+    from npe.evaluation import evaluate, format_table, write_metrics
     scales = args.scale_factor or [None]
     what = ', '.join(map(str, args.scale_factor)) if args.scale_factor else 'trained value'
     print(f'npe-test: evaluating {args.run} at s = {what}' + ' (counted LA)' * args.counted_la, flush=True)
