@@ -73,15 +73,12 @@ def _work_dir_files(work_dir: Path, checkpoint: Any) -> tuple[Path, Path]:
     return config, last
 
 
-def _dataset_meta(checkpoint: Path | None, cfg: Any) -> dict | None:
-    """Class names and palette: from the checkpoint's meta (MMEngine saves them), else the dataset
-    class of the config's test set; None when neither has them."""
-    if checkpoint is not None:
-        from npe.checkpoint import load_checkpoint
-
-        meta = (load_checkpoint(checkpoint).get('meta') or {})
-        if meta.get('dataset_meta'):
-            return dict(meta['dataset_meta'])
+def _dataset_meta(loaded: Any, cfg: Any) -> dict | None:
+    """Class names and palette: from the loaded checkpoint's meta (MMEngine saves them), else the
+    dataset class of the config's test set; None when neither has them."""
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    if isinstance(meta, dict) and meta.get('dataset_meta'):
+        return dict(meta['dataset_meta'])
     from mmseg.registry import DATASETS
 
     kind = ((cfg.get('test_dataloader') or {}).get('dataset') or {}).get('type')
@@ -137,7 +134,7 @@ def init_model(config_or_work_dir: str | os.PathLike,
     from mmseg.apis import init_model as mmseg_init_model
 
     from npe.checkpoint import allow_mmengine_checkpoints
-    from npe.reference import load_weights
+    from npe.reference import load_weights, read_checkpoint
 
     allow_mmengine_checkpoints()
     try:
@@ -148,12 +145,14 @@ def init_model(config_or_work_dir: str | os.PathLike,
     except Exception as exc:  # a config MMSeg cannot build: a registry miss, a wrong argument
         raise ConfigError(f'npe.init_model: the model of {cfg.filename} cannot be built: '
                           f'{type(exc).__name__}: {" ".join(str(exc).split())[:300]}') from None
+    loaded = None
     if ckpt is None:
         log.warning('npe.init_model: no checkpoint; the model has its random initial weights')
     else:
-        for note in load_weights(model, ckpt):
+        loaded = read_checkpoint(ckpt)   # one read: the weights and the class names of its meta
+        for note in load_weights(model, ckpt, loaded):
             log.info('%s: %s', ckpt, note)
-    model.dataset_meta = _dataset_meta(ckpt, cfg)
+    model.dataset_meta = _dataset_meta(loaded, cfg)
     model.eval()
     return model
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 from npe.errors import ConfigError, RunError
 from npe.options import DEFAULTS
@@ -110,16 +111,27 @@ def _bare(model):
     return model
 
 
-def load_weights(model, checkpoint: str | Path) -> list[str]:
-    """Load ``checkpoint`` into ``model`` (DDP / TTA wrappers allowed) with every key checked; return
-    notes (the reference's unused classifier ignored). Anything else that does not fit: RunError."""
+def read_checkpoint(checkpoint: str | Path) -> Any:
+    """The checkpoint file ``checkpoint`` loaded (:func:`npe.checkpoint.load_checkpoint`): one read that
+    :func:`load_weights` and a caller wanting its ``meta`` share. A damaged or foreign file: RunError."""
     from npe.checkpoint import load_checkpoint
 
     try:
-        loaded = load_checkpoint(checkpoint)
+        return load_checkpoint(checkpoint)
     except Exception as exc:  # a damaged or foreign file
         raise RunError(f'checkpoint {checkpoint} cannot be read: {type(exc).__name__}: '
                        f'{" ".join(str(exc).split())[:200]}') from None
+
+
+def load_weights(model, checkpoint: str | Path, loaded: Any = None) -> list[str]:
+    """Load ``checkpoint`` into ``model`` (DDP / TTA wrappers allowed) with every key checked; return
+    notes (the reference's unused classifier ignored). Anything else that does not fit: RunError.
+
+    ``loaded``: the file as :func:`read_checkpoint` returned it, when the caller has read it already
+    (``checkpoint`` then only names it in messages); None reads it here.
+    """
+    if loaded is None:
+        loaded = read_checkpoint(checkpoint)
     state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict):
         raise RunError(f'checkpoint {checkpoint} holds no state_dict')

@@ -103,6 +103,32 @@ def test_bad_input_is_one_line_naming_the_argument(npe_model, images, tmp_path):
         assert "\n" not in str(exc.value)
 
 
+def test_init_model_reads_the_checkpoint_once_for_weights_and_class_names(tmp_path, monkeypatch):
+    """One torch.load serves load_weights and the class names of the checkpoint's meta; a file that is
+    no checkpoint keeps load_weights' one-line error."""
+    model = npe.init_model(SMOKE, device="cpu")
+    names = tuple(f"kind{i}" for i in range(model.decode_head.num_classes))
+    ckpt = tmp_path / "weights.pth"
+    torch.save({"state_dict": model.state_dict(), "meta": {"dataset_meta": {"classes": names}}}, ckpt)
+    real_load, reads = torch.load, []
+
+    def counting_load(*args, **kwargs):
+        reads.append(args[0] if args else kwargs.get("f"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    loaded = npe.init_model(SMOKE, checkpoint=ckpt, device="cpu")
+    assert loaded.dataset_meta["classes"] == names   # from the checkpoint, not the dataset class
+    assert [Path(r) for r in reads] == [ckpt]
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(RunError, match=r"checkpoint .*bad.pth cannot be read: ") as exc:
+        npe.init_model(SMOKE, checkpoint=bad, device="cpu")
+    assert "\n" not in str(exc.value)
+
+
 def test_cuda_where_present_else_refused_not_run_on_the_cpu(images):
     """One test for both machines (no skip): with CUDA the model and its predictions are on the GPU;
     without, ``device='cuda'`` is one error, never a silent CPU run."""
