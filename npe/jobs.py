@@ -45,6 +45,12 @@ class TrainJob:
         """(variant, s) pairs this job produces result files for."""
         return [(row.name, row.s) for row in job_rows(recipe, self)]
 
+    def pending(self, recipe: Recipe, results_dir: Path) -> set[tuple[str, float | str]]:
+        """The (variant, s) of :meth:`expected` whose result file in ``results_dir`` is not done
+        (:func:`npe.results.is_done`): the one answer the plan's counts and the driver's skips share."""
+        return {(v, s) for v, s in self.expected(recipe)
+                if not is_done(result_path(results_dir, recipe.name, v, self.seed, s))}
+
 
 def plan_runs(recipe: Recipe, variants: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
               work_root: Path | None = None) -> list[TrainJob]:
@@ -100,7 +106,7 @@ def describe_plan(recipe: Recipe, jobs: list[TrainJob], data_root: Path, results
     lines.append(f'  training runs ({len(jobs)}), {iters} iterations x batch {batch}{per} each:')
     for job in jobs:
         expected = job.expected(recipe)
-        done = sum(is_done(result_path(results_dir, recipe.name, v, job.seed, s)) for v, s in expected)
+        done = len(expected) - len(job.pending(recipe, results_dir))
         n_done += done
         n_eval += len(expected)
         v = job.representative

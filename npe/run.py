@@ -26,7 +26,7 @@ from npe.jobs import (TrainJob, choose_scales, describe_plan, evaluate_job, job_
 from npe.preflight import check_run_outputs, register_driver, warn_other_drivers
 from npe.recipe_inputs import counted_log_prior, prepare_inputs
 from npe.recipes import Recipe, load_recipe
-from npe.results import as_record, is_done, parse_result, result_path, write_failure, write_result
+from npe.results import as_record, parse_result, result_path, write_failure, write_result
 from npe.work_dir import readable_checkpoint, set_aside, training_losses
 
 #: Progress lines of a run (npe.logs: the commands show them; a notebook's logging configuration decides).
@@ -114,7 +114,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
         return RunOutcome(records=[])
     check_run_outputs(recipe, results, work_root, root, tables)
     warn_other_drivers(results / recipe.name, work_root)   # a driver with another work dir
-    if opts.slurm is None and not any(_pending(recipe, results, job) for job in jobs):
+    if opts.slurm is None and not any(job.pending(recipe, results) for job in jobs):
         # every result file is there (e.g. the committed ones): no data to generate or fetch
         for i, job in enumerate(jobs, 1):
             log.info('[%d/%d] %s seed %s: done, skipped', i, len(jobs),
@@ -179,12 +179,6 @@ class _Context:
     example_images: list[str]
 
 
-def _pending(recipe: Recipe, results: Path, job: TrainJob) -> set:
-    """The (row, s) of ``job`` whose result file is not written yet."""
-    return {(v, s) for v, s in job.expected(recipe)
-            if not is_done(result_path(results, recipe.name, v, job.seed, s))}
-
-
 def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = None,
                 index: int = 0, put_off: bool = False) -> int:
     """One job under its lock: skipped when done, put off into ``waiting`` (when given) or waited
@@ -193,7 +187,7 @@ def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = N
     from npe.locking import job_lock, try_acquire
 
     names = ', '.join(v.name for v in job.variants)
-    if not _pending(ctx.recipe, ctx.results, job):
+    if not job.pending(ctx.recipe, ctx.results):
         log.info('%s %s seed %s: %s', tag, names, job.seed,
                  'done by another npe-repro, skipped' if put_off else 'done, skipped')
         return 0
@@ -207,7 +201,7 @@ def _locked_job(ctx: _Context, job: TrainJob, tag: str, waiting: list | None = N
         log.info('%s %s seed %s: waiting for the other npe-repro to finish it', tag, names, job.seed)
         lock.acquire()
     try:
-        todo = _pending(ctx.recipe, ctx.results, job)
+        todo = job.pending(ctx.recipe, ctx.results)
         if not todo:
             log.info('%s %s seed %s: done by another npe-repro, skipped', tag, names, job.seed)
             return 0

@@ -119,11 +119,15 @@ def test_altered_result_file_is_redone(tmp_path):
 
     def plan() -> str:
         return describe_plan(recipe, jobs, tmp_path / 'data', tmp_path / 'results')
+    # the plan's count and the driver's skip ask one question: TrainJob.pending
+    job = next(j for j in jobs if 'npe1' in {v.name for v in j.variants} and j.seed == 0)
     assert '(1 already done)' in plan()            # unaltered: done, not redone
+    assert ('npe1', 2.0) in job.expected(recipe) and ('npe1', 2.0) not in job.pending(recipe, tmp_path / 'results')
     altered = json.loads(path.read_text())
     altered['metrics'] = 'oops'
     path.write_text(json.dumps(altered))
     assert '(0 already done)' in plan()            # altered: to do again
+    assert job.pending(recipe, tmp_path / 'results') == set(job.expected(recipe))
 
 
 @pytest.mark.parametrize('flag', ['--results-dir', '--work-dir', '--data-root'])
