@@ -117,12 +117,13 @@ def ddp_settings(cfg) -> None:
 
 
 def distribute(cfg, launcher: str, world: int, batch_per_process: int | None = None) -> None:
-    """Make ``cfg`` (an NPE training config) run on ``world`` processes under ``launcher``.
+    """Split ``cfg``'s (an NPE training config's) batch over ``world`` processes under ``launcher``.
 
-    Splits the total batch (or keeps ``batch_per_process``), has DDP look for unused parameters
-    (the wrapper's unused classifier and frozen parts get no gradient: docs/method.md section 5 row 4), and on
-    a machine without CUDA uses gloo, BN instead of SyncBN and CPU DDP. Records the split in
-    ``cfg.npe['distributed']``.
+    Splits the total batch (or keeps ``batch_per_process``) and records the split in
+    ``cfg.npe['distributed']``. The DDP settings themselves (:func:`ddp_settings`: unused parameters
+    looked for, since the wrapper's unused classifier and frozen parts get no gradient, docs/method.md
+    section 5 row 4; gloo, BN and CPU DDP without CUDA) are applied by
+    :func:`npe.runtime.apply_runtime`, which calls this as its ``after_options``.
     """
     if world < 1:
         raise ConfigError(f'world size must be >= 1, got {world}')
@@ -138,8 +139,6 @@ def distribute(cfg, launcher: str, world: int, batch_per_process: int | None = N
                               'use a process count that divides it, or --batch-per-process B')
         per = total // world
     loader.batch_size = per
-    if launcher != 'none':
-        ddp_settings(cfg)
     cfg.npe['distributed'] = dict(launcher=launcher, world_size=int(world), batch_per_process=per,
                                   total_batch=total)
 

@@ -66,6 +66,8 @@ def apply_runtime(cfg: Config, *, launcher: str, folder: str | Path | None = Non
     own_runner_instances(cfg)
     cfg.launcher = launcher
     if launcher != 'none':
+        # The one place DDP is set up: training configs (after launch.distribute split the batch) and
+        # test configs both pass here; distribute() itself no longer applies it a second time.
         from npe.launch import ddp_settings
         ddp_settings(cfg)
     cfg.resume = False

@@ -73,6 +73,13 @@ def test_total_batch_is_split_over_the_processes():
     assert cfg.train_dataloader.batch_size == 4
     assert cfg.npe.distributed == dict(launcher='pytorch', world_size=4, batch_per_process=4,
                                        total_batch=16)
+    # the DDP settings have one home, apply_runtime (tests/cli/test_train_cli.py checks a built config)
+    assert 'model_wrapper_cfg' not in cfg
+
+
+def test_ddp_settings_under_a_launcher():
+    cfg = _cfg()
+    launch.ddp_settings(cfg)
     assert cfg.model_wrapper_cfg.find_unused_parameters is True
     if not launch._cuda():  # gloo cannot run SyncBN; CPU modules take no device list
         assert cfg.model.backbone.norm_cfg.type == 'BN' and cfg.model.decode_head[0].norm_cfg.type == 'BN'
