@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import signal
 import sys
 from typing import Callable, TypeVar
@@ -20,8 +21,32 @@ from typing import Callable, TypeVar
 F = TypeVar("F", bound=Callable[..., int | None])
 
 
+#: Marks an argument's name inside a message (:func:`arg`); never seen by a user.
+_ARG = re.compile("\x00([A-Za-z_][A-Za-z0-9_]*)\x00")
+
+
+def arg(name: str) -> str:
+    """An argument named in a :class:`UserError` message: a library caller reads ``name`` (the
+    function's own argument), a command's user the flag ``--name-with-dashes`` (:func:`cli_entry`),
+    so one message serves both without CLI wording in the library."""
+    return f"\x00{name}\x00"
+
+
 class UserError(Exception):
-    """Bad input or an unmet precondition: one line saying what, where, and how to fix it."""
+    """Bad input or an unmet precondition: one line saying what, where, and how to fix it.
+
+    A message may name arguments with :func:`arg`: ``str(exc)`` shows the argument names,
+    :attr:`command_message` the commands' flags.
+    """
+
+    def __init__(self, *args: object) -> None:
+        message = args[0] if args and isinstance(args[0], str) else None
+        #: the message as a command shows it: each :func:`arg` as its ``--flag``
+        self.command_message = None if message is None else \
+            _ARG.sub(lambda m: "--" + m.group(1).replace("_", "-"), message)
+        if message is not None:
+            args = (_ARG.sub(lambda m: m.group(1), message),) + args[1:]
+        super().__init__(*args)
 
 
 class ConfigError(UserError):
@@ -83,7 +108,7 @@ def cli_entry(func: F) -> F:
             with showing_messages():   # the library's messages (logging) on the console
                 return func(*args, **kwargs)
         except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {exc.command_message or exc}", file=sys.stderr)
             raise SystemExit(2) from None
         except KeyboardInterrupt as exc:
             what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"

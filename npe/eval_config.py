@@ -29,7 +29,7 @@ from pathlib import Path
 
 from npe.config import check_data, leaf_datasets
 from npe.constants import RUN_FILE
-from npe.errors import ConfigError, RunError
+from npe.errors import ConfigError, RunError, arg
 from npe.reference import is_reference_config, translate_config, wrap_plain_config
 from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
 from npe.work_dir import checkpoint_choice_note, latest_checkpoint
@@ -106,8 +106,8 @@ def _test_time_augmentation(cfg, config_path: Path) -> None:
     """The config's ``tta_pipeline`` as test pipeline and ``tta_model`` around the model; applied
     after ``cfg_options``, so ``tta_pipeline.*`` / ``tta_model.*`` overrides take effect."""
     if not cfg.get('tta_model') or not cfg.get('tta_pipeline'):
-        raise ConfigError(f'--tta: {config_path} has no tta_model/tta_pipeline; drop --tta or add '
-                          'them with --cfg-options')
+        raise ConfigError(f'{arg("tta")}: {config_path} has no tta_model/tta_pipeline; leave {arg("tta")} '
+                          f'off or add them with {arg("cfg_options")}')
     cfg.test_dataloader.dataset.pipeline = copy.deepcopy(cfg.tta_pipeline)
     tta_model = copy.deepcopy(cfg.tta_model)
     if str(tta_model.get('type', '')).split('.')[-1] == 'SegTTAModel':
@@ -144,7 +144,7 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
     check_launcher(launcher)
     work_dir = test_parent(work_dir, config, checkpoint)
     if not work_dir.is_dir():
-        raise RunError(f'work dir {work_dir} does not exist; give the --work-dir of a training run')
+        raise RunError(f'work dir {work_dir} does not exist; give the {arg("work_dir")} of a training run')
     config_path = Path(config) if config else find_run_config(work_dir)
     if not config_path.is_file():
         raise ConfigError(f'config {config_path} does not exist')
@@ -158,13 +158,13 @@ def prepare_test_config(work_dir: str | Path, checkpoint: str | Path | None = No
         choice_note = checkpoint_choice_note(work_dir, ckpt)
         if ckpt is None:
             raise RunError(f'no checkpoint in {work_dir} (no last_checkpoint, no iter_*.pth); train '
-                            'longer than one checkpoint interval or give --checkpoint')
+                           f'longer than one checkpoint interval or give {arg("checkpoint")}')
     from npe.checkpoint import unreadable_reason
     reason = unreadable_reason(ckpt)
     if reason:
         fix = ('give a readable one' if checkpoint is not None else
-               'npe-train --resume on the work dir sets it aside and trains again from the previous '
-               'checkpoint; or give --checkpoint')
+               f'training the work dir again with {arg("resume")} sets it aside and trains on from the '
+               f'previous checkpoint; or give {arg("checkpoint")}')
         raise RunError(f'checkpoint {ckpt} is unreadable ({reason}); {fix}')
     try:
         cfg = Config.fromfile(str(config_path), import_custom_modules=False)

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from npe.errors import ConfigError, RunError
+from npe.errors import ConfigError, RunError, arg
 
 __all__ = ['check_launcher_environment', 'world_size', 'rank', 'ddp_settings', 'distribute', 'init_distributed',
            'finish_distributed', 'loader_defaults', 'check_visible_gpus', 'apply_amp', 'torchrun_command',
@@ -42,6 +42,9 @@ HOW_TO_START = {
              '--launcher slurm (or npe-repro RECIPE --slurm)',
 }
 AMP_DTYPES = ('auto', 'float16', 'bfloat16')
+#: MMEngine's AmpOptimWrapper refuses to run without CUDA/NPU/MLU (no CPU autocast path).
+AMP_NEEDS_A_GPU = (f'{arg("amp")} needs a GPU (CUDA; MMEngine mixed precision does not run on CPU); '
+                   f'leave {arg("amp")} off')
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +53,7 @@ def check_launcher_environment(launcher: str, command: str = 'npe-train') -> Non
     (MMEngine would die on ``KeyError: 'RANK'`` / ``'SLURM_PROCID'``)."""
     missing = [k for k in LAUNCHER_ENV.get(launcher, ()) if k not in os.environ]
     if missing:
-        raise ConfigError(f'--launcher {launcher} was started outside its launcher (no '
+        raise ConfigError(f'{arg("launcher")} {launcher} was started outside its launcher (no '
                           f'{", ".join(missing)} in the environment); '
                           + HOW_TO_START[launcher].format(cmd=command))
 
@@ -130,13 +133,13 @@ def distribute(cfg, launcher: str, world: int, batch_per_process: int | None = N
     loader = cfg.train_dataloader
     if batch_per_process is not None:
         if batch_per_process < 1:
-            raise ConfigError(f'--batch-per-process must be >= 1, got {batch_per_process}')
+            raise ConfigError(f'{arg("batch_per_process")} must be >= 1, got {batch_per_process}')
         per, total = int(batch_per_process), int(batch_per_process) * world
     else:
         total = int(loader.batch_size)
         if total % world:
             raise ConfigError(f'the total batch {total} does not split evenly over {world} processes; '
-                              'use a process count that divides it, or --batch-per-process B')
+                              f'use a process count that divides it, or give {arg("batch_per_process")}')
         per = total // world
     loader.batch_size = per
     cfg.npe['distributed'] = dict(launcher=launcher, world_size=int(world), batch_per_process=per,
@@ -233,10 +236,9 @@ def apply_amp(cfg, dtype: str = 'auto') -> str:
     import torch
 
     if dtype not in AMP_DTYPES:
-        raise ConfigError(f'unknown --amp-dtype {dtype!r}; choose one of {", ".join(AMP_DTYPES)}')
+        raise ConfigError(f'unknown {arg("amp_dtype")} {dtype!r}; choose one of {", ".join(AMP_DTYPES)}')
     if not torch.cuda.is_available():
-        raise ConfigError('--amp needs a GPU (CUDA; MMEngine mixed precision does not run on CPU); '
-                          'drop --amp')
+        raise ConfigError(AMP_NEEDS_A_GPU)
     if dtype == 'auto':
         dtype = 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16'
     wrapper = cfg.optim_wrapper
@@ -320,7 +322,7 @@ def write_sbatch_scripts(folder: Path, *, recipe_name: str, tasks: int | Sequenc
 def _sbatch(args: Sequence[str]) -> str:
     sbatch = shutil.which('sbatch')
     if sbatch is None:
-        raise RunError('--slurm: no sbatch on PATH; run npe-repro --slurm on a Slurm login node '
+        raise RunError(f'{arg("slurm")}: no sbatch on PATH; submit from a Slurm login node '
                        '(Debian/Ubuntu: apt install slurm-client)')
     proc = subprocess.run([sbatch, '--parsable', *args], capture_output=True, text=True)
     if proc.returncode:

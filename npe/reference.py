@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from npe.errors import ConfigError, RunError
+from npe.errors import ConfigError, RunError, arg
 from npe.options import DEFAULTS
 
 #: Modules of the reference code its dumped configs import.
@@ -67,7 +67,7 @@ def translate_config(cfg, path: str | Path) -> str:
     if unknown:
         raise ConfigError(f'{path}: decode_head option(s) {", ".join(unknown)} of the reference config have no '
                           'counterpart in the kit\'s MultiHeadWrapper; remove them from a copy of the config '
-                          'and pass it with --config')
+                          f'and give that as {arg("config")}')
     if not isinstance(head.get('main_head'), dict):
         raise ConfigError(f'{path}: decode_head has no main_head (the original decode head); cannot '
                           'translate this reference config')
@@ -173,7 +173,7 @@ def load_weights(model, checkpoint: str | Path, loaded: Any = None) -> list[str]
         if extra:
             parts.append(f'{len(extra)} weight(s) the model does not have (e.g. {", ".join(extra[:3])})')
         raise RunError(f'checkpoint {checkpoint} does not fit the config\'s model: {"; ".join(parts)}; '
-                       'give the checkpoint of this run (--checkpoint) or its config (--config)')
+                       f'give this run\'s checkpoint ({arg("checkpoint")}) or its config ({arg("config")})')
     shapes = [k for k, v in state.items() if tuple(v.shape) != tuple(target.state_dict()[k].shape)]
     if shapes:
         k = shapes[0]

@@ -125,10 +125,8 @@ def build_train_config(base_config: str | Path, *,
     if launcher != 'none' and world_size is None:
         launch.check_launcher_environment(launcher)
         world_size = launch.world_size(launcher)
-    if amp and not _cuda_available():
-        # MMEngine's AmpOptimWrapper refuses to run without CUDA/NPU/MLU (no CPU autocast path).
-        raise ConfigError('--amp needs a GPU (CUDA; MMEngine mixed precision does not run on CPU); '
-                          'drop --amp')
+    if amp and not _cuda_available():   # refused before the config is loaded; apply_amp says the same
+        raise ConfigError(launch.AMP_NEEDS_A_GPU)
 
     cfg = load_base_config(str(base_config))
     if own_data is not None:

@@ -101,10 +101,27 @@ def test_one_process_records_world_size_one_and_keeps_syncbn():
 
 
 def test_uneven_split_is_a_clear_error():
-    with pytest.raises(ConfigError, match='does not split evenly over 3 processes.*--batch-per-process'):
+    with pytest.raises(ConfigError, match='does not split evenly over 3 processes.*batch_per_process'):
         launch.distribute(_cfg(), 'pytorch', 3)
-    with pytest.raises(ConfigError, match='--batch-per-process must be >= 1'):
+    with pytest.raises(ConfigError, match='batch_per_process must be >= 1') as exc:
         launch.distribute(_cfg(), 'pytorch', 2, batch_per_process=0)
+    # the library names its argument; a command shows its flag (npe.errors.cli_entry prints this)
+    assert str(exc.value) == 'batch_per_process must be >= 1, got 0'
+    assert exc.value.command_message == '--batch-per-process must be >= 1, got 0'
+
+
+def test_a_command_shows_the_flag_where_the_library_names_its_argument(capsys):
+    from npe.errors import cli_entry
+
+    @cli_entry
+    def main() -> int:
+        launch.distribute(_cfg(), 'pytorch', 2, batch_per_process=0)
+        return 0
+
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == 'error: --batch-per-process must be >= 1, got 0\n'
 
 
 def test_repro_bad_scale_out_input_is_one_line(tmp_path):
@@ -400,7 +417,7 @@ def test_amp_settings_on_a_cuda_machine(monkeypatch):
         assert launch.apply_amp(cfg, dtype) == wanted
         assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == wanted
         assert (cfg.optim_wrapper.get('loss_scale') == 'dynamic') is scaler and cfg.npe.amp == wanted
-    with pytest.raises(ConfigError, match='unknown --amp-dtype'):
+    with pytest.raises(ConfigError, match='unknown amp_dtype'):
         launch.apply_amp(cfg, 'int8')
 
 
