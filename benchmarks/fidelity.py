@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+import fidelity_machine as machine
+from fidelity_machine import LOSS_TERMS
+
 ROOT = Path(__file__).resolve().parents[1]
 AUTO_CANDIDATES = (0.5, 1, 1.5, 2, 3, 4)
 MAIN_ONLY_S = 1e6  # s so large that the adjustment vanishes: the main head alone
@@ -55,15 +58,29 @@ TRAIN_SPLIT = ['test_dataloader.dataset.data_prefix.img_path=images/training',
                'test_dataloader.dataset.indices=100']
 
 
-def _run(cmd: list[str], log: Path) -> None:
-    """Run one kit command, its output into ``log``; stop with the log's tail on failure."""
+#: Logging only (draws no random numbers): every iteration's own loss terms (window 1), as
+#: reference_losses.json has them, so that any training's curve can be compared with the reference's.
+EVERY_ITERATION = ['default_hooks.logger.interval=1', 'log_processor.window_size=1']
+
+
+def reference_options(seed: int) -> list[str]:
+    """The reference runs' ``--cfg-options`` (reference_results.json's ``command``): batch 8, the
+    seed, the backbone at the full learning rate."""
+    return ['train_dataloader.batch_size=8', f'randomness.seed={seed}',
+            'optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0']
+
+
+def _run(cmd: list[str], log: Path, cwd: Path = ROOT, extra_env: dict | None = None) -> None:
+    """Run one command (in ``cwd``, with ``extra_env``), its output into ``log``; stop with the log's
+    tail on failure."""
     # Idle OpenMP threads sleep instead of spinning: same arithmetic, much less time lost when
     # other processes share the cores.
     env = dict(os.environ)
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+    env.update(extra_env or {})
     start = time.time()
     with open(log, 'w') as fh:
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, env=env)
     TIMINGS[log.name.removesuffix('.log')] = round(time.time() - start, 1)
     if proc.returncode != 0:
         tail = log.read_text().splitlines()[-15:]
@@ -133,11 +150,7 @@ def train(config: Path, data: Path, work: Path, num_pem: int, seed: int, protoco
     if (work / f'iter_{MAX_ITERS}.pth').is_file():
         return work
     work.mkdir(parents=True, exist_ok=True)
-    options = ['train_dataloader.batch_size=8', f'randomness.seed={seed}',
-               'optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0',
-               # logging only (draws no random numbers): every iteration's own loss terms, as
-               # reference_losses.json has them, so that a training's curve can be compared too
-               'default_hooks.logger.interval=1', 'log_processor.window_size=1']
+    options = reference_options(seed) + EVERY_ITERATION
     if init_mode:
         options.append(f'model.decode_head.init_mode={init_mode}')
     _run([sys.executable, '-m', 'npe.cli.train', str(config), '--num-pem', str(num_pem), '--protocol',
@@ -146,8 +159,6 @@ def train(config: Path, data: Path, work: Path, num_pem: int, seed: int, protoco
     return work
 
 
-#: The loss terms of reference_losses.json's rows, after the iteration.
-LOSS_TERMS = ('loss', 'decode.loss_ce', 'decode.loss_one_way_logistic')
 
 
 def loss_curve(fixture: Path, data: Path, work: Path, num_pem: int, seed: int, iters: int,
@@ -160,9 +171,7 @@ def loss_curve(fixture: Path, data: Path, work: Path, num_pem: int, seed: int, i
     if not scalars:
         data = generate(fixture, data)
         work.mkdir(parents=True, exist_ok=True)
-        options = ['train_dataloader.batch_size=8', f'randomness.seed={seed}',
-                   'optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0',
-                   'default_hooks.logger.interval=1', 'log_processor.window_size=1',
+        options = reference_options(seed) + EVERY_ITERATION + [
                    f'train_cfg.max_iters={iters}', f'train_cfg.val_begin={iters + 1}',
                    'default_hooks.checkpoint.save_last=False']
         _run([sys.executable, '-m', 'npe.cli.train', str(fixture / 'unet_longtail_1600.py'), '--num-pem',
@@ -324,22 +333,28 @@ def render(seeds, kit: dict[int, dict], reference: dict) -> str:
 
 
 def curves(fixture: Path, out: Path, iters: int, seeds, protocol: str, npe_only: bool) -> str:
-    """Kit vs reference loss curves per seed and number of PEMs, as a table."""
-    runs = json.loads((fixture / 'reference_losses.json').read_text())['runs']
-    seeds = seeds or sorted({int(k.split('seed=')[1]) for k in runs})
-    lines = [f'## Loss curves vs reference_losses.json: protocol {protocol}, iterations 1-{iters}, '
-             f'{os.cpu_count()} CPUs\n',
-             '| seed | PEMs | first departure: total / CE / PEM | max relative difference (total) |',
-             '|---|---|---|---|']
-    for seed in seeds:
-        for num_pem in ((1,) if npe_only else (0, 1)):
-            ref = runs[f'num_pem={num_pem},seed={seed}'][:iters]
-            kit = loss_curve(fixture, out / 'data', out / f'curves_{protocol}_{iters}' /
-                             f'm{num_pem}_seed{seed}', num_pem, seed, iters, protocol)
-            cmp = compare_curves(kit, ref)
+    """Kit vs reference loss curves per seed and number of PEMs, one table per machine the
+    reference code was recorded on (the fixture's, then ``machines/*.json``)."""
+    yards = machine.yardsticks(fixture)
+    seeds = seeds or sorted({int(k.split('seed=')[1]) for k in yards[machine.FIXTURE_MACHINE]['runs']})
+    kit = {f'num_pem={m},seed={s}': loss_curve(fixture, out / 'data', out / f'curves_{protocol}_{iters}' /
+                                               f'm{m}_seed{s}', m, s, iters, protocol)
+           for s in seeds for m in ((1,) if npe_only else (0, 1))}
+    match = machine.matching_yardstick(yards, kit)
+    lines = [f'## Loss curves vs the reference code: protocol {protocol}, iterations 1-{iters}, '
+             f'{os.cpu_count()} CPUs; this CPU rounds as: {match or "no recorded machine"}']
+    for name, yard in yards.items():
+        lines += ['', f'### reference recorded on `{name}`\n',
+                  '| seed | PEMs | first departure: total / CE / PEM | max relative difference (total) |',
+                  '|---|---|---|---|']
+        for key, curve in kit.items():
+            if key not in yard['runs']:
+                continue
+            cmp = compare_curves(curve, yard['runs'][key][:iters])
             first = ' / '.join('never' if cmp['first_departure'].get(t, 0) is None else
                                str(cmp['first_departure'].get(t, '-')) for t in LOSS_TERMS)
-            lines.append(f'| {seed} | {num_pem} | {first} | {cmp["max_rel_diff_total"]:.4f} |')
+            m, s = key.removeprefix('num_pem=').split(',seed=')
+            lines.append(f'| {s} | {m} | {first} | {cmp["max_rel_diff_total"]:.4f} |')
     return '\n'.join(lines)
 
 
@@ -358,6 +373,32 @@ def compare_inits(files: list[Path]) -> str:
             cells.append(f'{np.mean(values):{fmt}} ± {sd:{fmt}}' if values else '')
         lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def same_machine_report(fixture: Path, out: Path, seeds, kit: dict[int, dict], baseline: bool) -> dict | None:
+    """The kit's trainings (their curves, logged every iteration, and weights) and rows against the
+    reference code recorded on a machine that rounds as this one (:mod:`fidelity_machine`)."""
+    curves, weights = {}, {}
+    for seed in seeds:
+        for num_pem in ((0, 1) if baseline else (1,)):
+            work = out / f'm{num_pem}_seed{seed}'
+            curves[f'num_pem={num_pem},seed={seed}'] = machine.training_curve(work)
+            weights[f'num_pem={num_pem},seed={seed}'] = machine.weights_digest(work / f'iter_{MAX_ITERS}.pth')
+    return machine.same_machine(machine.yardsticks(fixture), curves, weights,
+                                {s: {r: v for r, v in kit[s].items() if r in REFERENCE_ROWS} for s in seeds})
+
+
+def same_machine_failures(report: dict | None) -> list[str]:
+    """Where a same-machine comparison is not exact: a curve that departs, other weights, a row that
+    differs (none without a matching machine: there only the bounds hold)."""
+    if report is None:
+        return []
+    bad = [f'{key} departs at iteration {r["first_departure"]}' for key, r in report['runs'].items()
+           if r['first_departure'] is not None]
+    bad += [f'{key} weights differ' for key, r in report['runs'].items() if r['same_weights'] is False]
+    bad += [f'seed {seed} {row} {diff:+.2f} on the same machine' for seed, rows in report['rows'].items()
+            for row, diff in rows.items() if diff != 0]
+    return bad
 
 
 def main(argv=None) -> int:
@@ -407,15 +448,18 @@ def main(argv=None) -> int:
           f'seeds {" ".join(map(str, seeds))}; mIoU %, {os.cpu_count()} CPUs\n')
     print(render(seeds, kit, reference['seeds']))
     checks = check(seeds, kit, reference['seeds'])
+    same = same_machine_report(args.fixture, out, seeds, kit, baseline=not args.npe_only)
+    print('\n' + machine.render(same))
     if args.json:
         args.json.write_text(json.dumps({'protocol': args.protocol, 'init_mode': args.init_mode,
                                          'kit': {str(s): kit[s] for s in seeds},
                                          'reference': {str(s): reference['seeds'].get(str(s))
                                                        for s in seeds},
-                                         'checks': checks, 'seconds': TIMINGS}, indent=1) + '\n')
-    bad = [c for c in checks if not c['within']]
+                                         'checks': checks, 'same_machine': same,
+                                         'seconds': TIMINGS}, indent=1) + '\n')
+    bad = [describe(c) for c in checks if not c['within']] + same_machine_failures(same)
     if args.check and bad:
-        print('fidelity: out of bound or not run: ' + ', '.join(map(describe, bad)), file=sys.stderr)
+        print('fidelity: out of bound or not run: ' + ', '.join(bad), file=sys.stderr)
         return 1
     return 0
 
