@@ -4,7 +4,11 @@ The driver keeps, for the recipe's first seed, the predicted label maps of a han
 images (chosen by :func:`pick_images`: the most distinct classes of the rarest third present, then the
 most pixels of them) for the baseline and for NPE-LA at the chosen s, and writes them beside the result
 files with copies of the image and its ground truth, so the figure is rebuilt from the results folder
-alone (:func:`npe.plots.plot_examples`):
+alone (:func:`npe.plots.plot_examples`).
+
+The images and labels are those the evaluation reads: :func:`validation_images` lists the run config's
+test dataset through MMSeg's own dataset class (its folders, suffixes, ``reduce_zero_label`` and
+``label_map``), so a built-in set and a dataset of one's own (:mod:`npe.own_data`) take the same path:
 
     <results>/<recipe>/examples/index.json                  {"images": [...], "rows": {...}}
     <results>/<recipe>/examples/image/<name>.png, gt/<name>.png, <row folder>/<name>.png   (class indices)
@@ -17,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -42,32 +47,67 @@ def folder_name(label: str) -> str:
 
 
 def _key(path: Path) -> str:
+    """An image's name: its file name up to the first dot (what the evaluation keeps maps under)."""
     return path.name.split('.')[0]
 
 
-def pick_images(spec, data_root: Path, share: Sequence[float], n: int = NUM_IMAGES) -> list[str]:
-    """Names of up to ``n`` validation images where the rarest third of the classes shows most."""
-    from PIL import Image
+@dataclass(frozen=True)
+class ValidationImages:
+    """The validation images the figure can show, as MMSeg's dataset class lists them for a config."""
 
-    folder = spec.path(data_root)
-    ann_dir = folder / 'annotations' / spec.val_split
-    if not ann_dir.is_dir():
-        return []
+    #: ``{name: MMSeg data info}`` (``img_path``, ``seg_map_path``, ``reduce_zero_label``,
+    #: ``label_map``), the first :data:`MAX_SCANNED` in the dataset's order.
+    samples: dict[str, dict]
+    #: The dataset's class names (the figure's legend).
+    classes: tuple[str, ...]
+
+    def label(self, name: str) -> np.ndarray:
+        """The ground truth of ``name`` as training and evaluation see it: MMSeg's ``LoadAnnotations``
+        (``reduce_zero_label``: 0 -> 255, k -> k-1; then ``label_map``)."""
+        from mmseg.datasets.transforms import LoadAnnotations
+
+        info = self.samples[name]
+        results = dict(seg_map_path=info['seg_map_path'], reduce_zero_label=bool(info.get('reduce_zero_label')),
+                       label_map=info.get('label_map'), seg_fields=[])
+        return LoadAnnotations()(results)['gt_seg_map'].astype(np.int64)
+
+    def image(self, name: str) -> np.ndarray:
+        """The RGB image of ``name``."""
+        from PIL import Image
+
+        with Image.open(self.samples[name]['img_path']) as im:
+            return np.asarray(im.convert('RGB'))
+
+
+def validation_images(cfg) -> ValidationImages:
+    """The images of ``cfg``'s test dataset (the one the evaluation reads; MMSeg's configs test on the
+    validation split), listed by MMSeg's dataset class; :class:`npe.errors.DataError` if unreadable."""
+    from npe.config import leaf_datasets
+    from npe.own_data import build_dataset
+
+    loader = 'test_dataloader' if cfg.get('test_dataloader') else 'val_dataloader'
+    samples: dict[str, dict] = {}
+    classes: tuple[str, ...] = ()
+    for _, leaf in leaf_datasets((cfg.get(loader) or {}).get('dataset'), f'{loader}.dataset'):
+        dataset = build_dataset(leaf)
+        classes = classes or tuple(dataset.metainfo.get('classes') or ())
+        for i in range(min(len(dataset), MAX_SCANNED - len(samples))):
+            info = dataset.get_data_info(i)
+            samples.setdefault(_key(Path(info['img_path'])), info)
+    return ValidationImages(samples, classes)
+
+
+def pick_images(images: ValidationImages, share: Sequence[float], n: int = NUM_IMAGES) -> list[str]:
+    """Names of up to ``n`` validation images where the rarest third of the classes shows most."""
     share = np.asarray(share, dtype=float)
     rare = np.argsort(share, kind='stable')[:max(1, len(share) // 3)]
     scored = []
-    for ann in sorted(ann_dir.iterdir())[:MAX_SCANNED]:
-        label = np.asarray(Image.open(ann)).astype(np.int64)
-        if spec.reduce_zero_label:
-            label = np.where(label == 0, 255, label - 1)
-        counts = np.bincount(label[label != 255].ravel(), minlength=len(share))[:len(share)]
+    for name in sorted(images.samples):
+        label = images.label(name)
+        counts = np.bincount(label[(label >= 0) & (label < len(share))].ravel(), minlength=len(share))
         present = counts[rare]
-        scored.append((-(present > 0).sum(), -int(present.sum()), _key(ann)))
+        scored.append((-(present > 0).sum(), -int(present.sum()), name))
     return [name for a, b, name in sorted(scored)[:n] if a < 0]
-
-
-def _find(folder: Path, name: str) -> Path | None:
-    return next((p for p in sorted(folder.iterdir()) if _key(p) == name), None) if folder.is_dir() else None
 
 
 def _png(path: Path, array) -> None:
@@ -79,7 +119,7 @@ def _png(path: Path, array) -> None:
     write_bytes_atomic(path, buffer.getvalue())
 
 
-def save(results_dir: Path, recipe, spec, data_root: Path, names: Sequence[str],
+def save(results_dir: Path, recipe, images: ValidationImages, names: Sequence[str],
          rows: dict[str, dict]) -> Path | None:
     """Write the examples of ``rows`` (``{row label: {name: uint8 map}}``) and the images' copies;
     rows saved earlier for the same images (another training job) stay in the index.
@@ -90,24 +130,13 @@ def save(results_dir: Path, recipe, spec, data_root: Path, names: Sequence[str],
     """
     if not names or not rows:
         return None
-    from PIL import Image
-
     out = Path(results_dir) / recipe.name / FOLDER
     out.mkdir(parents=True, exist_ok=True)
-    folder = spec.path(data_root)
     with folder_lock(out):
-        for sub, split_dir in (('image', 'images'), ('gt', 'annotations')):
-            for name in names:
-                src = _find(folder / split_dir / spec.val_split, name)
-                if src is None:
-                    continue
-                if sub == 'gt':
-                    label = np.asarray(Image.open(src)).astype(np.int64)
-                    if spec.reduce_zero_label:
-                        label = np.where(label == 0, 255, label - 1)
-                    _png(out / sub / f'{name}.png', label)
-                else:
-                    _png(out / sub / f'{name}.png', np.asarray(Image.open(src).convert('RGB')))
+        for name in names:
+            if name in images.samples:
+                _png(out / 'image' / f'{name}.png', images.image(name))
+                _png(out / 'gt' / f'{name}.png', images.label(name))
         for label, maps in rows.items():
             target = out / folder_name(label)
             for stale in (set(target.iterdir()) if target.is_dir() else set()) - {
@@ -118,7 +147,7 @@ def save(results_dir: Path, recipe, spec, data_root: Path, names: Sequence[str],
         before = load(results_dir, recipe.name) or {}
         kept = before.get('rows', {}) if before.get('images') == list(names) else {}
         index = dict(images=list(names), rows={**kept, **{label: folder_name(label) for label in rows}},
-                     classes=list(spec.class_names))
+                     classes=list(images.classes))
         return write_json_atomic(out / 'index.json', index, indent=1)
 
 

@@ -8,12 +8,19 @@ stdout and WARNING or worse on stderr, the message alone, as the commands have a
 
 MMEngine's own log (its ``MMLogger``, which neither propagates to ``npe`` nor to the root logger) keeps
 its own handlers; :class:`RunnerLog` adds a run's log file to them and can take its console away.
+
+A training launched in torchrun processes (``npe-repro --gpus N``) has its output in the run's log;
+its progress records are handed to the driver instead: rank 0 writes them to a file
+(:func:`recording_for_relay`) and the driver logs them again as they come (:func:`relaying`), so its
+console shows the same progress as a training in its own process.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -169,3 +176,101 @@ class RunnerLog:
             self.logger.removeHandler(self._file)
             self._file.close()
         self._removed, self._file = [], None
+
+
+# ----------------------------------------------------------------------------- relay between processes
+#: The loggers a launched training hands to the driver: the progress lines and the resume line
+#: (:class:`npe.hooks.NPEProgressHook`).
+RELAYED = ('npe.progress', 'npe.hooks')
+#: Extras of a record that travel with it (the live line reads ``npe_progress``; ``tag``: a note).
+_EXTRAS = ('npe_progress', 'tag')
+
+
+class _RecordFile(logging.Handler):
+    """Each record as one JSON line (logger, level, message, extras), flushed at once: another
+    process follows the file while this one runs."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.DEBUG)
+        self.stream = open(path, 'a', encoding='utf-8')
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = dict(name=record.name, levelno=record.levelno, msg=record.getMessage(),
+                        **{k: getattr(record, k) for k in _EXTRAS if getattr(record, k, None) is not None})
+            self.stream.write(json.dumps(data, default=str) + '\n')
+            self.stream.flush()
+        except Exception:  # logging's contract: a broken stream is reported, never raised
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def recording_for_relay(path: Path | None, loggers: tuple[str, ...] = RELAYED) -> Iterator[None]:
+    """In a launched process (rank 0): inside the block the records of ``loggers``, live (DEBUG)
+    progress included, go to ``path`` for the driver's :func:`relaying`, not to this process's own
+    output (the driver shows them). ``path`` None: nothing changes."""
+    if path is None:
+        yield
+        return
+    handler = _RecordFile(Path(path))
+    saved = []
+    for name in loggers:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)   # the driver's handlers decide what is shown, as in-process
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, level, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+        handler.close()
+
+
+@contextlib.contextmanager
+def relaying(path: Path, every: float = 0.2) -> Iterator[None]:
+    """Inside the block, the records another process writes to ``path`` (:func:`recording_for_relay`)
+    are logged here again, on their own loggers at their own levels, as they come (a thread reads
+    the file every ``every`` seconds; the rest is read when the block ends). A stale file is removed
+    first."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    stop = threading.Event()
+    state = dict(offset=0, partial=b'')
+
+    def drain() -> None:
+        try:
+            with open(path, 'rb') as stream:
+                stream.seek(state['offset'])
+                chunk = stream.read()
+        except FileNotFoundError:   # the process has not written yet
+            return
+        state['offset'] += len(chunk)
+        *lines, state['partial'] = (state['partial'] + chunk).split(b'\n')   # a half-written line waits
+        for line in lines:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            extra = {k: data[k] for k in _EXTRAS if k in data}
+            logging.getLogger(data['name']).log(data['levelno'], '%s', data['msg'], extra=extra)
+
+    def follow() -> None:
+        while not stop.wait(every):
+            drain()
+
+    thread = threading.Thread(target=follow, name='npe-relay', daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        drain()

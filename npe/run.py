@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from npe import datasets, examples, launch, paths, provenance
+from npe import examples, launch, paths, provenance
 from npe.driver_options import DriverOptions
 from npe.errors import NO_SPACE, RecipeError, UserError
 from npe.files import clean_stale_temps
@@ -137,9 +137,10 @@ def run_recipe(recipe: Recipe | str | os.PathLike, options: DriverOptions | None
     failures = 0
     # A job another driver is training is put off, then waited for at the end (each job's lock).
     waiting: list[tuple[int, TrainJob]] = []
+    # examples figure: the validation images the evaluation reads (MMSeg's dataset class, either kind of set)
+    shown = examples.validation_images(first_cfg) if first_cfg is not None else examples.ValidationImages({}, ())
     ctx = _Context(recipe, opts, root, results, checkpoint, share, log_prior, provenance.environment(),
-                   # examples figure: built-in datasets only (it reads their prepared layout)
-                   [] if recipe.own_data is not None else examples.pick_images(datasets.get(recipe.dataset), root, share))
+                   shown, examples.pick_images(shown, share))
     for i, job in enumerate(jobs, 1):
         failures += _locked_job(ctx, job, f'[{i}/{len(jobs)}]', waiting=waiting, index=i)
     for i, job in waiting:
@@ -176,6 +177,7 @@ class _Context:
     share: list[float]
     log_prior: list[float]
     env: dict
+    validation: examples.ValidationImages
     example_images: list[str]
 
 
@@ -241,8 +243,7 @@ def _run_job(ctx: _Context, job: TrainJob, tag: str, names: str, todo: set) -> i
         return 1
     loss = training_losses(job.work_dir)
     if keep:  # before the result files: a job whose files exist is skipped, so a full disk here is redone
-        examples.save(results, recipe, datasets.get(recipe.dataset), ctx.root, keep,
-                      examples.example_rows(recipe, items))
+        examples.save(results, recipe, ctx.validation, keep, examples.example_rows(recipe, items))
     for item in items:
         path = write_result(results, recipe, train_key=job.train_key, protocol=job.protocol,
                             seed=job.seed, item=item, record=record, share=ctx.share, loss=loss, env=env)

@@ -30,7 +30,7 @@ from npe.config import apply_npe, check_data, check_seed, load_base_config, regi
 from npe.constants import LAUNCHERS, RUN_FILE
 from npe.errors import ConfigError, RunError
 from npe.files import check_output_dir, write_json_atomic
-from npe.logs import NOTE, RunnerLog, held_messages, showing_messages
+from npe.logs import NOTE, RunnerLog, held_messages, recording_for_relay, relaying, showing_messages
 from npe.options import DEFAULTS, TRAINING_OPTIONS
 from npe.own_data import apply_own_data
 from npe.runtime import apply_runtime, check_launcher, resolve_dataset_folder
@@ -292,17 +292,25 @@ def train_launched(cfg, nproc: int, log=None) -> TrainInfo:
     cfg.dump(str(config))
     info = folder / 'train_info.json'
     info.unlink(missing_ok=True)
-    launch.run_torchrun(nproc, 'npe.training', [config, info], log=log)
+    if log is None:   # the processes' output is on the console: their progress lines with it
+        launch.run_torchrun(nproc, 'npe.training', [config, info])
+    else:   # their output goes to ``log``: rank 0's progress comes back here, shown as in-process
+        progress = folder / 'progress.jsonl'
+        with relaying(progress):
+            launch.run_torchrun(nproc, 'npe.training', [config, info, progress], log=log)
     return json.loads(info.read_text())
 
 
-def _launched_main(config: str, info_file: str) -> None:
-    """One torchrun process of :func:`train_launched`."""
+def _launched_main(config: str, info_file: str, progress: str | None = None) -> None:
+    """One torchrun process of :func:`train_launched`; ``progress``: where rank 0 writes its
+    progress records for the driver (:func:`npe.logs.relaying`)."""
     from mmengine.config import Config
     from mmengine.dist import is_main_process
 
     register()
-    with showing_messages():   # a process of its own: its warnings on its stderr, as npe-train shows them
+    relay = Path(progress) if progress and launch.rank() == 0 else None
+    # a process of its own: its warnings on its stderr, as npe-train shows them
+    with showing_messages(), recording_for_relay(relay):
         info = run_training(Config.fromfile(config))
     if is_main_process():
         write_json_atomic(Path(info_file), info)
@@ -387,4 +395,4 @@ _TRAIN_OPTIONS = ('keep_schedule', 'deterministic', 'resume', 'amp', 'amp_dtype'
 
 
 if __name__ == '__main__':  # a torchrun process of train_launched()
-    _launched_main(*sys.argv[1:3])
+    _launched_main(*sys.argv[1:4])

@@ -14,14 +14,11 @@ from npe import examples
 NAMES = ['a', 'b', 'c']
 
 
-class _Spec:
-    """The parts of a dataset spec examples.save reads: images and annotations of the validation split."""
-    val_split = 'val'
-    reduce_zero_label = False
-    class_names = ('bg', 'rare')
-
-    def path(self, data_root):
-        return Path(data_root)
+def _images(root: Path) -> examples.ValidationImages:
+    """The validation images of the dataset :func:`_dataset` writes, as examples.save reads them."""
+    return examples.ValidationImages(
+        {n: dict(img_path=str(root / 'images' / 'val' / f'{n}.png'), reduce_zero_label=False, label_map=None,
+                 seg_map_path=str(root / 'annotations' / 'val' / f'{n}.png')) for n in NAMES}, ('bg', 'rare'))
 
 
 def _dataset(root: Path) -> None:
@@ -38,7 +35,7 @@ def _dataset(root: Path) -> None:
 def _save(barrier, results: str, data: str, label: str) -> None:
     rows = {label: {n: np.full((64, 64), i % 2, np.uint8) for i, n in enumerate(NAMES)}}
     barrier.wait()
-    examples.save(Path(results), SimpleNamespace(name='r'), _Spec(), Path(data), NAMES, rows)
+    examples.save(Path(results), SimpleNamespace(name='r'), _images(Path(data)), NAMES, rows)
 
 
 def test_rows_saved_at_the_same_time_by_two_processes_are_all_kept(tmp_path):

@@ -193,8 +193,9 @@ variants:
 @pytest.mark.integration
 def test_repro_gpus_trains_under_torchrun_and_evaluates_every_s(tmp_path):
     """``npe-repro --gpus N``: torchrun, MMEngine's pytorch launcher (N = 2 gloo processes on CPU, one
-    NCCL process per GPU on a CUDA machine); result files at s = 1, 2 and auto record the world size,
-    the images per process and the device the training really used."""
+    NCCL process per GPU on a CUDA machine); the training's progress lines on the driver's console;
+    result files at s = 1, 2 and auto record the world size, the images per process and the device
+    the training really used."""
     recipe = tmp_path / 'smoke_ddp.yaml'
     recipe.write_text(DDP_RECIPE)
     proc = subprocess.run([str(BIN / 'npe-repro'), str(recipe), '--gpus', str(NPROC)], env=clean_env(tmp_path),
@@ -203,6 +204,10 @@ def test_repro_gpus_trains_under_torchrun_and_evaluates_every_s(tmp_path):
     assert proc.returncode == 0, proc.stderr + (log.read_text()[-3000:] if log.is_file() else '')
     text = log.read_text()
     assert 'Distributed training: True' in text and 'Distributed launcher: pytorch' in text
+    # the training's progress on the driver's console, as without --gpus: rank 0's lines, each once
+    progress = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith('iteration ')]
+    assert progress and progress[-1].startswith('iteration 8/8 (100%)'), proc.stdout[-3000:]
+    assert len(progress) == len(set(progress)) and 'iteration 8/8' not in text
     files = sorted((tmp_path / 'results' / 'smoke_ddp').glob('*.json'))
     assert [f.name for f in files] == ['npe1__seed0__s1.json', 'npe1__seed0__s2.json',
                                        'npe1__seed0__sauto.json']

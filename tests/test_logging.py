@@ -66,3 +66,41 @@ def test_train_and_evaluate_print_nothing_and_log_their_messages(tmp_path, capsy
     notes = [r.getMessage() for r in caplog.records if r.name == 'npe.evaluation']
     assert notes == rows[0]['notes'] and any('iter_2.pth' in n for n in notes), notes
     assert 'System environment' in Path(rows[0]['log_file']).read_text()   # MMEngine's: in npe-test.log
+
+
+_CHILD = '''
+import logging, sys, time
+from npe.logs import recording_for_relay
+progress = logging.getLogger('npe.progress')
+with recording_for_relay(sys.argv[1]):
+    progress.debug('  live %d', 1, extra=dict(npe_progress=dict(iteration=1, total=2, final=False)))
+    progress.info('  iteration %d/2 (50%%)', 1, extra=dict(npe_progress=dict(iteration=1, total=2, final=False)))
+    time.sleep(float(sys.argv[2]))
+    logging.getLogger('npe.hooks').info('resuming from iteration 1 of 2')
+    logging.getLogger('npe.other').info('not relayed')
+'''
+
+
+def test_a_launched_process_progress_is_relayed_as_it_comes(tmp_path, caplog):
+    """``npe-repro --gpus``: rank 0's progress records (live DEBUG ones too, with their
+    ``npe_progress``) are logged again in the driver while the process still runs."""
+    import subprocess
+    import sys
+    import time
+
+    from npe.logs import relaying
+
+    caplog.set_level(logging.DEBUG)
+    path = tmp_path / 'progress.jsonl'
+    path.write_text('{"stale": true}\n')   # a killed run's file is not read
+    with relaying(path, every=0.05):
+        child = subprocess.Popen([sys.executable, '-c', _CHILD, str(path), '3'])
+        deadline = time.monotonic() + 60
+        while len(caplog.records) < 2 and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        assert child.poll() is None   # shown while the process runs, not after it
+        assert child.wait(60) == 0
+    got = [(r.name, r.levelno, r.getMessage(), getattr(r, 'npe_progress', None)) for r in caplog.records]
+    assert got == [('npe.progress', logging.DEBUG, '  live 1', dict(iteration=1, total=2, final=False)),
+                   ('npe.progress', logging.INFO, '  iteration 1/2 (50%)', dict(iteration=1, total=2, final=False)),
+                   ('npe.hooks', logging.INFO, 'resuming from iteration 1 of 2', None)]

@@ -17,7 +17,7 @@ from own_dataset import CLASSES, write_own_dataset
 from PIL import Image
 
 from npe.errors import DataError, RecipeError
-from npe.recipes import load_recipe
+from npe.recipes import load_recipe, scale_label
 
 BIN = Path(sys.executable).parent
 
@@ -165,6 +165,21 @@ def test_unreadable_data_is_one_line(own):
         class_pixel_counts(cfg)
 
 
+def test_examples_read_the_own_validation_split_through_mmseg(own):
+    """The examples figure's images: the own set's validation split in its own layout (suffixes,
+    class names), read through MMSeg's dataset class; the images picked show the rare class."""
+    from npe import examples
+
+    _, cfg = _train_config(own)
+    images = examples.validation_images(cfg)
+    assert sorted(images.samples) == [f'val{i:03d}_rgb' for i in range(4)] and images.classes == CLASSES
+    mask = np.asarray(Image.open(own / 'data' / 'masks' / 'val' / 'val001_mask.png'))
+    assert images.label('val001_rgb').tolist() == mask.tolist()
+    assert images.image('val001_rgb').shape == mask.shape + (3,)
+    picked = examples.pick_images(images, [0.5, 0.45, 0.05], n=2)
+    assert len(picked) == 2 and all((images.label(n) == 2).any() for n in picked)
+
+
 # --------------------------------------------------------------------------- end to end
 def repro(own: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / 'npe-repro'), str(own / 'own.yaml'), '--results-dir', str(own / 'results'),
@@ -192,8 +207,17 @@ def test_own_dataset_recipe_end_to_end(own):
     assert np.allclose(auto['class_pixel_share'], np.array(entry['counts']) / sum(entry['counts']))
     tables = own / 'results' / 'tables'
     assert '| counted_la' in (tables / 'own.md').read_text()
-    assert sorted(p.name for p in tables.glob('own_*.png')) == ['own_loss.png', 'own_per_class_iou.png',
-                                                                 'own_prior.png']
+    assert sorted(p.name for p in tables.glob('own_*.png')) == ['own_examples.png', 'own_loss.png',
+                                                                 'own_per_class_iou.png', 'own_prior.png']
+    index = json.loads((folder / 'examples' / 'index.json').read_text())   # the qualitative figure's data
+    assert index['classes'] == list(CLASSES) and index['images'], index
+    assert set(index['images']) <= {f'val{i:03d}_rgb' for i in range(4)}
+    assert sorted(index['rows'], key=len) == ['baseline', f"npe1, s={scale_label(auto['scale_factor_value'])} (auto)"], index
+    for name in index['images']:   # the ground truth copied from the own layout (masks/val/<name>_mask.png)
+        mask = np.asarray(Image.open(own / 'data' / 'masks' / 'val' / f'{name[:-4]}_mask.png'))
+        assert np.asarray(Image.open(folder / 'examples' / 'gt' / f'{name}.png')).tolist() == mask.tolist()
+        for sub in index['rows'].values():
+            assert (folder / 'examples' / sub / f'{name}.png').is_file()
     shutil.copytree(own / 'results', own / 'copy')
     same = repro(own, '--compare', str(own / 'copy'))
     assert same.returncode == 0, same.stdout[-3000:] + same.stderr[-3000:]
