@@ -159,16 +159,14 @@ def train(config: Path, data: Path, work: Path, num_pem: int, seed: int, protoco
     return work
 
 
-
-
 def loss_curve(fixture: Path, data: Path, work: Path, num_pem: int, seed: int, iters: int,
                protocol: str = 'upstream') -> list[list]:
     """The loss terms of every iteration 1..``iters`` of a real `npe-train` run with the reference's
     command line, logged as ``reference_losses.json`` was (every iteration, window 1), as rows
     ``[iter, loss, ce, pem]`` (pem None without a PEM). The schedule stays the 1,600-iteration one
     (PolyLR's end is fixed); training stops after ``iters`` with no validation and no checkpoint."""
-    scalars = sorted(work.glob('*/vis_data/scalars.json'))
-    if not scalars:
+    curve = machine.training_curve(work)
+    if not curve:
         data = generate(fixture, data)
         work.mkdir(parents=True, exist_ok=True)
         options = reference_options(seed) + EVERY_ITERATION + [
@@ -177,9 +175,8 @@ def loss_curve(fixture: Path, data: Path, work: Path, num_pem: int, seed: int, i
         _run([sys.executable, '-m', 'npe.cli.train', str(fixture / 'unet_longtail_1600.py'), '--num-pem',
               str(num_pem), '--protocol', protocol, '--work-dir', str(work), '--data-root', str(data),
               '--cfg-options', *options], work.parent / f'{work.name}.train.log')
-        scalars = sorted(work.glob('*/vis_data/scalars.json'))
-    records = [json.loads(line) for line in scalars[-1].read_text().splitlines() if line.strip()]
-    return [[r['iter']] + [r.get(term) for term in LOSS_TERMS] for r in records if 'loss' in r]
+        curve = machine.training_curve(work)
+    return curve
 
 
 def compare_curves(kit: list[list], ref: list[list]) -> dict:

@@ -60,21 +60,18 @@ def first_departure(kit: list[list], ref: list[list]) -> int | None:
     return None
 
 
-#: The reference's wrapper keeps the classifier every MMSeg decode head builds for itself, which its
-#: forward never uses (no gradient, never changes); the kit's wrapper drops it (DDP would find a
-#: parameter without a gradient). It is not part of the model that predicts, so no digest covers it.
-UNUSED_CLASSIFIER = ('decode_head.conv_seg.weight', 'decode_head.conv_seg.bias')
-
-
 def weights_digest(checkpoint: Path) -> str:
     """sha256 over a checkpoint's trained weights: every state-dict tensor by name, dtype, shape and
-    bytes, in name order (the reference wrapper's unused classifier left out). Equal digests: the
-    same model, bit for bit."""
-    import torch
+    bytes, in name order. Equal digests: the same model, bit for bit. The reference wrapper's
+    inherited classifier (``npe.reference.UNUSED_PREFIX``) is left out: its forward never uses it
+    (no gradient, never changes) and the kit's wrapper drops it, so it is not part of the model that
+    predicts."""
+    from npe.checkpoint import load_checkpoint
+    from npe.reference import UNUSED_PREFIX
 
-    state = torch.load(checkpoint, map_location='cpu', weights_only=False)['state_dict']
+    state = load_checkpoint(checkpoint)['state_dict']
     h = hashlib.sha256()
-    for name in sorted(set(state) - set(UNUSED_CLASSIFIER)):
+    for name in sorted(k for k in state if not k.startswith(UNUSED_PREFIX)):
         t = state[name].detach().cpu().contiguous()
         h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
         h.update(t.numpy().tobytes())

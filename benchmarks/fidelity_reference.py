@@ -41,7 +41,9 @@ ROWS = {0: {'baseline_main': 1.0}, 1: {'npe_s1': 1.0, 'npe_s2': 2.0, 'npe_main_o
 
 def _reference_commit(code: Path) -> str | None:
     proc = subprocess.run(['git', '-C', str(code), 'rev-parse', 'HEAD'], capture_output=True, text=True)
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
+    if proc.returncode != 0:   # not a git checkout (e.g. an unpacked archive): the commit is unknown
+        return None
+    return proc.stdout.strip() or None
 
 
 def _data_roots(data: Path) -> list[str]:
@@ -100,7 +102,7 @@ def record(code: Path, work: Path, seeds: list[int], iters: int) -> dict:
            'stack': {'python': sys.version.split()[0], 'torch': torch.__version__, 'mmcv': mmcv.__version__,
                      'mmengine': mmengine.__version__, 'mmsegmentation': mmseg.__version__,
                      'threads': torch.get_num_threads()},
-           'columns': ['iter', *fidelity.LOSS_TERMS], 'runs': {}, 'results': {}, 'weights': {}}
+           'columns': ['iter', *machine.LOSS_TERMS], 'runs': {}, 'results': {}, 'weights': {}}
     for seed in seeds:
         rows: dict[str, float] = {}
         for num_pem in (0, 1):
